@@ -1,0 +1,56 @@
+//! Party A, the voice assistant: its branding, its scopes and its
+//! now-playing API. Everything OAuth lives in `shared-protocol`.
+
+pub mod now_playing;
+
+use shared_protocol::config::{Defaults, DemoUser, Party, ScopeInfo};
+use shared_protocol::store::PartyMigration;
+
+pub static PARTY: Party = Party {
+    id: "party-a",
+    name: "Aria Assistant",
+    tagline: "Your voice assistant (party A)",
+    colour: "#5b2a86",
+    session_cookie: "party_a_session",
+    scopes: &[
+        ScopeInfo {
+            name: "assistant:notify",
+            description: "Show now-playing cards on your assistant",
+        },
+        ScopeInfo {
+            name: "assistant:announce",
+            description: "Speak short announcements on your assistant",
+        },
+    ],
+    peer_client_id: "music-service",
+    peer_name: "Tempo Music",
+    own_client_id: "voice-assistant",
+    peer_scope: "assistant:notify assistant:announce",
+    public_clients: &[],
+    demo_users: &[
+        DemoUser {
+            username: "alice",
+            password: "wonderland",
+            role: "user",
+        },
+        DemoUser {
+            username: "bob",
+            password: "builder",
+            role: "user",
+        },
+    ],
+    defaults: Defaults {
+        listen: "127.0.0.1:8001",
+        public_url: "http://localhost:8001",
+        peer_url: "http://localhost:8002",
+        database_url: "sqlite://data/party-a.db",
+        peer_client_secret: "music-service-dev-secret",
+        client_secret: "voice-assistant-dev-secret",
+    },
+    migrations: &[PartyMigration {
+        version: 100,
+        description: "now playing",
+        sql: include_str!("../migrations/0100_now_playing.sql"),
+    }],
+    routes: now_playing::routes,
+};

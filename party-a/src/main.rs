@@ -1,0 +1,4 @@
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    shared_protocol::run_party(&party_a::PARTY).await
+}

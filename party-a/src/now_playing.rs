@@ -1,0 +1,89 @@
+//! The now-playing API (CONTRACT section 3): the music service posts a card
+//! with `assistant:notify`; the assistant's page (session) or a token holder
+//! reads it.
+
+use actix_session::Session;
+use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared_protocol::error::{ApiError, ApiRejection};
+use shared_protocol::resource::Bearer;
+use shared_protocol::state::AppState;
+use shared_protocol::web::session;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Card {
+    pub title: String,
+    pub artist: String,
+}
+
+impl Card {
+    fn validate(&self) -> Result<(), &'static str> {
+        let ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 200;
+        if ok(&self.title) && ok(&self.artist) {
+            Ok(())
+        } else {
+            Err("title and artist must be 1 to 200 characters")
+        }
+    }
+}
+
+pub async fn load(app: &AppState, user_id: &str) -> Result<Option<Card>, ApiError> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT title, artist FROM now_playing WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(app.store.pool())
+            .await
+            .map_err(|_| ApiError::Internal)?;
+    Ok(row.map(|(title, artist)| Card { title, artist }))
+}
+
+#[post("/api/now-playing")]
+pub async fn post_now_playing(
+    app: web::Data<AppState>,
+    bearer: Bearer,
+    card: web::Json<Card>,
+) -> Result<HttpResponse, ApiRejection> {
+    bearer.require_scope("assistant:notify")?;
+    let user_id = bearer.user_id()?;
+    card.validate()
+        .map_err(|e| bearer.reject(ApiError::BadRequest(e.into())))?;
+    sqlx::query(
+        "INSERT INTO now_playing (user_id, title, artist, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id) DO UPDATE SET title = $2, artist = $3, updated_at = $4",
+    )
+    .bind(user_id)
+    .bind(card.title.trim())
+    .bind(card.artist.trim())
+    .bind(app.now())
+    .execute(app.store.pool())
+    .await
+    .map_err(|_| bearer.reject(ApiError::Internal))?;
+    Ok(HttpResponse::Ok().json(json!({ "now_playing": card.into_inner() })))
+}
+
+/// Signed-in users read their own card; otherwise a token with `assistant:notify`.
+#[get("/api/now-playing")]
+pub async fn get_now_playing(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+) -> Result<HttpResponse, ApiRejection> {
+    let user_id = match session::user_id(&session) {
+        Some(id) => id,
+        None => {
+            let bearer = Bearer::extract(&req).await?;
+            bearer.require_scope("assistant:notify")?;
+            bearer.user_id()?.to_owned()
+        }
+    };
+    let card = load(&app, &user_id).await.map_err(|error| ApiRejection {
+        error,
+        challenge: app.challenge(),
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "now_playing": card })))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(post_now_playing).service(get_now_playing);
+}

@@ -1,0 +1,159 @@
+//! The player API (CONTRACT section 3): `GET /api/player` needs
+//! `player:read`, `POST /api/player/play` needs `player:control`.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use shared_protocol::error::{ApiError, ApiRejection};
+use shared_protocol::resource::Bearer;
+use shared_protocol::state::AppState;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlayerState {
+    pub playing: bool,
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub shared_with_assistant: bool,
+}
+
+#[derive(Deserialize)]
+pub struct PlayRequest {
+    pub query: String,
+}
+
+/// A tiny catalogue: (keywords, title, artist).
+const CATALOGUE: &[(&[&str], &str, &str)] = &[
+    (
+        &["jazz", "miles", "davis", "so what"],
+        "So What",
+        "Miles Davis",
+    ),
+    (&["rock", "queen", "bohemian"], "Bohemian Rhapsody", "Queen"),
+    (
+        &["classical", "bach", "cello"],
+        "Cello Suite No. 1",
+        "Johann Sebastian Bach",
+    ),
+    (&["pop", "abba", "dancing"], "Dancing Queen", "ABBA"),
+    (
+        &["electronic", "daft", "punk"],
+        "Around the World",
+        "Daft Punk",
+    ),
+    (&["soul", "aretha", "respect"], "Respect", "Aretha Franklin"),
+];
+
+/// The track a spoken query asks for; an unknown query plays a station named after it.
+pub fn pick_track(query: &str) -> (String, String) {
+    let q = query.to_lowercase();
+    CATALOGUE
+        .iter()
+        .find(|(keys, _, _)| keys.iter().any(|k| q.contains(k)))
+        .map(|(_, t, a)| ((*t).to_owned(), (*a).to_owned()))
+        .unwrap_or_else(|| {
+            (
+                format!("{} Radio", title_case(query.trim())),
+                "Tempo Stations".to_owned(),
+            )
+        })
+}
+
+fn title_case(s: &str) -> String {
+    s.split_whitespace()
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn load(app: &AppState, user_id: &str) -> Result<PlayerState, ApiError> {
+    let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT playing, title, artist, shared_with_assistant FROM player_state WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(app.store.pool())
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    Ok(match row {
+        Some((playing, title, artist, shared)) => PlayerState {
+            playing: playing != 0,
+            title: Some(title),
+            artist: Some(artist),
+            shared_with_assistant: shared != 0,
+        },
+        None => PlayerState {
+            playing: false,
+            title: None,
+            artist: None,
+            shared_with_assistant: false,
+        },
+    })
+}
+
+#[get("/api/player")]
+pub async fn player_state(
+    app: web::Data<AppState>,
+    bearer: Bearer,
+) -> Result<HttpResponse, ApiRejection> {
+    bearer.require_scope("player:read")?;
+    let state = load(&app, bearer.user_id()?)
+        .await
+        .map_err(|e| bearer.reject(e))?;
+    Ok(HttpResponse::Ok().json(state))
+}
+
+#[post("/api/player/play")]
+pub async fn play(
+    app: web::Data<AppState>,
+    bearer: Bearer,
+    body: web::Json<PlayRequest>,
+) -> Result<HttpResponse, ApiRejection> {
+    bearer.require_scope("player:control")?;
+    let user_id = bearer.user_id()?;
+    let query = body.query.trim();
+    if query.is_empty() || query.chars().count() > 200 {
+        return Err(bearer.reject(ApiError::BadRequest(
+            "query must be 1 to 200 characters".into(),
+        )));
+    }
+    let (title, artist) = pick_track(query);
+    sqlx::query(
+        "INSERT INTO player_state (user_id, playing, title, artist, shared_with_assistant, updated_at)
+         VALUES ($1, 1, $2, $3, 0, $4)
+         ON CONFLICT (user_id) DO UPDATE SET playing = 1, title = $2, artist = $3, shared_with_assistant = 0, updated_at = $4",
+    )
+    .bind(user_id)
+    .bind(&title)
+    .bind(&artist)
+    .bind(app.now())
+    .execute(app.store.pool())
+    .await
+    .map_err(|_| bearer.reject(ApiError::Internal))?;
+    let state = load(&app, user_id).await.map_err(|e| bearer.reject(e))?;
+    Ok(HttpResponse::Ok().json(state))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(player_state).service(play);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_genre_picks_its_track() {
+        assert_eq!(
+            pick_track("play some Jazz"),
+            ("So What".to_owned(), "Miles Davis".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_unknown_query_plays_a_station() {
+        assert_eq!(pick_track("sea shanties").0, "Sea Shanties Radio");
+    }
+}

@@ -1,0 +1,214 @@
+//! Everything tunable, with the demo defaults: one [`Config`] per party,
+//! built from its [`Party`] profile and the command line (CONTRACT section 1).
+
+use actix_web::web::ServiceConfig;
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use crate::store::PartyMigration;
+
+/// A scope this party offers, with the words a user reads on the consent page.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DemoUser {
+    pub username: &'static str,
+    pub password: &'static str,
+    pub role: &'static str,
+}
+
+/// A public client (no secret) this party registers, e.g. a device.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicClient {
+    pub client_id: &'static str,
+    pub name: &'static str,
+    pub grant_types: &'static str,
+    pub scope: &'static str,
+}
+
+/// What makes a party itself: its name, colour, scopes, peer, demo data and API.
+/// Everything else is shared.
+pub struct Party {
+    /// `party-a` or `party-b`.
+    pub id: &'static str,
+    pub name: &'static str,
+    /// One line under the name, so a user knows what this site is.
+    pub tagline: &'static str,
+    /// The brand colour (CSS colour).
+    pub colour: &'static str,
+    pub session_cookie: &'static str,
+    pub scopes: &'static [ScopeInfo],
+    /// How the peer is registered here, and how this party is registered at the peer.
+    pub peer_client_id: &'static str,
+    pub peer_name: &'static str,
+    pub own_client_id: &'static str,
+    /// The scope the peer's client may ask for here.
+    pub peer_scope: &'static str,
+    pub public_clients: &'static [PublicClient],
+    pub demo_users: &'static [DemoUser],
+    pub defaults: Defaults,
+    pub migrations: &'static [PartyMigration],
+    /// The party's own routes (its resource API and pages).
+    pub routes: fn(&mut ServiceConfig),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub listen: &'static str,
+    pub public_url: &'static str,
+    pub peer_url: &'static str,
+    pub database_url: &'static str,
+    pub peer_client_secret: &'static str,
+    pub client_secret: &'static str,
+}
+
+/// Lifetimes in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub access_token: i64,
+    pub refresh_token: i64,
+    pub authorization_code: i64,
+    /// How far in the past or future a client assertion's times may be (clock skew).
+    pub assertion_skew: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            access_token: 600,
+            refresh_token: 30 * 24 * 3600,
+            authorization_code: 60,
+            assertion_skew: 30,
+        }
+    }
+}
+
+/// The command line of each party; defaults come from its [`Party`] profile.
+#[derive(Debug, Clone, Parser)]
+#[command(about = "A Reciprocal OAuth party: authorization server, client and resource server")]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN")]
+    pub listen: String,
+    /// This party's public URL, also its issuer identifier.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: String,
+    /// The other party's public URL.
+    #[arg(long, env = "PEER_URL")]
+    pub peer_url: String,
+    /// sqlite://path (created on first start) or postgres://…
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// The secret the peer's client authenticates with here.
+    #[arg(long, env = "PEER_CLIENT_SECRET")]
+    pub peer_client_secret: String,
+    /// This party's client secret at the peer.
+    #[arg(long, env = "CLIENT_SECRET")]
+    pub client_secret: String,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 600)]
+    pub access_token_ttl: i64,
+    /// Refresh token lifetime in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 2_592_000)]
+    pub refresh_token_ttl: i64,
+    /// Authorization code lifetime in seconds.
+    #[arg(long, env = "CODE_TTL", default_value_t = 60)]
+    pub code_ttl: i64,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "WORKERS")]
+    pub workers: Option<usize>,
+    /// Do not create the demo users on an empty database.
+    #[arg(long, env = "NO_DEMO_DATA")]
+    pub no_demo_data: bool,
+}
+
+impl Cli {
+    /// Parses the process arguments with the party's defaults filled in.
+    pub fn parse_for(party: &Party) -> Self {
+        Self::parse_from_for(party, std::env::args_os())
+    }
+
+    pub fn parse_from_for<I, T>(party: &Party, args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let d = party.defaults;
+        let command = Self::command()
+            .name(party.id)
+            .mut_arg("listen", |a| a.default_value(d.listen).required(false))
+            .mut_arg("public_url", |a| {
+                a.default_value(d.public_url).required(false)
+            })
+            .mut_arg("peer_url", |a| a.default_value(d.peer_url).required(false))
+            .mut_arg("database_url", |a| {
+                a.default_value(d.database_url).required(false)
+            })
+            .mut_arg("peer_client_secret", |a| {
+                a.default_value(d.peer_client_secret)
+                    .required(false)
+                    .hide_default_value(true)
+            })
+            .mut_arg("client_secret", |a| {
+                a.default_value(d.client_secret)
+                    .required(false)
+                    .hide_default_value(true)
+            });
+        let matches = command.get_matches_from(args);
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// The whole configuration of one running party.
+pub struct Config {
+    pub party: &'static Party,
+    pub listen: String,
+    /// Issuer identifier and resource identifier, without a trailing slash.
+    pub public_url: String,
+    pub peer_url: String,
+    pub database_url: String,
+    pub peer_client_secret: String,
+    pub client_secret: String,
+    pub lifetimes: Lifetimes,
+    pub workers: Option<usize>,
+    pub demo_data: bool,
+}
+
+impl Config {
+    pub fn from_cli(party: &'static Party, cli: Cli) -> Self {
+        Self {
+            party,
+            listen: cli.listen,
+            public_url: cli.public_url.trim_end_matches('/').to_owned(),
+            peer_url: cli.peer_url.trim_end_matches('/').to_owned(),
+            database_url: cli.database_url,
+            peer_client_secret: cli.peer_client_secret,
+            client_secret: cli.client_secret,
+            lifetimes: Lifetimes {
+                access_token: cli.access_token_ttl,
+                refresh_token: cli.refresh_token_ttl,
+                authorization_code: cli.code_ttl,
+                ..Lifetimes::default()
+            },
+            workers: cli.workers,
+            demo_data: !cli.no_demo_data,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.public_url
+    }
+    /// The one resource this party's API serves (RFC 9728 `resource`, the tokens' `aud`).
+    pub fn resource(&self) -> &str {
+        &self.public_url
+    }
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.public_url, path)
+    }
+    pub fn scope_names(&self) -> impl Iterator<Item = &'static str> {
+        self.party.scopes.iter().map(|s| s.name)
+    }
+}

@@ -1,0 +1,314 @@
+//! The protocol both parties share: the authorization server, the resource
+//! server guard, storage, sessions and pages. A party is a [`config::Party`]
+//! profile plus its own API; [`run_party`] does the rest.
+//!
+//! Reading order for newcomers: `server/` (one file per endpoint, one per
+//! grant under `server/grants/`), `tokens/`, `resource/`, `store/`, `web/`.
+
+pub mod accounts;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod resource;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod tokens;
+pub mod web;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web as aw, App, HttpServer};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
+use crate::config::{Cli, Config, Party};
+use crate::error::{ApiError, ApiRejection};
+use crate::server::client_auth::{ClientDirectory, JwksCache};
+use crate::server::grants::GrantRegistry;
+use crate::state::{http_client, AppState};
+use crate::store::{ClientRecord, Store, StoreError, UserRecord};
+use crate::tokens::secrets::{digest, new_id};
+use crate::tokens::KeyRing;
+use crate::web::form::MAX_BODY;
+use crate::web::middleware::{
+    body_limit, not_found, render_error_pages, request_log, security_headers,
+};
+
+/// The grant types a party's peer client may use here.
+const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials";
+
+/// Builds the state of a party: connects and migrates the database, loads or
+/// creates the signing keys, registers the clients and seeds the demo data.
+pub async fn build_state(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+) -> Result<AppState, StoreError> {
+    let store = Store::connect(&config.database_url, config.party.migrations).await?;
+    let keys = KeyRing::load_or_create(&store, clock.now()).await?;
+    register_clients(&config, &store).await?;
+    if config.demo_data && store.user_count().await? == 0 {
+        seed_demo_users(&config, &store, clock.now()).await?;
+    }
+    let dummy_password_hash = accounts::hash_password("not a real password".into())
+        .await
+        .unwrap_or_default();
+    Ok(AppState {
+        config,
+        store,
+        keys,
+        clock,
+        entropy,
+        grants: GrantRegistry::standard(),
+        clients: ClientDirectory::default(),
+        peer_keys: JwksCache::default(),
+        revocations: Default::default(),
+        verified: Default::default(),
+        throttle: Default::default(),
+        dummy_password_hash,
+        http: http_client(),
+    })
+}
+
+async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreError> {
+    let party = config.party;
+    store
+        .upsert_client(&ClientRecord {
+            client_id: party.peer_client_id.to_owned(),
+            name: party.peer_name.to_owned(),
+            secret_digest: Some(digest(&config.peer_client_secret)),
+            redirect_uris: format!("{}/link/callback", config.peer_url),
+            grant_types: PEER_GRANT_TYPES.to_owned(),
+            scope: party.peer_scope.to_owned(),
+            jwks_uri: Some(format!(
+                "{}{}",
+                config.peer_url,
+                server::metadata::JWKS_PATH
+            )),
+        })
+        .await?;
+    for c in party.public_clients {
+        store
+            .upsert_client(&ClientRecord {
+                client_id: c.client_id.to_owned(),
+                name: c.name.to_owned(),
+                secret_digest: None,
+                redirect_uris: String::new(),
+                grant_types: c.grant_types.to_owned(),
+                scope: c.scope.to_owned(),
+                jwks_uri: None,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn seed_demo_users(config: &Config, store: &Store, now: i64) -> Result<(), StoreError> {
+    for u in config.party.demo_users {
+        let Some(password_hash) = accounts::hash_password(u.password.to_owned()).await else {
+            continue;
+        };
+        let user = UserRecord {
+            id: new_id(&OsEntropy),
+            username: u.username.to_owned(),
+            password_hash,
+            role: u.role.to_owned(),
+        };
+        store.insert_user(&user, now).await?;
+    }
+    Ok(())
+}
+
+/// The session key is shared through the database so every instance can read every cookie.
+async fn session_key(state: &AppState) -> Result<Key, StoreError> {
+    let mut fresh = [0u8; 64];
+    state.entropy.fill(&mut fresh);
+    let stored = state
+        .store
+        .setting_or_insert("session_key", &STANDARD.encode(fresh))
+        .await?;
+    let bytes = STANDARD
+        .decode(stored)
+        .ok()
+        .filter(|b| b.len() >= 64)
+        .unwrap_or(fresh.to_vec());
+    Ok(Key::from(&bytes))
+}
+
+/// Starts serving `state` on `listener`; the server stops on Ctrl-C or SIGTERM.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+) -> Result<Server, Box<dyn std::error::Error>> {
+    let key = session_key(&state).await?;
+    let workers = state.config.workers;
+    let state = aw::Data::new(state);
+    spawn_revocation_sync(state.clone());
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        let party = app_state.config.party;
+        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name(party.session_cookie.to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(app_state.config.public_url.starts_with("https://"))
+            .cookie_content_security(CookieContentSecurity::Private)
+            .build();
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(aw::PayloadConfig::new(MAX_BODY))
+            .app_data(
+                aw::JsonConfig::default()
+                    .limit(MAX_BODY)
+                    .error_handler(|err, req| {
+                        let app = req
+                            .app_data::<aw::Data<AppState>>()
+                            .expect("AppState is registered");
+                        ApiRejection {
+                            error: ApiError::BadRequest(err.to_string().into()),
+                            challenge: app.challenge(),
+                        }
+                        .into()
+                    }),
+            )
+            .wrap(from_fn(render_error_pages))
+            .wrap(sessions)
+            .wrap(security_headers())
+            .wrap(from_fn(body_limit))
+            .wrap(from_fn(request_log))
+            .configure(server::routes)
+            .configure(web::pages::routes)
+            .configure(party.routes)
+            .default_service(aw::to(not_found))
+    })
+    .listen(listener)?;
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    Ok(server.run())
+}
+
+/// Learns of revocations made by other instances sharing the database.
+fn spawn_revocation_sync(state: aw::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = state.now();
+            let forget_before = now - state.config.lifetimes.access_token - 60;
+            if let Err(e) = state
+                .revocations
+                .sync(&state.store, now, forget_before)
+                .await
+            {
+                tracing::warn!(error = %e, "revocation sync failed");
+            }
+        }
+    });
+}
+
+/// Logs go to stderr, one line per request; SQL text only at warn and above.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The whole life of a party's binary: flags → Config → state → serve.
+pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
+    let cli = Cli::parse_for(party);
+    init_tracing();
+    let config = Config::from_cli(party, cli);
+    let listener = TcpListener::bind(&config.listen)?;
+    let banner = banner(&config, listener.local_addr()?);
+    let state = build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy))
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
+    let server = serve(state, listener)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // The banner is for the person at the terminal (stdout); logs go to stderr.
+    println!("{banner}");
+    server.await
+}
+
+fn banner(config: &Config, addr: std::net::SocketAddr) -> String {
+    let p = config.party;
+    let mut out = format!(
+        "{} ({}) listening on {addr}, public URL {}\n",
+        p.name, p.id, config.public_url
+    );
+    let secret = if config.peer_client_secret == p.defaults.peer_client_secret {
+        config.peer_client_secret.clone()
+    } else {
+        "(set by --peer-client-secret, not shown)".to_owned()
+    };
+    out.push_str(&format!(
+        "dev client: id={} secret={secret}\n",
+        p.peer_client_id
+    ));
+    for c in p.public_clients {
+        out.push_str(&format!("public client: id={} (no secret)\n", c.client_id));
+    }
+    if config.demo_data {
+        let logins: Vec<String> = p
+            .demo_users
+            .iter()
+            .map(|u| format!("{} / {}", u.username, u.password))
+            .collect();
+        out.push_str(&format!("demo logins (dev only): {}", logins.join(", ")));
+    }
+    out
+}
+
+/// A small party profile for unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::config::{Defaults, Party, ScopeInfo};
+
+    static PARTY: Party = Party {
+        id: "party-t",
+        name: "Test Party",
+        tagline: "for unit tests",
+        colour: "#333",
+        session_cookie: "party_t_session",
+        scopes: &[ScopeInfo {
+            name: "player:read",
+            description: "see what is playing",
+        }],
+        peer_client_id: "peer",
+        peer_name: "Peer",
+        own_client_id: "me",
+        peer_scope: "player:read",
+        public_clients: &[],
+        demo_users: &[],
+        defaults: Defaults {
+            listen: "127.0.0.1:0",
+            public_url: "http://localhost:9",
+            peer_url: "http://localhost:10",
+            database_url: "sqlite::memory:",
+            peer_client_secret: "s",
+            client_secret: "t",
+        },
+        migrations: &[],
+        routes: |_| {},
+    };
+
+    pub fn party() -> &'static Party {
+        &PARTY
+    }
+}

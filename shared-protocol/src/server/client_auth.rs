@@ -1,0 +1,400 @@
+//! Client authentication (RFC 6749 2.3): `client_secret_basic`,
+//! `client_secret_post`, `private_key_jwt` (RFC 7523 2.2, 3) and public
+//! clients identified by `client_id` alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::HttpRequest;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+
+use crate::error::OAuthError;
+use crate::server::scope::Scope;
+use crate::state::AppState;
+use crate::store::{ClientRecord, Store, StoreResult};
+use crate::tokens::secrets::verify_digest;
+use crate::web::form::Params;
+
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A registered client, parsed once.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    secret_digest: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scope: Scope,
+    pub jwks_uri: Option<String>,
+}
+
+impl From<ClientRecord> for Client {
+    fn from(r: ClientRecord) -> Self {
+        let split = |s: &str| {
+            s.split(' ')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        Self {
+            redirect_uris: split(&r.redirect_uris),
+            grant_types: split(&r.grant_types),
+            scope: Scope::parse(&r.scope),
+            id: r.client_id,
+            name: r.name,
+            secret_digest: r.secret_digest,
+            jwks_uri: r.jwks_uri,
+        }
+    }
+}
+
+impl Client {
+    /// A public client has no credentials (RFC 6749 2.1).
+    pub fn is_public(&self) -> bool {
+        self.secret_digest.is_none() && self.jwks_uri.is_none()
+    }
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+    /// Exact string comparison (RFC 9700 2.1; no prefix or pattern matching).
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri)
+    }
+}
+
+/// Clients by id, cached briefly so the token endpoint's hot path does not
+/// hit the database for every request.
+#[derive(Default)]
+pub struct ClientDirectory {
+    cache: RwLock<HashMap<String, (Arc<Client>, i64)>>,
+}
+
+impl ClientDirectory {
+    const TTL: i64 = 30;
+
+    pub async fn get(
+        &self,
+        store: &Store,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Arc<Client>>> {
+        if let Some((c, at)) = self.cache.read().expect("client cache").get(client_id) {
+            if now - at < Self::TTL {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let Some(record) = store.client(client_id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(Client::from(record));
+        self.cache
+            .write()
+            .expect("client cache")
+            .insert(client_id.to_owned(), (client.clone(), now));
+        Ok(Some(client))
+    }
+}
+
+/// The peers' public keys (their `jwks_uri`), fetched on demand and cached.
+#[derive(Default)]
+pub struct JwksCache {
+    sets: Mutex<HashMap<String, (JwkSet, i64)>>,
+}
+
+impl JwksCache {
+    const TTL: i64 = 300;
+    /// A missing `kid` triggers a refetch at most this often (key rotation without a fetch storm).
+    const REFETCH_AFTER: i64 = 10;
+
+    async fn key(
+        &self,
+        state: &AppState,
+        uri: &str,
+        kid: Option<&str>,
+    ) -> Result<DecodingKey, OAuthError> {
+        let now = state.now();
+        let cached = self.sets.lock().expect("jwks cache").get(uri).cloned();
+        let find = |set: &JwkSet| match kid {
+            Some(kid) => set.find(kid).cloned(),
+            None if set.keys.len() == 1 => set.keys.first().cloned(),
+            None => None,
+        };
+        let jwk = match cached {
+            Some((set, at)) if now - at < Self::TTL && find(&set).is_some() => find(&set),
+            Some((set, at)) if now - at < Self::REFETCH_AFTER => find(&set),
+            _ => {
+                let set = fetch_jwks(state, uri).await?;
+                let found = find(&set);
+                self.sets
+                    .lock()
+                    .expect("jwks cache")
+                    .insert(uri.to_owned(), (set, now));
+                found
+            }
+        };
+        let jwk = jwk.ok_or_else(|| {
+            OAuthError::invalid_client("the assertion's key is not in the client's JWKS")
+        })?;
+        DecodingKey::from_jwk(&jwk)
+            .map_err(|_| OAuthError::invalid_client("the client's JWKS holds an unusable key"))
+    }
+}
+
+async fn fetch_jwks(state: &AppState, uri: &str) -> Result<JwkSet, OAuthError> {
+    let unavailable = || OAuthError::invalid_client("the client's JWKS could not be fetched");
+    let res = state.http.get(uri).send().await.map_err(|e| {
+        tracing::warn!(error = %e.without_url(), "fetching a client's JWKS failed");
+        unavailable()
+    })?;
+    if !res.status().is_success() {
+        return Err(unavailable());
+    }
+    res.json::<JwkSet>().await.map_err(|_| unavailable())
+}
+
+/// Which method the client used, for metadata and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client: Arc<Client>,
+    pub method: AuthMethod,
+}
+
+/// Authenticates the client of a request to `endpoint` (a path such as `/token`).
+pub async fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &Params,
+    endpoint: &str,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let basic = basic_credentials(req)?;
+    let assertion = params.get("client_assertion");
+    let post_secret = params.get("client_secret");
+    let methods = [basic.is_some(), assertion.is_some(), post_secret.is_some()]
+        .iter()
+        .filter(|m| **m)
+        .count();
+    if methods > 1 {
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method",
+        ));
+    }
+    let now = state.now();
+    let lookup = |id: String| async move {
+        state
+            .clients
+            .get(&state.store, &id, now)
+            .await
+            .map_err(OAuthError::from)
+    };
+
+    if let Some((id, secret)) = basic {
+        let fail = || {
+            OAuthError::invalid_client("client authentication failed").with_basic_challenge(true)
+        };
+        if params.get("client_id").is_some_and(|p| p != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the authenticated client",
+            ));
+        }
+        let client = lookup(id).await?.ok_or_else(fail)?;
+        return match &client.secret_digest {
+            Some(d) if verify_digest(&secret, d) => Ok(AuthenticatedClient {
+                client,
+                method: AuthMethod::ClientSecretBasic,
+            }),
+            _ => Err(fail()),
+        };
+    }
+    if let Some(assertion) = assertion {
+        if params.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
+            return Err(OAuthError::invalid_request(format!(
+                "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+            )));
+        }
+        let client = verify_assertion(state, assertion, params, endpoint).await?;
+        return Ok(AuthenticatedClient {
+            client,
+            method: AuthMethod::PrivateKeyJwt,
+        });
+    }
+    let id = params
+        .get("client_id")
+        .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?
+        .to_owned();
+    let fail = || OAuthError::invalid_client("client authentication failed");
+    let client = lookup(id).await?.ok_or_else(fail)?;
+    match (post_secret, &client.secret_digest) {
+        (Some(secret), Some(d)) if verify_digest(secret, d) => Ok(AuthenticatedClient {
+            client,
+            method: AuthMethod::ClientSecretPost,
+        }),
+        (None, _) if client.is_public() => Ok(AuthenticatedClient {
+            client,
+            method: AuthMethod::None,
+        }),
+        (None, _) => Err(OAuthError::invalid_client("this client must authenticate")),
+        _ => Err(fail()),
+    }
+}
+
+/// RFC 6749 2.3.1: `Basic base64(urlencode(id) ":" urlencode(secret))`.
+/// `Ok(None)` when the request carries no Basic credentials.
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = req.headers().get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("");
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let bad =
+        || OAuthError::invalid_client("malformed Basic credentials").with_basic_challenge(true);
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+    };
+    Ok(Some((
+        unescape(id).map_err(|_| bad())?,
+        unescape(secret).map_err(|_| bad())?,
+    )))
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: Audience,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    jti: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains_any(&self, wanted: &[&str]) -> bool {
+        match self {
+            Self::One(a) => wanted.contains(&a.as_str()),
+            Self::Many(v) => v.iter().any(|a| wanted.contains(&a.as_str())),
+        }
+    }
+}
+
+/// RFC 7523 3: the JWT's `iss` and `sub` are the client, `aud` is this
+/// server, it has not expired, and its `jti` has not been seen.
+async fn verify_assertion(
+    state: &AppState,
+    assertion: &str,
+    params: &Params,
+    endpoint: &str,
+) -> Result<Arc<Client>, OAuthError> {
+    let bad = |why: &'static str| OAuthError::invalid_client(why);
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| bad("the client assertion is not a JWT"))?;
+    // Read `sub` before verifying only to find whose keys verify it.
+    let unverified: AssertionClaims = assertion
+        .split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| bad("the client assertion's claims are malformed"))?;
+    if params
+        .get("client_id")
+        .is_some_and(|id| id != unverified.sub)
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the client assertion",
+        ));
+    }
+    let now = state.now();
+    let client = state
+        .clients
+        .get(&state.store, &unverified.sub, now)
+        .await?
+        .ok_or_else(|| bad("client authentication failed"))?;
+    let uri = client
+        .jwks_uri
+        .as_deref()
+        .ok_or_else(|| bad("this client has no registered keys"))?;
+    use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
+    if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
+        return Err(bad("the client assertion must use an asymmetric signature"));
+    }
+    let key = state
+        .peer_keys
+        .key(state, uri, header.kid.as_deref())
+        .await?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
+        .map_err(|_| bad("the client assertion's signature does not verify"))?
+        .claims;
+
+    let skew = state.config.lifetimes.assertion_skew;
+    if claims.iss != client.id || claims.sub != client.id {
+        return Err(bad(
+            "the client assertion's iss and sub must be the client_id",
+        ));
+    }
+    let issuer = state.config.issuer();
+    let token_endpoint = state.config.endpoint("/token");
+    let this_endpoint = state.config.endpoint(endpoint);
+    if !claims
+        .aud
+        .contains_any(&[issuer, &token_endpoint, &this_endpoint])
+    {
+        return Err(bad("the client assertion's audience is not this server"));
+    }
+    if claims.exp + skew < now {
+        return Err(bad("the client assertion has expired"));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf - skew > now)
+        || claims.iat.is_some_and(|iat| iat - skew > now)
+    {
+        return Err(bad("the client assertion is not valid yet"));
+    }
+    let jti = claims
+        .jti
+        .ok_or_else(|| bad("the client assertion has no jti"))?;
+    if !state
+        .store
+        .record_assertion_jti(&client.id, &jti, claims.exp + skew, now)
+        .await?
+    {
+        return Err(bad("the client assertion was already used"));
+    }
+    Ok(client)
+}

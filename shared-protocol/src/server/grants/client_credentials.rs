@@ -1,0 +1,150 @@
+//! `client_credentials` (RFC 6749 4.4), with the token bound to one resource:
+//! RFC 8707 `resource` or Distributed OAuth's `host`.
+
+use async_trait::async_trait;
+use url::Url;
+
+use super::{issue_tokens, Grant, GrantRequest, TokenResponse};
+use crate::config::Config;
+use crate::error::{ErrorCode, OAuthError};
+use crate::server::scope::Scope;
+use crate::store::GrantRecord;
+use crate::tokens::secrets::new_id;
+
+pub struct ClientCredentials;
+
+#[async_trait(?Send)]
+impl Grant for ClientCredentials {
+    fn grant_type(&self) -> &'static str {
+        "client_credentials"
+    }
+
+    async fn exchange(&self, req: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
+        let state = req.state;
+        let client = &req.client.client;
+        if client.is_public() {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "a public client cannot use client_credentials",
+            ));
+        }
+        let scope = match req.params.get("scope") {
+            Some(s) => Scope::parse(s),
+            None => client.scope.clone(),
+        };
+        if !scope.is_subset(&client.scope) {
+            return Err(OAuthError::invalid_scope(
+                "the scope exceeds what this client may ask for",
+            ));
+        }
+        let (audience, host) = target(
+            &state.config,
+            req.params.get("resource"),
+            req.params.get("host"),
+        )?;
+        // No row is written: the token is self-contained, and revoking it records its grant id.
+        let grant = GrantRecord {
+            id: new_id(state.entropy.as_ref()),
+            client_id: client.id.clone(),
+            user_id: None,
+            scope: scope.to_string(),
+            audience,
+            created_at: state.now(),
+            revoked_at: None,
+        };
+        issue_tokens(state, &grant, host, false).await
+    }
+}
+
+/// The audience a token is bound to: this party's resource, named by
+/// `resource` (RFC 8707 2) or by `host` (Distributed OAuth 3); both, if
+/// given, must agree. Anything else is `invalid_target`.
+pub fn target(
+    config: &Config,
+    resource: Option<&str>,
+    host: Option<&str>,
+) -> Result<(String, Option<String>), OAuthError> {
+    let ours = config.resource();
+    let invalid = |why: &'static str| OAuthError::new(ErrorCode::InvalidTarget, why);
+    if let Some(r) = resource {
+        let url = Url::parse(r).map_err(|_| invalid("resource must be an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(invalid("resource must not contain a fragment (RFC 8707 2)"));
+        }
+        if r.trim_end_matches('/') != ours {
+            return Err(invalid(
+                "this server does not issue tokens for that resource",
+            ));
+        }
+    }
+    if let Some(h) = host {
+        let our_host = Url::parse(ours).ok().and_then(|u| {
+            u.host_str().map(|hs| match u.port() {
+                Some(p) => format!("{hs}:{p}"),
+                None => hs.to_owned(),
+            })
+        });
+        if our_host.as_deref() != Some(h) {
+            return Err(invalid("this server does not issue tokens for that host"));
+        }
+    }
+    Ok((ours.to_owned(), host.map(str::to_owned)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cli, Config};
+
+    fn config() -> Config {
+        let cli = <Cli as clap::Parser>::parse_from([
+            "p",
+            "--listen",
+            "x",
+            "--public-url",
+            "http://localhost:8002",
+            "--peer-url",
+            "http://localhost:8001",
+            "--database-url",
+            "sqlite::memory:",
+            "--peer-client-secret",
+            "s",
+            "--client-secret",
+            "t",
+        ]);
+        Config::from_cli(crate::testing::party(), cli)
+    }
+
+    #[test]
+    fn binds_to_our_resource_by_resource_or_host() {
+        let c = config();
+        assert_eq!(target(&c, None, None).unwrap().0, "http://localhost:8002");
+        assert_eq!(
+            target(&c, Some("http://localhost:8002/"), None).unwrap().0,
+            "http://localhost:8002"
+        );
+        let (aud, host) = target(&c, None, Some("localhost:8002")).unwrap();
+        assert_eq!(
+            (aud.as_str(), host.as_deref()),
+            ("http://localhost:8002", Some("localhost:8002"))
+        );
+    }
+
+    #[test]
+    fn refuses_other_targets() {
+        let c = config();
+        for (r, h) in [
+            (Some("http://localhost:8001"), None),
+            (Some("not a uri"), None),
+            (Some("http://localhost:8002#x"), None),
+            (None, Some("localhost:8001")),
+            (Some("http://localhost:8002"), Some("evil.example")),
+        ] {
+            assert_eq!(
+                target(&c, r, h).unwrap_err().code,
+                ErrorCode::InvalidTarget,
+                "{r:?} {h:?}"
+            );
+        }
+    }
+}

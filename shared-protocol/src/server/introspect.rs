@@ -1,0 +1,62 @@
+//! Token introspection (RFC 7662), for authenticated clients about the
+//! tokens issued to them.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::client_auth::authenticate;
+use super::token::no_store;
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::tokens::access_token::{AccessClaims, ACCESS_TOKEN_TYP};
+use crate::tokens::secrets::digest;
+use crate::web::form::OAuthForm;
+
+#[post("/introspect")]
+pub async fn introspection_endpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    OAuthForm(params): OAuthForm,
+) -> Result<HttpResponse, OAuthError> {
+    let client = authenticate(&state, &req, &params, "/introspect").await?;
+    let token = params.require("token")?;
+    let now = state.now();
+    let inactive = || no_store(HttpResponse::Ok()).json(json!({ "active": false }));
+
+    if let Ok(c) = state.keys.verify::<AccessClaims>(token, ACCESS_TOKEN_TYP) {
+        let live = c.iss == state.config.issuer()
+            && c.exp > now
+            && !state.store.is_grant_revoked(&c.gid).await?;
+        // A client learns only about its own tokens (RFC 7662 2.2 leaves the policy to the server).
+        if !live || c.client_id != client.client.id {
+            return Ok(inactive());
+        }
+        let username = match state.store.user_by_id(&c.sub).await? {
+            Some(u) => Some(u.username),
+            None => None,
+        };
+        return Ok(no_store(HttpResponse::Ok()).json(json!({
+            "active": true, "token_type": "Bearer", "scope": c.scope, "client_id": c.client_id,
+            "username": username, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
+        })));
+    }
+    let Some((grant_id, expires_at, used)) =
+        state.store.refresh_token_grant(&digest(token)).await?
+    else {
+        return Ok(inactive());
+    };
+    let Some(grant) = state.store.grant(&grant_id).await? else {
+        return Ok(inactive());
+    };
+    if used
+        || expires_at <= now
+        || grant.revoked_at.is_some()
+        || grant.client_id != client.client.id
+    {
+        return Ok(inactive());
+    }
+    Ok(no_store(HttpResponse::Ok()).json(json!({
+        "active": true, "token_type": "refresh_token", "scope": grant.scope, "client_id": grant.client_id,
+        "sub": grant.user_id, "iss": state.config.issuer(), "exp": expires_at,
+    })))
+}

@@ -1,0 +1,68 @@
+//! Discovery documents: RFC 8414 authorization server metadata, RFC 9728
+//! protected resource metadata, and the JWKS (RFC 7517).
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpResponse};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub const JWKS_PATH: &str = "/jwks.json";
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+#[get("/.well-known/oauth-authorization-server")]
+pub async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
+    let c = &state.config;
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let grant_types: Vec<&str> = state.grants.grant_types().collect();
+    let scopes: Vec<&str> = c.scope_names().collect();
+    cacheable(json!({
+        "issuer": c.issuer(),
+        "authorization_endpoint": c.endpoint("/authorize"),
+        "token_endpoint": c.endpoint("/token"),
+        "jwks_uri": c.endpoint(JWKS_PATH),
+        "revocation_endpoint": c.endpoint("/revoke"),
+        "introspection_endpoint": c.endpoint("/introspect"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": grant_types,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256", "PS256"],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "protected_resources": [c.resource()],
+    }))
+}
+
+#[get("/.well-known/oauth-protected-resource")]
+pub async fn protected_resource_metadata(state: web::Data<AppState>) -> HttpResponse {
+    let c = &state.config;
+    let scopes: Vec<&str> = c.scope_names().collect();
+    cacheable(json!({
+        "resource": c.resource(),
+        "authorization_servers": [c.issuer()],
+        "jwks_uri": c.endpoint(JWKS_PATH),
+        "scopes_supported": scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_signing_alg_values_supported": ["ES256"],
+        "resource_name": c.party.name,
+    }))
+}
+
+#[get("/jwks.json")]
+pub async fn jwks_endpoint(state: web::Data<AppState>) -> HttpResponse {
+    cacheable(state.keys.jwks().clone())
+}
+
+fn cacheable(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(body)
+}

@@ -1,0 +1,49 @@
+//! The token endpoint (RFC 6749 3.2): parse (duplicates refused) →
+//! authenticate the client → find the grant → let the grant answer.
+
+use actix_web::http::header;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+
+use super::client_auth::authenticate;
+use super::grants::GrantRequest;
+use crate::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
+use crate::web::form::OAuthForm;
+
+#[post("/token")]
+pub async fn token_endpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    OAuthForm(params): OAuthForm,
+) -> Result<HttpResponse, OAuthError> {
+    let grant_type = params.require("grant_type")?;
+    let client = authenticate(&state, &req, &params, "/token").await?;
+    let grant = state.grants.get(grant_type).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "this server does not support that grant_type",
+        )
+    })?;
+    if !client.client.allows_grant(grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use that grant_type",
+        ));
+    }
+    let response = grant
+        .exchange(GrantRequest {
+            state: &state,
+            client: &client,
+            params: &params,
+            http: &req,
+        })
+        .await?;
+    Ok(no_store(HttpResponse::Ok()).json(response))
+}
+
+/// RFC 6749 5.1: responses with tokens or credentials must not be cached.
+pub fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    res.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    res
+}

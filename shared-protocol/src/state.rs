@@ -1,0 +1,60 @@
+//! The application state every handler receives as `web::Data<AppState>`,
+//! built once from the [`Config`]. No globals: tests build their own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::accounts::LoginThrottle;
+use crate::clock::{Clock, Entropy};
+use crate::config::Config;
+use crate::resource::{RevocationList, VerifiedTokens};
+use crate::server::client_auth::{ClientDirectory, JwksCache};
+use crate::server::grants::GrantRegistry;
+use crate::store::{Store, StoreResult};
+use crate::tokens::KeyRing;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub grants: GrantRegistry,
+    pub clients: ClientDirectory,
+    pub peer_keys: JwksCache,
+    pub revocations: RevocationList,
+    pub verified: VerifiedTokens,
+    pub throttle: LoginThrottle,
+    /// A hash to verify against when the user does not exist, so timing does not tell.
+    pub dummy_password_hash: String,
+    /// For every outbound call: bounded by a timeout, never following redirects.
+    pub http: reqwest::Client,
+}
+
+/// How long any call to another server may take.
+pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Revokes a grant and every token of its family, here and (through the
+    /// database) at every other instance (RFC 7009 2.1, RFC 9700 4.14.2).
+    pub async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        let now = self.now();
+        self.store.revoke_grant(grant_id, now).await?;
+        self.revocations.note(grant_id, now);
+        Ok(())
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(OUTBOUND_TIMEOUT)
+        .connect_timeout(Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("reciprocal-oauth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client with rustls")
+}

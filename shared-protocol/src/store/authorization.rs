@@ -1,0 +1,419 @@
+//! Grants, authorization codes, refresh tokens, consents, revocations and
+//! assertion replay records: the state behind the token endpoint.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GrantRecord {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub audience: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A code to store; only its digest is kept.
+#[derive(Debug, Clone)]
+pub struct NewCode<'a> {
+    pub digest: &'a str,
+    pub grant_id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CodeRecord {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: Option<String>,
+    pub scope: String,
+    pub audience: String,
+    pub code_challenge: Option<String>,
+    pub expires_at: i64,
+}
+
+/// What presenting a code found (RFC 6749 4.1.2: single use).
+#[derive(Debug)]
+pub enum RedeemOutcome {
+    Redeemed(CodeRecord),
+    /// Presented before: the caller revokes what the first redemption issued (RFC 6749 10.5).
+    AlreadyUsed {
+        grant_id: String,
+    },
+    Unknown,
+}
+
+/// What presenting a refresh token found (RFC 9700 4.14.2: rotation).
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    Fresh {
+        grant_id: String,
+        expires_at: i64,
+    },
+    /// A rotated-out token came back: the family is compromised.
+    Reused {
+        grant_id: String,
+    },
+    Unknown,
+}
+
+impl Store {
+    pub async fn insert_grant(&self, g: &GrantRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, scope, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.scope)
+        .bind(&g.audience)
+        .bind(g.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn grant(&self, id: &str) -> StoreResult<Option<GrantRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, client_id, user_id, scope, audience, created_at, revoked_at FROM grants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Revokes a grant and so every token of its family. Idempotent.
+    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(grant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT (grant_id) DO NOTHING")
+            .bind(grant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Live grants of a user to a client (for withdrawing consent).
+    pub async fn live_grants(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(Into::into))
+            .collect()
+    }
+
+    /// Grants revoked at or after `since`, for instances to learn of each other's revocations.
+    pub async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as(
+                "SELECT grant_id, revoked_at FROM revoked_grants WHERE revoked_at >= $1",
+            )
+            .bind(since)
+            .fetch_all(self.pool())
+            .await?,
+        )
+    }
+
+    pub async fn is_grant_revoked(&self, grant_id: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = $1")
+            .bind(grant_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn insert_code(&self, c: &NewCode<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes
+               (digest, grant_id, client_id, user_id, redirect_uri, scope, audience, code_challenge, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(c.digest)
+        .bind(c.grant_id)
+        .bind(c.client_id)
+        .bind(c.user_id)
+        .bind(c.redirect_uri)
+        .bind(c.scope)
+        .bind(c.audience)
+        .bind(c.code_challenge)
+        .bind(c.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks the code consumed in one atomic step, so two concurrent
+    /// redemptions cannot both succeed.
+    pub async fn redeem_code(&self, digest: &str, now: i64) -> StoreResult<RedeemOutcome> {
+        let fresh: Option<CodeRecord> = sqlx::query_as(
+            "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL
+             RETURNING grant_id, client_id, user_id, redirect_uri, scope, audience, code_challenge, expires_at",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(code) = fresh {
+            return Ok(RedeemOutcome::Redeemed(code));
+        }
+        let used: Option<(String,)> =
+            sqlx::query_as("SELECT grant_id FROM authorization_codes WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match used {
+            Some((grant_id,)) => RedeemOutcome::AlreadyUsed { grant_id },
+            None => RedeemOutcome::Unknown,
+        })
+    }
+
+    pub async fn insert_refresh_token(
+        &self,
+        digest: &str,
+        grant_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, grant_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(digest)
+        .bind(grant_id)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Uses a refresh token up in one atomic step: of two concurrent
+    /// refreshes with the same token exactly one gets `Fresh`.
+    pub async fn use_refresh_token(&self, digest: &str, now: i64) -> StoreResult<RefreshOutcome> {
+        let fresh: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE refresh_tokens SET used_at = $2 WHERE digest = $1 AND used_at IS NULL RETURNING grant_id, expires_at",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some((grant_id, expires_at)) = fresh {
+            return Ok(RefreshOutcome::Fresh {
+                grant_id,
+                expires_at,
+            });
+        }
+        let used: Option<(String,)> =
+            sqlx::query_as("SELECT grant_id FROM refresh_tokens WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match used {
+            Some((grant_id,)) => RefreshOutcome::Reused { grant_id },
+            None => RefreshOutcome::Unknown,
+        })
+    }
+
+    /// The refresh token's grant, without using it (revocation, introspection).
+    pub async fn refresh_token_grant(
+        &self,
+        digest: &str,
+    ) -> StoreResult<Option<(String, i64, bool)>> {
+        let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(g, exp, used)| (g, exp, used.is_some())))
+    }
+
+    pub async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    pub async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, granted_at = $4",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scope)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// (client_id, client name, scope) for each client the user has consented to.
+    pub async fn consents_of(&self, user_id: &str) -> StoreResult<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.client_id, cl.name, c.scope FROM consents c JOIN clients cl ON cl.client_id = c.client_id
+             WHERE c.user_id = $1 ORDER BY cl.name",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records an assertion's `jti`; `false` when it was seen before (a replay).
+    pub async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::stores;
+
+    fn grant(id: &str) -> GrantRecord {
+        GrantRecord {
+            id: id.into(),
+            client_id: "c".into(),
+            user_id: Some("u".into()),
+            scope: "s".into(),
+            audience: "http://rs".into(),
+            created_at: 1,
+            revoked_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_is_redeemed_once_then_reported_used() {
+        for store in stores().await {
+            store.insert_grant(&grant("g1")).await.unwrap();
+            let code = NewCode {
+                digest: "d1",
+                grant_id: "g1",
+                client_id: "c",
+                user_id: "u",
+                redirect_uri: None,
+                scope: "s",
+                audience: "http://rs",
+                code_challenge: Some("x"),
+                expires_at: 100,
+            };
+            store.insert_code(&code).await.unwrap();
+            assert!(
+                matches!(store.redeem_code("d1", 10).await.unwrap(), RedeemOutcome::Redeemed(c) if c.grant_id == "g1")
+            );
+            assert!(
+                matches!(store.redeem_code("d1", 11).await.unwrap(), RedeemOutcome::AlreadyUsed { grant_id } if grant_id == "g1")
+            );
+            assert!(matches!(
+                store.redeem_code("nope", 11).await.unwrap(),
+                RedeemOutcome::Unknown
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_refreshes_of_one_token_yield_exactly_one_fresh() {
+        for store in stores().await {
+            store.insert_refresh_token("r1", "g1", 1000).await.unwrap();
+            let (a, b) = tokio::join!(
+                store.use_refresh_token("r1", 5),
+                store.use_refresh_token("r1", 5)
+            );
+            let fresh = [a.unwrap(), b.unwrap()]
+                .iter()
+                .filter(|o| matches!(o, RefreshOutcome::Fresh { .. }))
+                .count();
+            assert_eq!(fresh, 1);
+            assert!(matches!(
+                store.use_refresh_token("r1", 6).await.unwrap(),
+                RefreshOutcome::Reused { .. }
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn revoking_is_idempotent_and_visible_to_other_instances() {
+        for store in stores().await {
+            store.insert_grant(&grant("g2")).await.unwrap();
+            store.revoke_grant("g2", 50).await.unwrap();
+            store.revoke_grant("g2", 60).await.unwrap();
+            assert!(store.is_grant_revoked("g2").await.unwrap());
+            assert_eq!(
+                store.revoked_since(40).await.unwrap(),
+                vec![("g2".to_string(), 50)]
+            );
+            assert!(store.revoked_since(51).await.unwrap().is_empty());
+            assert_eq!(
+                store.grant("g2").await.unwrap().unwrap().revoked_at,
+                Some(50)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_assertion_jti_is_accepted_once() {
+        for store in stores().await {
+            assert!(store.record_assertion_jti("c", "j", 100, 1).await.unwrap());
+            assert!(!store.record_assertion_jti("c", "j", 100, 2).await.unwrap());
+            assert!(store
+                .record_assertion_jti("other", "j", 100, 2)
+                .await
+                .unwrap());
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Storage behind one interface: one set of queries (`$n` placeholders) that
+//! runs on SQLite (the embedded default) and PostgreSQL (several instances).
+//! Secrets (codes, refresh tokens, client secrets) are stored as digests only.
+
+mod authorization;
+mod clients;
+mod keys;
+mod users;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+
+pub use authorization::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, RefreshOutcome};
+pub use clients::ClientRecord;
+pub use keys::KeyRecord;
+pub use users::UserRecord;
+
+#[derive(Debug)]
+pub struct StoreError(pub sqlx::Error);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "database: {}", self.0)
+    }
+}
+impl std::error::Error for StoreError {}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self(e)
+    }
+}
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self(sqlx::Error::Migrate(Box::new(e)))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A migration a party adds for its own tables (versions 100 and up).
+#[derive(Debug, Clone, Copy)]
+pub struct PartyMigration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[PartyMigration {
+    version: 1,
+    description: "authorization server",
+    sql: include_str!("../../migrations/0001_authorization_server.sql"),
+}];
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file (and its folder) on first start, and migrates.
+    pub async fn connect(database_url: &str, extra: &[PartyMigration]) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = database_url.starts_with("sqlite:");
+        let memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+        let url = if is_sqlite && !memory {
+            prepare_sqlite_file(database_url)
+        } else {
+            database_url.to_owned()
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let mut pool = AnyPoolOptions::new().after_connect(|conn, _| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                    // WAL lets readers run beside the one writer; sqlx leaves the journal mode alone.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                        .await?;
+                }
+                Ok(())
+            })
+        });
+        pool = if memory {
+            // An in-memory database lives as long as its one connection.
+            pool.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else if is_sqlite {
+            pool.max_connections(4)
+        } else {
+            pool.max_connections(16)
+        };
+        let pool = pool.connect_with(options).await?;
+        let store = Self { pool };
+        store.migrate(extra).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, extra: &[PartyMigration]) -> StoreResult<()> {
+        let migrations = PROTOCOL_MIGRATIONS
+            .iter()
+            .chain(extra)
+            .map(|m| {
+                Migration::new(
+                    m.version,
+                    Cow::Borrowed(m.description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(m.sql),
+                    false,
+                )
+            })
+            .collect::<Vec<_>>();
+        let migrator = Migrator {
+            migrations: Cow::Owned(migrations),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A named value that must be the same for every instance (e.g. the session key):
+    /// the first instance to start writes it, the others read it.
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        let (v,): (String,) = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v)
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// `sqlite://data/x.db` → creates `data/` and asks sqlx to create the file.
+fn prepare_sqlite_file(url: &str) -> String {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or(rest);
+    if let Some(dir) = Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Test helpers: a fresh store per test, on SQLite in memory and, when
+/// `TEST_DATABASE_URL` is set, on PostgreSQL in a schema of its own.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub async fn stores() -> Vec<Store> {
+        let mut out = vec![Store::connect("sqlite::memory:", &[])
+            .await
+            .expect("sqlite in memory")];
+        if let Some(url) = postgres_schema_url().await {
+            out.push(Store::connect(&url, &[]).await.expect("postgres"));
+        }
+        out
+    }
+
+    /// A URL to a new, empty schema in the test database.
+    pub async fn postgres_schema_url() -> Option<String> {
+        let base = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))?;
+        sqlx::any::install_default_drivers();
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&base)
+            .await
+            .expect("TEST_DATABASE_URL reachable");
+        pool.execute(format!("CREATE SCHEMA {schema}").as_str())
+            .await
+            .expect("create schema");
+        pool.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    }
+}

@@ -1,0 +1,201 @@
+//! The party's ES256 signing keys: created on first start, kept in the
+//! database so restarts and instances agree, published as a JWKS (RFC 7517).
+
+use std::collections::HashMap;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::store::{KeyRecord, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    UnknownKey,
+    BadSignature,
+    WrongType,
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "the token is not a well-formed JWT",
+            Self::UnknownKey => "the token was not signed by a key of this issuer",
+            Self::BadSignature => "the token's signature does not verify",
+            Self::WrongType => "the token is not of the expected type",
+        })
+    }
+}
+
+struct VerifyingKey {
+    key: DecodingKey,
+}
+
+/// The keys this party signs with and accepts.
+pub struct KeyRing {
+    kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, VerifyingKey>,
+    jwks: Value,
+    validation: Validation,
+}
+
+impl KeyRing {
+    /// Loads the keys from the store, creating the first one when there is none.
+    /// Every instance signs with the oldest key, so they all agree.
+    pub async fn load_or_create(store: &Store, now: i64) -> Result<Self, StoreError> {
+        let mut records = store.signing_keys().await?;
+        if records.is_empty() {
+            store.insert_signing_key(&generate_key(now)).await?;
+            records = store.signing_keys().await?;
+        }
+        Ok(Self::from_records(&records))
+    }
+
+    fn from_records(records: &[KeyRecord]) -> Self {
+        let mut verifying = HashMap::new();
+        let mut jwks = Vec::new();
+        for r in records {
+            let der = STANDARD.decode(&r.pkcs8).expect("stored PKCS#8 is base64");
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                .expect("stored key is P-256");
+            let (x, y) = xy(&pair);
+            let key = DecodingKey::from_ec_components(&x, &y).expect("public key components");
+            jwks.push(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": r.kid, "use": "sig", "alg": "ES256"}));
+            verifying.insert(r.kid.clone(), VerifyingKey { key });
+        }
+        let current = &records[0];
+        let der = STANDARD
+            .decode(&current.pkcs8)
+            .expect("stored PKCS#8 is base64");
+        let mut validation = Validation::new(Algorithm::ES256);
+        // Time, audience and issuer are checked by the caller against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        Self {
+            kid: current.kid.clone(),
+            signing: EncodingKey::from_ec_der(&der),
+            verifying,
+            jwks: json!({ "keys": jwks }),
+            validation,
+        }
+    }
+
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    /// Signs `claims` as a JWS with header `typ` (e.g. `at+jwt`, RFC 9068 2.1).
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.signing)
+            .expect("ES256 signing with a valid key cannot fail")
+    }
+
+    /// Verifies the signature and `typ`; claims are checked by the caller.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
+        if !header.typ.is_some_and(|t| {
+            t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}"))
+        }) {
+            return Err(TokenError::WrongType);
+        }
+        jsonwebtoken::decode::<T>(token, &key.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+                _ => TokenError::Malformed,
+            })
+    }
+}
+
+fn xy(pair: &EcdsaKeyPair) -> (String, String) {
+    // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
+    let point = pair.public_key().as_ref();
+    (
+        URL_SAFE_NO_PAD.encode(&point[1..33]),
+        URL_SAFE_NO_PAD.encode(&point[33..65]),
+    )
+}
+
+/// A new P-256 key whose `kid` is its JWK thumbprint (RFC 7638).
+fn generate_key(now: i64) -> KeyRecord {
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+        .expect("P-256 key generation");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
+        .expect("fresh key parses");
+    let (x, y) = xy(&pair);
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    KeyRecord {
+        kid: URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())),
+        alg: "ES256".into(),
+        pkcs8: STANDARD.encode(doc.as_ref()),
+        created_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct C {
+        sub: String,
+    }
+
+    fn ring() -> KeyRing {
+        KeyRing::from_records(&[generate_key(1)])
+    }
+
+    #[test]
+    fn signs_and_verifies_with_type_and_kid() {
+        let r = ring();
+        let t = r.sign("at+jwt", &C { sub: "u".into() });
+        assert_eq!(r.verify::<C>(&t, "at+jwt").unwrap(), C { sub: "u".into() });
+        assert_eq!(r.verify::<C>(&t, "JWT"), Err(TokenError::WrongType));
+        let kid = r.jwks()["keys"][0]["kid"].as_str().unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&t).unwrap().kid.as_deref(),
+            Some(kid)
+        );
+    }
+
+    #[test]
+    fn another_rings_token_is_refused() {
+        let t = ring().sign("at+jwt", &C { sub: "u".into() });
+        assert_eq!(
+            ring().verify::<C>(&t, "at+jwt"),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            ring().verify::<C>("not.a.jwt", "at+jwt"),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_tampered_payload_fails_the_signature() {
+        let r = ring();
+        let t = r.sign("at+jwt", &C { sub: "u".into() });
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
+        parts[1] = &forged;
+        assert_eq!(
+            r.verify::<C>(&parts.join("."), "at+jwt"),
+            Err(TokenError::BadSignature)
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Strict `application/x-www-form-urlencoded` parsing (RFC 6749 Appendix B):
+//! a parameter may appear once (RFC 6749 3.1, 3.2), the body must be UTF-8,
+//! and a parameter sent without a value counts as omitted.
+
+use std::collections::HashMap;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use percent_encoding::percent_decode;
+
+use crate::error::{OAuthError, PageError};
+
+/// The most a request body may carry (CONTRACT section 3).
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    Duplicate(String),
+    NotUtf8,
+    WrongContentType,
+    TooLarge,
+    Unreadable,
+}
+
+impl ParseError {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Duplicate(name) => format!("the parameter `{name}` appears more than once"),
+            Self::NotUtf8 => "the request is not valid UTF-8".into(),
+            Self::WrongContentType => "the body must be application/x-www-form-urlencoded".into(),
+            Self::TooLarge => format!("the body is larger than {} KiB", MAX_BODY / 1024),
+            Self::Unreadable => "the request body could not be read".into(),
+        }
+    }
+}
+
+/// Parameters of one request, each at most once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(input: &[u8]) -> Result<Self, ParseError> {
+        let mut map = HashMap::new();
+        for pair in input.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = decode(name)?;
+            let value = decode(value)?;
+            if map.insert(name.clone(), value).is_some() {
+                return Err(ParseError::Duplicate(name));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// A parameter's value; empty values count as omitted (RFC 6749 3.1).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name).ok_or_else(|| {
+            OAuthError::invalid_request(format!("the parameter `{name}` is required"))
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+fn decode(raw: &[u8]) -> Result<String, ParseError> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_decode(&plus_as_space)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ParseError::NotUtf8)
+}
+
+fn read_form(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<Params, ParseError>> {
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    let body = web::Bytes::from_request(req, payload);
+    Box::pin(async move {
+        if !is_form {
+            return Err(ParseError::WrongContentType);
+        }
+        let bytes =
+            body.await
+                .map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => ParseError::TooLarge,
+                    _ => ParseError::Unreadable,
+                })?;
+        Params::parse(&bytes)
+    })
+}
+
+/// A protocol endpoint's form body; any fault is an RFC 6749 `invalid_request`.
+pub struct OAuthForm(pub Params);
+
+impl FromRequest for OAuthForm {
+    type Error = OAuthError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let fut = read_form(req, payload);
+        Box::pin(async move {
+            fut.await
+                .map(OAuthForm)
+                .map_err(|e| OAuthError::invalid_request(e.describe()))
+        })
+    }
+}
+
+/// A browser form's body; any fault is an error page.
+pub struct PageForm(pub Params);
+
+impl FromRequest for PageForm {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let fut = read_form(req, payload);
+        Box::pin(async move {
+            fut.await
+                .map(PageForm)
+                .map_err(|e| PageError::bad_request(e.describe()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent_escapes() {
+        let p = Params::parse(b"scope=player%3Aread+player%3Acontrol&state=a%20b").unwrap();
+        assert_eq!(p.get("scope"), Some("player:read player:control"));
+        assert_eq!(p.get("state"), Some("a b"));
+    }
+
+    #[test]
+    fn refuses_a_repeated_parameter() {
+        assert_eq!(
+            Params::parse(b"code=a&code=b"),
+            Err(ParseError::Duplicate("code".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_bytes_that_are_not_utf8() {
+        assert_eq!(Params::parse(b"code=%FF%FE"), Err(ParseError::NotUtf8));
+    }
+
+    #[test]
+    fn treats_an_empty_value_as_omitted() {
+        let p = Params::parse(b"state=&flag").unwrap();
+        assert_eq!(p.get("state"), None);
+        assert_eq!(p.get("flag"), None);
+        assert!(p.require("state").is_err());
+    }
+}

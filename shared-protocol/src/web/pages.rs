@@ -1,0 +1,408 @@
+//! The account pages every party has (login, signup, logout, home) and the
+//! shared page chrome: the party's name and colour on every page, so a user
+//! always knows which site they are on.
+
+use actix_session::Session;
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+
+use crate::accounts::{self, valid_username, MIN_PASSWORD_LEN};
+use crate::config::Config;
+use crate::error::PageError;
+use crate::state::AppState;
+use crate::store::UserRecord;
+use crate::tokens::secrets::new_id;
+use crate::web::form::PageForm;
+use crate::web::session::{self, CSRF_FIELD};
+
+/// What every page shows: whose site this is, who is signed in, and the CSRF token.
+pub struct Chrome {
+    pub party_name: &'static str,
+    pub tagline: &'static str,
+    pub page: &'static str,
+    pub username: Option<String>,
+    pub csrf: String,
+    pub csrf_field: &'static str,
+}
+
+pub async fn chrome(
+    app: &AppState,
+    session: &Session,
+    page: &'static str,
+    user_id: Option<String>,
+) -> Result<Chrome, PageError> {
+    let username = match user_id {
+        Some(id) => app.store.user_by_id(&id).await?.map(|u| u.username),
+        None => None,
+    };
+    Ok(Chrome {
+        party_name: app.config.party.name,
+        tagline: app.config.party.tagline,
+        page,
+        username,
+        csrf: session::csrf_token(session, app.entropy.as_ref())?,
+        csrf_field: CSRF_FIELD,
+    })
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+    let body = page.render().map_err(|e| {
+        tracing::error!(error = %e, "template rendering failed");
+        PageError::internal()
+    })?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+pub fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// Only same-site paths may be returned to after login (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// One scope as the user reads it on a consent page.
+pub struct ScopeLine {
+    pub name: String,
+    pub description: String,
+}
+
+impl ScopeLine {
+    pub fn describe(config: &Config, scope: &str) -> Self {
+        let description = config
+            .party
+            .scopes
+            .iter()
+            .find(|s| s.name == scope)
+            .map(|s| s.description.to_owned())
+            .unwrap_or_else(|| scope.to_owned());
+        Self {
+            name: scope.to_owned(),
+            description,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub party_name: &'static str,
+    pub tagline: &'static str,
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+pub fn error_page(app: &AppState, err: &PageError) -> HttpResponse {
+    let page = ErrorPage {
+        party_name: app.config.party.name,
+        tagline: app.config.party.tagline,
+        title: &err.title,
+        message: &err.message,
+    };
+    let body = page
+        .render()
+        .unwrap_or_else(|_| "Something went wrong.".to_owned());
+    HttpResponse::build(err.status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub chrome: Chrome,
+    pub client_name: String,
+    pub scopes: Vec<ScopeLine>,
+    pub hidden: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    next: String,
+    error: Option<String>,
+    username: String,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    chrome: Chrome,
+    next: String,
+    error: Option<String>,
+    username: String,
+}
+
+/// An application the user has let in, on the home page.
+pub struct AccessLine {
+    pub client_id: String,
+    pub client_name: String,
+    pub scopes: Vec<ScopeLine>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    chrome: Chrome,
+    peer_name: &'static str,
+    access: Vec<AccessLine>,
+}
+
+#[get("/login")]
+pub async fn login_page(
+    app: web::Data<AppState>,
+    session: Session,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let next = safe_next(query.get("next").map(String::as_str));
+    let chrome = chrome(&app, &session, "login", None).await?;
+    render(
+        StatusCode::OK,
+        &LoginPage {
+            chrome,
+            next,
+            error: None,
+            username: String::new(),
+        },
+    )
+}
+
+#[post("/login")]
+pub async fn login_submit(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let next = safe_next(form.get("next"));
+    let username = form.get("username").unwrap_or("").trim().to_lowercase();
+    let password = form.get("password").unwrap_or("").to_owned();
+    let now = app.now();
+    let failure = match app.throttle.check(&username, now) {
+        Err(wait) => (
+            format!("Too many failed attempts. Try again in {wait} seconds."),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Ok(()) => {
+            let user = app.store.user_by_name(&username).await?;
+            // Hash something even for unknown users so timing does not reveal who exists.
+            let hash = user.as_ref().map_or_else(
+                || app.dummy_password_hash.clone(),
+                |u| u.password_hash.clone(),
+            );
+            let verified = accounts::verify_password(password, hash).await;
+            match user.filter(|_| verified) {
+                Some(user) => {
+                    app.throttle.record_success(&username);
+                    session::sign_in(&session, &user.id)?;
+                    return Ok(redirect(&next));
+                }
+                None => {
+                    app.throttle.record_failure(&username, now);
+                    (
+                        "Wrong username or password.".to_owned(),
+                        StatusCode::UNAUTHORIZED,
+                    )
+                }
+            }
+        }
+    };
+    let chrome = chrome(&app, &session, "login", None).await?;
+    render(
+        failure.1,
+        &LoginPage {
+            chrome,
+            next,
+            error: Some(failure.0),
+            username,
+        },
+    )
+}
+
+#[get("/signup")]
+pub async fn signup_page(
+    app: web::Data<AppState>,
+    session: Session,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, PageError> {
+    let next = safe_next(query.get("next").map(String::as_str));
+    let chrome = chrome(&app, &session, "signup", None).await?;
+    render(
+        StatusCode::OK,
+        &SignupPage {
+            chrome,
+            next,
+            error: None,
+            username: String::new(),
+        },
+    )
+}
+
+#[post("/signup")]
+pub async fn signup_submit(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let next = safe_next(form.get("next"));
+    let username = form.get("username").unwrap_or("").trim().to_lowercase();
+    let password = form.get("password").unwrap_or("").to_owned();
+    let problem = if !valid_username(&username) {
+        Some(
+            "Usernames are 3 to 32 characters: lowercase letters, digits, dot, dash or underscore."
+                .to_owned(),
+        )
+    } else if password.chars().count() < MIN_PASSWORD_LEN {
+        Some(format!(
+            "Passwords need at least {MIN_PASSWORD_LEN} characters."
+        ))
+    } else {
+        None
+    };
+    if let Some(error) = problem {
+        let chrome = chrome(&app, &session, "signup", None).await?;
+        return render(
+            StatusCode::BAD_REQUEST,
+            &SignupPage {
+                chrome,
+                next,
+                error: Some(error),
+                username,
+            },
+        );
+    }
+    let password_hash = accounts::hash_password(password)
+        .await
+        .ok_or_else(PageError::internal)?;
+    let user = UserRecord {
+        id: new_id(app.entropy.as_ref()),
+        username,
+        password_hash,
+        role: "user".into(),
+    };
+    if !app.store.insert_user(&user, app.now()).await? {
+        let chrome = chrome(&app, &session, "signup", None).await?;
+        let error = Some("That username is taken.".to_owned());
+        return render(
+            StatusCode::CONFLICT,
+            &SignupPage {
+                chrome,
+                next,
+                error,
+                username: user.username,
+            },
+        );
+    }
+    session::sign_in(&session, &user.id)?;
+    Ok(redirect(&next))
+}
+
+#[post("/logout")]
+pub async fn logout(session: Session, PageForm(form): PageForm) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    session::sign_out(&session);
+    Ok(redirect("/login"))
+}
+
+#[get("/")]
+pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
+    let Some(user_id) = session::user_id(&session) else {
+        return Ok(redirect("/login"));
+    };
+    let access = app
+        .store
+        .consents_of(&user_id)
+        .await?
+        .into_iter()
+        .map(|(client_id, client_name, scope)| AccessLine {
+            client_id,
+            client_name,
+            scopes: scope
+                .split(' ')
+                .map(|s| ScopeLine::describe(&app.config, s))
+                .collect(),
+        })
+        .collect();
+    let chrome = chrome(&app, &session, "home", Some(user_id)).await?;
+    if chrome.username.is_none() {
+        // The account is gone (e.g. a fresh database): start over.
+        session::sign_out(&session);
+        return Ok(redirect("/login"));
+    }
+    render(
+        StatusCode::OK,
+        &HomePage {
+            chrome,
+            peer_name: app.config.party.peer_name,
+            access,
+        },
+    )
+}
+
+/// Withdraws consent for a client and revokes everything it holds for this user.
+#[post("/consents/revoke")]
+pub async fn revoke_consent(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let user_id =
+        session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
+    let client_id = form
+        .get("client_id")
+        .ok_or_else(|| PageError::bad_request("Which application?"))?;
+    app.store.delete_consent(&user_id, client_id).await?;
+    for grant_id in app.store.live_grants(&user_id, client_id).await? {
+        app.revoke_grant(&grant_id).await?;
+    }
+    Ok(redirect("/"))
+}
+
+#[get("/static/style.css")]
+pub async fn stylesheet(app: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(format!(
+            ":root {{ --brand: {}; }}\n{}",
+            app.config.party.colour,
+            include_str!("../../templates/style.css")
+        ))
+}
+
+#[get("/healthz")]
+pub async fn healthz(app: web::Data<AppState>) -> HttpResponse {
+    match app.store.ping().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ok"),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unreachable")
+        }
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(login_page)
+        .service(login_submit)
+        .service(signup_page)
+        .service(signup_submit)
+        .service(logout)
+        .service(home)
+        .service(revoke_consent)
+        .service(stylesheet)
+        .service(healthz);
+}
