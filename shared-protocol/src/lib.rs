@@ -77,6 +77,7 @@ pub async fn build_state(
         throttle: Default::default(),
         dummy_password_hash,
         http: http_client(),
+        db_seen_at: Default::default(),
     })
 }
 
@@ -310,5 +311,32 @@ pub(crate) mod testing {
 
     pub fn party() -> &'static Party {
         &PARTY
+    }
+
+    /// A whole party's state on an in-memory database, with the given clock
+    /// and deterministic entropy.
+    pub async fn state(clock: crate::clock::ManualClock) -> crate::state::AppState {
+        let cli = crate::config::Cli::parse_from_for(party(), ["party-t"]);
+        let config = crate::config::Config::from_cli(party(), cli);
+        let entropy = std::sync::Arc::new(crate::clock::CountingEntropy::default());
+        crate::build_state(config, std::sync::Arc::new(clock), entropy)
+            .await
+            .expect("test state")
+    }
+
+    /// The test party's confidential client, as the token endpoint sees it after authentication.
+    pub async fn peer_client(
+        app: &crate::state::AppState,
+    ) -> crate::server::client_auth::AuthenticatedClient {
+        let client = app
+            .clients
+            .get(&app.store, "peer", app.now())
+            .await
+            .unwrap()
+            .unwrap();
+        crate::server::client_auth::AuthenticatedClient {
+            client,
+            method: crate::server::client_auth::AuthMethod::ClientSecretBasic,
+        }
     }
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub dummy_password_hash: String,
     /// For every outbound call: bounded by a timeout, never following redirects.
     pub http: reqwest::Client,
+    /// When the database last answered the health check.
+    pub db_seen_at: std::sync::atomic::AtomicI64,
 }
 
 /// How long any call to another server may take.

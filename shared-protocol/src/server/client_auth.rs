@@ -147,6 +147,16 @@ impl JwksCache {
     }
 }
 
+#[cfg(test)]
+impl JwksCache {
+    fn seed(&self, uri: &str, set: JwkSet, at: i64) {
+        self.sets
+            .lock()
+            .expect("jwks cache")
+            .insert(uri.to_owned(), (set, at));
+    }
+}
+
 async fn fetch_jwks(state: &AppState, uri: &str) -> Result<JwkSet, OAuthError> {
     let unavailable = || OAuthError::invalid_client("the client's JWKS could not be fetched");
     let res = state.http.get(uri).send().await.map_err(|e| {
@@ -397,4 +407,207 @@ async fn verify_assertion(
         return Err(bad("the client assertion was already used"));
     }
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::error::ErrorCode;
+    use crate::testing::state;
+    use actix_web::test::TestRequest;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::json;
+
+    async fn auth(
+        app: &AppState,
+        req: TestRequest,
+        body: &str,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        let params = Params::parse(body.as_bytes()).unwrap();
+        authenticate(app, &req.to_http_request(), &params, "/token").await
+    }
+
+    fn basic(id: &str, secret: &str) -> TestRequest {
+        TestRequest::default().insert_header((
+            AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+        ))
+    }
+
+    #[actix_web::test]
+    async fn secrets_by_basic_or_post_and_nothing_else() {
+        let app = state(ManualClock::new(1_000)).await;
+        let ok = auth(&app, basic("peer", "s"), "").await.unwrap();
+        assert_eq!(
+            (ok.client.id.as_str(), ok.method),
+            ("peer", AuthMethod::ClientSecretBasic)
+        );
+        let bad = auth(&app, basic("peer", "S"), "").await.unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidClient);
+        assert!(
+            bad.basic_challenge,
+            "a failed Basic attempt gets the Basic challenge"
+        );
+        assert_eq!(
+            auth(&app, basic("nobody", "s"), "").await.unwrap_err().code,
+            ErrorCode::InvalidClient
+        );
+
+        let post = auth(
+            &app,
+            TestRequest::default(),
+            "client_id=peer&client_secret=s",
+        )
+        .await
+        .unwrap();
+        assert_eq!(post.method, AuthMethod::ClientSecretPost);
+        let wrong = auth(
+            &app,
+            TestRequest::default(),
+            "client_id=peer&client_secret=x",
+        )
+        .await
+        .unwrap_err();
+        assert!(!wrong.basic_challenge);
+
+        let none = auth(&app, TestRequest::default(), "client_id=peer")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            none.code,
+            ErrorCode::InvalidClient,
+            "a confidential client must authenticate"
+        );
+        let two = auth(&app, basic("peer", "s"), "client_id=peer&client_secret=s")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            two.code,
+            ErrorCode::InvalidRequest,
+            "only one method per request"
+        );
+    }
+
+    struct Signer {
+        key: EncodingKey,
+        kid: &'static str,
+    }
+
+    /// A client key pair, with its public half seeded into the JWKS cache.
+    fn client_key(app: &AppState, kid: &'static str) -> Signer {
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let set: JwkSet = serde_json::from_value(json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }]}))
+        .unwrap();
+        app.peer_keys
+            .seed("http://localhost:10/jwks.json", set, app.now());
+        Signer {
+            key: EncodingKey::from_ec_der(doc.as_ref()),
+            kid,
+        }
+    }
+
+    fn assertion(signer: &Signer, aud: &str, exp: i64, jti: &str) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(signer.kid.into());
+        let claims = json!({"iss": "peer", "sub": "peer", "aud": aud, "exp": exp, "iat": exp - 60, "jti": jti});
+        let jwt = jsonwebtoken::encode(&header, &claims, &signer.key).unwrap();
+        format!(
+            "client_assertion_type={}&client_assertion={jwt}",
+            JWT_BEARER_ASSERTION.replace(':', "%3A")
+        )
+    }
+
+    #[actix_web::test]
+    async fn private_key_jwt_checks_audience_expiry_and_replay() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        let signer = client_key(&app, "k1");
+        let token_endpoint = app.config.endpoint("/token");
+
+        let ok = auth(
+            &app,
+            TestRequest::default(),
+            &assertion(&signer, &token_endpoint, 1_060, "j1"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.method, AuthMethod::PrivateKeyJwt);
+        let replay = auth(
+            &app,
+            TestRequest::default(),
+            &assertion(&signer, &token_endpoint, 1_060, "j1"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(replay.description, "the client assertion was already used");
+
+        let issuer = app.config.issuer().to_owned();
+        assert!(auth(
+            &app,
+            TestRequest::default(),
+            &assertion(&signer, &issuer, 1_060, "j2")
+        )
+        .await
+        .is_ok());
+        let foreign = assertion(&signer, "http://elsewhere/token", 1_060, "j3");
+        assert_eq!(
+            auth(&app, TestRequest::default(), &foreign)
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidClient
+        );
+
+        clock.advance(60 + app.config.lifetimes.assertion_skew + 1);
+        let late = auth(
+            &app,
+            TestRequest::default(),
+            &assertion(&signer, &token_endpoint, 1_060, "j4"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(late.description, "the client assertion has expired");
+    }
+
+    #[actix_web::test]
+    async fn an_assertion_from_another_key_is_refused() {
+        let app = state(ManualClock::new(1_000)).await;
+        let _registered = client_key(&app, "k1");
+        let impostor = Signer {
+            kid: "k1",
+            ..client_key_unregistered()
+        };
+        let err = auth(
+            &app,
+            TestRequest::default(),
+            &assertion(&impostor, app.config.issuer(), 1_060, "j"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.description,
+            "the client assertion's signature does not verify"
+        );
+    }
+
+    fn client_key_unregistered() -> Signer {
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        Signer {
+            key: EncodingKey::from_ec_der(doc.as_ref()),
+            kid: "other",
+        }
+    }
 }

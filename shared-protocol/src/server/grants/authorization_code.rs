@@ -88,3 +88,116 @@ pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::server::grants::GrantRequest;
+    use crate::store::{GrantRecord, NewCode};
+    use crate::testing::{peer_client, state};
+    use crate::web::form::Params;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const REDIRECT: &str = "http://localhost:10/link/callback";
+
+    async fn mint(app: &crate::state::AppState, code: &str) {
+        let grant = GrantRecord {
+            id: format!("g-{code}"),
+            client_id: "peer".into(),
+            user_id: Some("user-1".into()),
+            scope: "player:read".into(),
+            audience: app.config.resource().into(),
+            created_at: app.now(),
+            revoked_at: None,
+        };
+        app.store.insert_grant(&grant).await.unwrap();
+        let new = NewCode {
+            digest: &digest(code),
+            grant_id: &grant.id,
+            client_id: "peer",
+            user_id: "user-1",
+            redirect_uri: Some(REDIRECT),
+            scope: "player:read",
+            audience: &grant.audience,
+            code_challenge: Some(CHALLENGE),
+            expires_at: app.now() + app.config.lifetimes.authorization_code,
+        };
+        app.store.insert_code(&new).await.unwrap();
+    }
+
+    async fn redeem(app: &crate::state::AppState, body: &str) -> Result<TokenResponse, OAuthError> {
+        let params = Params::parse(body.as_bytes()).unwrap();
+        let client = peer_client(app).await;
+        let http = actix_web::test::TestRequest::default().to_http_request();
+        AuthorizationCode
+            .exchange(GrantRequest {
+                state: app,
+                client: &client,
+                params: &params,
+                http: &http,
+            })
+            .await
+    }
+
+    fn body(code: &str, verifier: &str) -> String {
+        format!(
+            "code={code}&redirect_uri={}&code_verifier={verifier}",
+            crate::server::authorize::urlencode(REDIRECT)
+        )
+    }
+
+    #[actix_web::test]
+    async fn a_code_yields_tokens_once_and_a_replay_revokes_them() {
+        let app = state(ManualClock::new(1_000)).await;
+        mint(&app, "c1").await;
+        let tokens = redeem(&app, &body("c1", VERIFIER)).await.unwrap();
+        assert_eq!(tokens.scope, "player:read");
+        assert!(tokens.refresh_token.is_some());
+        assert!(app.verify_access_token(&tokens.access_token).await.is_ok());
+
+        let replay = redeem(&app, &body("c1", VERIFIER)).await.unwrap_err();
+        assert_eq!(replay.code, crate::error::ErrorCode::InvalidGrant);
+        assert!(
+            app.verify_access_token(&tokens.access_token).await.is_err(),
+            "replay revokes the first tokens"
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_code_expires_after_its_lifetime() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        mint(&app, "c2").await;
+        clock.advance(app.config.lifetimes.authorization_code);
+        let err = redeem(&app, &body("c2", VERIFIER)).await.unwrap_err();
+        assert_eq!(err.description, "the authorization code has expired");
+    }
+
+    #[actix_web::test]
+    async fn the_verifier_and_redirect_uri_must_match() {
+        let app = state(ManualClock::new(1_000)).await;
+        mint(&app, "c3").await;
+        let wrong = body("c3", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK");
+        assert_eq!(
+            redeem(&app, &wrong).await.unwrap_err().code,
+            crate::error::ErrorCode::InvalidGrant
+        );
+        mint(&app, "c4").await;
+        let no_redirect = format!("code=c4&code_verifier={VERIFIER}");
+        assert_eq!(
+            redeem(&app, &no_redirect).await.unwrap_err().code,
+            crate::error::ErrorCode::InvalidGrant
+        );
+        mint(&app, "c5").await;
+        let no_verifier = format!(
+            "code=c5&redirect_uri={}",
+            crate::server::authorize::urlencode(REDIRECT)
+        );
+        assert_eq!(
+            redeem(&app, &no_verifier).await.unwrap_err().description,
+            "code_verifier is required"
+        );
+    }
+}

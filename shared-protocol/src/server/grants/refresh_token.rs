@@ -18,38 +18,24 @@ impl Grant for RefreshToken {
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let state = req.state;
-        let presented = req.params.require("refresh_token")?;
+        let token_digest = digest(req.params.require("refresh_token")?);
         let now = state.now();
-        let (grant_id, expires_at) = match state
+        let unknown = || OAuthError::invalid_grant("the refresh token is not valid");
+        // Check everything that does not burn the token first, so a bad request
+        // (a wider scope, say) does not turn the client's next try into a "reuse".
+        let (grant_id, expires_at, _) = state
             .store
-            .use_refresh_token(&digest(presented), now)
+            .refresh_token_grant(&token_digest)
             .await?
-        {
-            RefreshOutcome::Fresh {
-                grant_id,
-                expires_at,
-            } => (grant_id, expires_at),
-            // A rotated-out token is back: someone holds a copy. Revoke the family.
-            RefreshOutcome::Reused { grant_id } => {
-                state.revoke_grant(&grant_id).await?;
-                return Err(OAuthError::invalid_grant(
-                    "the refresh token was already used; the grant is revoked",
-                ));
-            }
-            RefreshOutcome::Unknown => {
-                return Err(OAuthError::invalid_grant("the refresh token is not valid"))
-            }
-        };
-        let mut grant = state
-            .store
-            .grant(&grant_id)
-            .await?
-            .filter(|g| g.revoked_at.is_none())
-            .ok_or_else(|| OAuthError::invalid_grant("the refresh token was revoked"))?;
+            .ok_or_else(unknown)?;
+        let mut grant = state.store.grant(&grant_id).await?.ok_or_else(unknown)?;
         if grant.client_id != req.client.client.id {
             return Err(OAuthError::invalid_grant(
                 "the refresh token was issued to another client",
             ));
+        }
+        if grant.revoked_at.is_some() {
+            return Err(OAuthError::invalid_grant("the refresh token was revoked"));
         }
         if expires_at <= now {
             return Err(OAuthError::invalid_grant("the refresh token has expired"));
@@ -57,13 +43,120 @@ impl Grant for RefreshToken {
         // RFC 6749 6: a narrower scope may be asked for, never a wider one.
         if let Some(asked) = req.params.get("scope") {
             let asked = Scope::parse(asked);
-            if !asked.is_subset(&Scope::parse(&grant.scope)) || asked.is_empty() {
+            if asked.is_empty() || !asked.is_subset(&Scope::parse(&grant.scope)) {
                 return Err(OAuthError::invalid_scope(
                     "the scope exceeds what was granted",
                 ));
             }
             grant.scope = asked.to_string();
         }
-        issue_tokens(state, &grant, None, true).await
+        match state.store.use_refresh_token(&token_digest, now).await? {
+            RefreshOutcome::Fresh { .. } => issue_tokens(state, &grant, None, true).await,
+            // A rotated-out token is back: someone holds a copy. Revoke the family.
+            RefreshOutcome::Reused { grant_id } => {
+                state.revoke_grant(&grant_id).await?;
+                Err(OAuthError::invalid_grant(
+                    "the refresh token was already used; the grant is revoked",
+                ))
+            }
+            RefreshOutcome::Unknown => Err(unknown()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::error::ErrorCode;
+    use crate::server::grants::issue_tokens;
+    use crate::state::AppState;
+    use crate::store::GrantRecord;
+    use crate::testing::{peer_client, state};
+    use crate::web::form::Params;
+
+    async fn first_tokens(app: &AppState) -> TokenResponse {
+        let grant = GrantRecord {
+            id: "family".into(),
+            client_id: "peer".into(),
+            user_id: Some("user-1".into()),
+            scope: "player:read".into(),
+            audience: app.config.resource().into(),
+            created_at: app.now(),
+            revoked_at: None,
+        };
+        app.store.insert_grant(&grant).await.unwrap();
+        issue_tokens(app, &grant, None, true).await.unwrap()
+    }
+
+    async fn refresh(app: &AppState, body: &str) -> Result<TokenResponse, OAuthError> {
+        let params = Params::parse(body.as_bytes()).unwrap();
+        let client = peer_client(app).await;
+        let http = actix_web::test::TestRequest::default().to_http_request();
+        RefreshToken
+            .exchange(GrantRequest {
+                state: app,
+                client: &client,
+                params: &params,
+                http: &http,
+            })
+            .await
+    }
+
+    #[actix_web::test]
+    async fn each_refresh_rotates_and_a_reuse_revokes_the_family() {
+        let app = state(ManualClock::new(5_000)).await;
+        let first = first_tokens(&app).await;
+        let r1 = first.refresh_token.unwrap();
+        let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
+        let r2 = second.refresh_token.clone().unwrap();
+        assert_ne!(r1, r2);
+
+        let reuse = refresh(&app, &format!("refresh_token={r1}"))
+            .await
+            .unwrap_err();
+        assert_eq!(reuse.code, ErrorCode::InvalidGrant);
+        assert!(
+            app.verify_access_token(&second.access_token).await.is_err(),
+            "the family's access token is revoked"
+        );
+        assert_eq!(
+            refresh(&app, &format!("refresh_token={r2}"))
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidGrant
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_refresh_token_expires_after_its_lifetime() {
+        let clock = ManualClock::new(5_000);
+        let app = state(clock.clone()).await;
+        let r1 = first_tokens(&app).await.refresh_token.unwrap();
+        clock.advance(app.config.lifetimes.refresh_token);
+        let err = refresh(&app, &format!("refresh_token={r1}"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.description, "the refresh token has expired");
+    }
+
+    #[actix_web::test]
+    async fn the_scope_may_narrow_but_not_widen() {
+        let app = state(ManualClock::new(5_000)).await;
+        let r1 = first_tokens(&app).await.refresh_token.unwrap();
+        let err = refresh(
+            &app,
+            &format!("refresh_token={r1}&scope=player%3Aread+player%3Acontrol"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidScope);
+        // The refused request did not use the token up.
+        assert!(
+            refresh(&app, &format!("refresh_token={r1}&scope=player%3Aread"))
+                .await
+                .is_ok()
+        );
     }
 }
