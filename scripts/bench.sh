@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Load benchmarks on loopback: party B on one core (one worker), wrk on the
+# other, bounded runs. Prints req/s and p50/p99 for the token endpoint
+# (client_credentials, client_secret_basic, ES256), a protected API call with a
+# valid token, and /healthz (the framework's ceiling in the same run); then
+# criterion benches of token signing and verification.
+#   DURATION=10s CONNECTIONS=64 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk (Debian package)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+
+echo "== building (release)"
+cargo build --release -q -p party-b
+
+work="$(mktemp -d)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18002)
+B="http://127.0.0.1:$port"
+taskset -c 0 target/release/party-b --listen "127.0.0.1:$port" --public-url "$B" --peer-url http://127.0.0.1:9 \
+  --database-url "sqlite://$work/b.db" --workers 1 >"$work/out.log" 2>"$work/err.log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.1; done
+
+# A user's access token through the real code flow (login, consent, PKCE).
+jar="$work/jar"
+field() { grep -o "name=\"$1\" value=\"[^\"]*\"" | head -n1 | sed 's/.*value="//; s/"$//'; }
+csrf=$(curl -s -c "$jar" -b "$jar" "$B/login" | field csrf_token)
+curl -s -c "$jar" -b "$jar" -o /dev/null --data-urlencode "csrf_token=$csrf" -d username=alice -d password=wonderland "$B/login"
+verifier=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=\n')
+redirect="http://127.0.0.1:9/link/callback"
+consent=$(curl -s -c "$jar" -b "$jar" -G "$B/authorize" --data-urlencode "client_id=voice-assistant" \
+  --data-urlencode "response_type=code" --data-urlencode "redirect_uri=$redirect" --data-urlencode "scope=player:read" \
+  --data-urlencode "state=bench" --data-urlencode "code_challenge=$challenge" --data-urlencode "code_challenge_method=S256")
+location=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' \
+  --data-urlencode "csrf_token=$(echo "$consent" | field csrf_token)" -d client_id=voice-assistant -d response_type=code \
+  --data-urlencode "redirect_uri=$redirect" --data-urlencode "scope=player:read" -d state=bench \
+  --data-urlencode "code_challenge=$challenge" -d code_challenge_method=S256 --data-urlencode "resource=$B" \
+  -d decision=approve "$B/authorize")
+code=$(printf '%s' "$location" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+token=$(curl -s -u voice-assistant:voice-assistant-dev-secret -d grant_type=authorization_code --data-urlencode "code=$code" \
+  --data-urlencode "redirect_uri=$redirect" --data-urlencode "code_verifier=$verifier" "$B/token" \
+  | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[ -n "$token" ] || { echo "could not obtain an access token" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$B/api/player")" = 200 ] \
+  || { echo "the API refused the token" >&2; exit 1; }
+
+cat >"$work/token.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials&scope=player%3Aread"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic dm9pY2UtYXNzaXN0YW50OnZvaWNlLWFzc2lzdGFudC1kZXYtc2VjcmV0"
+LUA
+
+run() { # name, wrk args...
+  local name="$1"; shift
+  local out; out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
+  local rps p50 p99 errors
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  printf '%-44s %10s req/s   p50 %8s   p99 %8s%s\n' "$name" "$rps" "$p50" "$p99" "${errors:+   non-2xx: $errors}"
+}
+
+echo "== load (server: 1 worker on core 0; wrk: 1 thread, $CONNECTIONS connections on core 1; $DURATION each)"
+run "GET /healthz (framework ceiling)" "$B/healthz"
+run "POST /token client_credentials (ES256)" -s "$work/token.lua" "$B/token"
+run "GET /api/player with a valid token" -H "Authorization: Bearer $token" "$B/api/player"
+
+echo "== criterion: token signing and verification"
+cargo bench -q -p shared-protocol --bench tokens 2>/dev/null | grep -E "^(sign|verify)|time:"
