@@ -13,14 +13,8 @@ pub static PARTY: Party = Party {
     colour: "#5b2a86",
     session_cookie: "party_a_session",
     scopes: &[
-        ScopeInfo {
-            name: "assistant:notify",
-            description: "Show now-playing cards on your assistant",
-        },
-        ScopeInfo {
-            name: "assistant:announce",
-            description: "Speak short announcements on your assistant",
-        },
+        ScopeInfo { name: "assistant:notify", description: "Show now-playing cards on your assistant" },
+        ScopeInfo { name: "assistant:announce", description: "Speak short announcements on your assistant" },
     ],
     peer_client_id: "music-service",
     peer_name: "Tempo Music",
@@ -28,16 +22,8 @@ pub static PARTY: Party = Party {
     peer_scope: "assistant:notify assistant:announce",
     public_clients: &[],
     demo_users: &[
-        DemoUser {
-            username: "alice",
-            password: "wonderland",
-            role: "user",
-        },
-        DemoUser {
-            username: "bob",
-            password: "builder",
-            role: "user",
-        },
+        DemoUser { username: "alice", password: "wonderland", role: "user" },
+        DemoUser { username: "bob", password: "builder", role: "user" },
     ],
     defaults: Defaults {
         listen: "127.0.0.1:8001",

@@ -29,12 +29,11 @@ impl Card {
 }
 
 pub async fn load(app: &AppState, user_id: &str) -> Result<Option<Card>, ApiError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT title, artist FROM now_playing WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(app.store.pool())
-            .await
-            .map_err(|_| ApiError::Internal)?;
+    let row: Option<(String, String)> = sqlx::query_as("SELECT title, artist FROM now_playing WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(app.store.pool())
+        .await
+        .map_err(|_| ApiError::Internal)?;
     Ok(row.map(|(title, artist)| Card { title, artist }))
 }
 
@@ -46,8 +45,7 @@ pub async fn post_now_playing(
 ) -> Result<HttpResponse, ApiRejection> {
     bearer.require_scope("assistant:notify")?;
     let user_id = bearer.user_id()?;
-    card.validate()
-        .map_err(|e| bearer.reject(ApiError::BadRequest(e.into())))?;
+    card.validate().map_err(|e| bearer.reject(ApiError::BadRequest(e.into())))?;
     sqlx::query(
         "INSERT INTO now_playing (user_id, title, artist, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_id) DO UPDATE SET title = $2, artist = $3, updated_at = $4",
@@ -77,10 +75,7 @@ pub async fn get_now_playing(
             bearer.user_id()?.to_owned()
         }
     };
-    let card = load(&app, &user_id).await.map_err(|error| ApiRejection {
-        error,
-        challenge: app.challenge(),
-    })?;
+    let card = load(&app, &user_id).await.map_err(|error| ApiRejection { error, challenge: app.challenge() })?;
     Ok(HttpResponse::Ok().json(json!({ "now_playing": card })))
 }
 

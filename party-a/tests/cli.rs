@@ -20,10 +20,7 @@ fn help_lists_every_flag_with_its_default_and_environment_variable() {
             "{flag}: {help}"
         );
     }
-    assert!(
-        !help.contains("music-service-dev-secret"),
-        "--help must not print the client secret"
-    );
+    assert!(!help.contains("music-service-dev-secret"), "--help must not print the client secret");
 }
 
 #[test]
@@ -50,16 +47,7 @@ fn start_up_prints_the_registered_client_and_demo_logins() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let banner = banner.join("\n");
-    assert!(
-        banner.starts_with("Aria Assistant (party-a) listening on 127.0.0.1:"),
-        "{banner}"
-    );
-    assert!(
-        banner.contains("dev client: id=music-service secret=music-service-dev-secret"),
-        "{banner}"
-    );
-    assert!(
-        banner.contains("alice / wonderland") && banner.contains("bob / builder"),
-        "{banner}"
-    );
+    assert!(banner.starts_with("Aria Assistant (party-a) listening on 127.0.0.1:"), "{banner}");
+    assert!(banner.contains("dev client: id=music-service secret=music-service-dev-secret"), "{banner}");
+    assert!(banner.contains("alice / wonderland") && banner.contains("bob / builder"), "{banner}");
 }

@@ -13,14 +13,8 @@ pub static PARTY: Party = Party {
     colour: "#0f7a4b",
     session_cookie: "party_b_session",
     scopes: &[
-        ScopeInfo {
-            name: "player:read",
-            description: "See what is playing on your music player",
-        },
-        ScopeInfo {
-            name: "player:control",
-            description: "Start music on your music player",
-        },
+        ScopeInfo { name: "player:read", description: "See what is playing on your music player" },
+        ScopeInfo { name: "player:control", description: "Start music on your music player" },
     ],
     peer_client_id: "voice-assistant",
     peer_name: "Aria Assistant",
@@ -33,21 +27,9 @@ pub static PARTY: Party = Party {
         scope: "player:read player:control",
     }],
     demo_users: &[
-        DemoUser {
-            username: "alice",
-            password: "wonderland",
-            role: "user",
-        },
-        DemoUser {
-            username: "bob",
-            password: "builder",
-            role: "user",
-        },
-        DemoUser {
-            username: "kiosk",
-            password: "staff-only",
-            role: "staff",
-        },
+        DemoUser { username: "alice", password: "wonderland", role: "user" },
+        DemoUser { username: "bob", password: "builder", role: "user" },
+        DemoUser { username: "kiosk", password: "staff-only", role: "staff" },
     ],
     defaults: Defaults {
         listen: "127.0.0.1:8002",

@@ -22,23 +22,11 @@ pub struct PlayRequest {
 
 /// A tiny catalogue: (keywords, title, artist).
 const CATALOGUE: &[(&[&str], &str, &str)] = &[
-    (
-        &["jazz", "miles", "davis", "so what"],
-        "So What",
-        "Miles Davis",
-    ),
+    (&["jazz", "miles", "davis", "so what"], "So What", "Miles Davis"),
     (&["rock", "queen", "bohemian"], "Bohemian Rhapsody", "Queen"),
-    (
-        &["classical", "bach", "cello"],
-        "Cello Suite No. 1",
-        "Johann Sebastian Bach",
-    ),
+    (&["classical", "bach", "cello"], "Cello Suite No. 1", "Johann Sebastian Bach"),
     (&["pop", "abba", "dancing"], "Dancing Queen", "ABBA"),
-    (
-        &["electronic", "daft", "punk"],
-        "Around the World",
-        "Daft Punk",
-    ),
+    (&["electronic", "daft", "punk"], "Around the World", "Daft Punk"),
     (&["soul", "aretha", "respect"], "Respect", "Aretha Franklin"),
 ];
 
@@ -49,34 +37,26 @@ pub fn pick_track(query: &str) -> (String, String) {
         .iter()
         .find(|(keys, _, _)| keys.iter().any(|k| q.contains(k)))
         .map(|(_, t, a)| ((*t).to_owned(), (*a).to_owned()))
-        .unwrap_or_else(|| {
-            (
-                format!("{} Radio", title_case(query.trim())),
-                "Tempo Stations".to_owned(),
-            )
-        })
+        .unwrap_or_else(|| (format!("{} Radio", title_case(query.trim())), "Tempo Stations".to_owned()))
 }
 
 fn title_case(s: &str) -> String {
     s.split_whitespace()
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 async fn load(app: &AppState, user_id: &str) -> Result<PlayerState, ApiError> {
-    let row: Option<(i64, String, String, i64)> = sqlx::query_as(
-        "SELECT playing, title, artist, shared_with_assistant FROM player_state WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(app.store.pool())
-    .await
-    .map_err(|_| ApiError::Internal)?;
+    let row: Option<(i64, String, String, i64)> =
+        sqlx::query_as("SELECT playing, title, artist, shared_with_assistant FROM player_state WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(app.store.pool())
+            .await
+            .map_err(|_| ApiError::Internal)?;
     Ok(match row {
         Some((playing, title, artist, shared)) => PlayerState {
             playing: playing != 0,
@@ -84,24 +64,14 @@ async fn load(app: &AppState, user_id: &str) -> Result<PlayerState, ApiError> {
             artist: Some(artist),
             shared_with_assistant: shared != 0,
         },
-        None => PlayerState {
-            playing: false,
-            title: None,
-            artist: None,
-            shared_with_assistant: false,
-        },
+        None => PlayerState { playing: false, title: None, artist: None, shared_with_assistant: false },
     })
 }
 
 #[get("/api/player")]
-pub async fn player_state(
-    app: web::Data<AppState>,
-    bearer: Bearer,
-) -> Result<HttpResponse, ApiRejection> {
+pub async fn player_state(app: web::Data<AppState>, bearer: Bearer) -> Result<HttpResponse, ApiRejection> {
     bearer.require_scope("player:read")?;
-    let state = load(&app, bearer.user_id()?)
-        .await
-        .map_err(|e| bearer.reject(e))?;
+    let state = load(&app, bearer.user_id()?).await.map_err(|e| bearer.reject(e))?;
     Ok(HttpResponse::Ok().json(state))
 }
 
@@ -115,9 +85,7 @@ pub async fn play(
     let user_id = bearer.user_id()?;
     let query = body.query.trim();
     if query.is_empty() || query.chars().count() > 200 {
-        return Err(bearer.reject(ApiError::BadRequest(
-            "query must be 1 to 200 characters".into(),
-        )));
+        return Err(bearer.reject(ApiError::BadRequest("query must be 1 to 200 characters".into())));
     }
     let (title, artist) = pick_track(query);
     sqlx::query(
@@ -146,10 +114,7 @@ mod tests {
 
     #[test]
     fn a_known_genre_picks_its_track() {
-        assert_eq!(
-            pick_track("play some Jazz"),
-            ("So What".to_owned(), "Miles Davis".to_owned())
-        );
+        assert_eq!(pick_track("play some Jazz"), ("So What".to_owned(), "Miles Davis".to_owned()));
     }
 
     #[test]

@@ -11,34 +11,23 @@ use crate::clock::UnixTime;
 
 /// Hashes a password with argon2id on the blocking pool.
 pub async fn hash_password(password: String) -> Option<String> {
-    actix_web::web::block(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .ok()
-            .map(|h| h.to_string())
-    })
-    .await
-    .ok()
-    .flatten()
+    actix_web::web::block(move || Argon2::default().hash_password(password.as_bytes()).ok().map(|h| h.to_string()))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Checks a password against a PHC string on the blocking pool.
 pub async fn verify_password(password: String, hash: String) -> bool {
-    actix_web::web::block(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
+    actix_web::web::block(move || Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok())
+        .await
+        .unwrap_or(false)
 }
 
 /// Usernames: 3–32 of `a-z 0-9 . _ -`, so they read unambiguously on the kiosk and in logs.
 pub fn valid_username(name: &str) -> bool {
     (3..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -76,10 +65,7 @@ impl LoginThrottle {
     }
 
     pub fn record_success(&self, username: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .remove(username);
+        self.failures.lock().expect("throttle lock").remove(username);
     }
 }
 

@@ -17,10 +17,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }
 }
 
@@ -56,9 +53,7 @@ impl Entropy for OsEntropy {
     fn fill(&self, buf: &mut [u8]) {
         use aws_lc_rs::rand::SecureRandom;
         // The system RNG failing is unrecoverable: nothing secure can be minted.
-        aws_lc_rs::rand::SystemRandom::new()
-            .fill(buf)
-            .expect("the operating system's random number generator failed");
+        aws_lc_rs::rand::SystemRandom::new().fill(buf).expect("the operating system's random number generator failed");
     }
 }
 

@@ -77,12 +77,7 @@ pub struct Lifetimes {
 
 impl Default for Lifetimes {
     fn default() -> Self {
-        Self {
-            access_token: 600,
-            refresh_token: 30 * 24 * 3600,
-            authorization_code: 60,
-            assertion_skew: 30,
-        }
+        Self { access_token: 600, refresh_token: 30 * 24 * 3600, authorization_code: 60, assertion_skew: 30 }
     }
 }
 
@@ -140,23 +135,13 @@ impl Cli {
         let command = Self::command()
             .name(party.id)
             .mut_arg("listen", |a| a.default_value(d.listen).required(false))
-            .mut_arg("public_url", |a| {
-                a.default_value(d.public_url).required(false)
-            })
+            .mut_arg("public_url", |a| a.default_value(d.public_url).required(false))
             .mut_arg("peer_url", |a| a.default_value(d.peer_url).required(false))
-            .mut_arg("database_url", |a| {
-                a.default_value(d.database_url).required(false)
-            })
+            .mut_arg("database_url", |a| a.default_value(d.database_url).required(false))
             .mut_arg("peer_client_secret", |a| {
-                a.default_value(d.peer_client_secret)
-                    .required(false)
-                    .hide_default_value(true)
+                a.default_value(d.peer_client_secret).required(false).hide_default_value(true)
             })
-            .mut_arg("client_secret", |a| {
-                a.default_value(d.client_secret)
-                    .required(false)
-                    .hide_default_value(true)
-            });
+            .mut_arg("client_secret", |a| a.default_value(d.client_secret).required(false).hide_default_value(true));
         let matches = command.get_matches_from(args);
         Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }

@@ -67,11 +67,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-            basic_challenge: false,
-        }
+        Self { code, description: description.into(), basic_challenge: false }
     }
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
@@ -86,10 +82,7 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidScope, d)
     }
     pub fn server_error() -> Self {
-        Self::new(
-            ErrorCode::ServerError,
-            "the server could not complete the request; try again",
-        )
+        Self::new(ErrorCode::ServerError, "the server could not complete the request; try again")
     }
     pub fn with_basic_challenge(mut self, tried_basic: bool) -> Self {
         self.basic_challenge = tried_basic;
@@ -128,18 +121,11 @@ impl ResponseError for OAuthError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        res.insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"));
+        res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
         if self.code == ErrorCode::InvalidClient && self.basic_challenge {
-            res.insert_header((
-                header::WWW_AUTHENTICATE,
-                r#"Basic realm="token", charset="UTF-8""#,
-            ));
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="token", charset="UTF-8""#));
         }
-        res.json(ErrorBody {
-            error: self.code.as_str(),
-            error_description: &self.description,
-        })
+        res.json(ErrorBody { error: self.code.as_str(), error_description: &self.description })
     }
 }
 
@@ -189,24 +175,15 @@ impl ResponseError for ApiRejection {
 
     fn error_response(&self) -> HttpResponse {
         let c = &self.challenge;
-        let base = format!(
-            r#"Bearer realm="{}", iss="{}", resource_metadata="{}""#,
-            c.realm, c.issuer, c.resource_metadata
-        );
+        let base =
+            format!(r#"Bearer realm="{}", iss="{}", resource_metadata="{}""#, c.realm, c.issuer, c.resource_metadata);
         let (challenge, body) = match &self.error {
-            ApiError::MissingToken => (
-                base,
-                ErrorBody {
-                    error: "invalid_request",
-                    error_description: "a bearer token is required",
-                },
-            ),
+            ApiError::MissingToken => {
+                (base, ErrorBody { error: "invalid_request", error_description: "a bearer token is required" })
+            }
             ApiError::InvalidToken(d) => (
                 format!(r#"{base}, error="invalid_token", error_description="{d}""#),
-                ErrorBody {
-                    error: "invalid_token",
-                    error_description: d,
-                },
+                ErrorBody { error: "invalid_token", error_description: d },
             ),
             ApiError::InsufficientScope { required } => (
                 format!(r#"{base}, error="insufficient_scope", scope="{required}""#),
@@ -217,25 +194,15 @@ impl ResponseError for ApiRejection {
             ),
             ApiError::BadRequest(d) => (
                 format!(r#"{base}, error="invalid_request""#),
-                ErrorBody {
-                    error: "invalid_request",
-                    error_description: d,
-                },
+                ErrorBody { error: "invalid_request", error_description: d },
             ),
-            ApiError::Internal => (
-                base,
-                ErrorBody {
-                    error: "server_error",
-                    error_description: "try again later",
-                },
-            ),
+            ApiError::Internal => (base, ErrorBody { error: "server_error", error_description: "try again later" }),
         };
         let mut res = HttpResponse::build(self.status_code());
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             res.insert_header((header::WWW_AUTHENTICATE, v));
         }
-        res.insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(body)
+        res.insert_header((header::CACHE_CONTROL, "no-store")).json(body)
     }
 }
 
@@ -249,23 +216,11 @@ pub struct PageError {
 }
 
 impl PageError {
-    pub fn new(
-        status: StatusCode,
-        title: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self {
-            status,
-            title: title.into(),
-            message: message.into(),
-        }
+    pub fn new(status: StatusCode, title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, title: title.into(), message: message.into() }
     }
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "This request cannot be used",
-            message,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "This request cannot be used", message)
     }
     pub fn csrf() -> Self {
         Self::new(
@@ -275,11 +230,7 @@ impl PageError {
         )
     }
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Please try again in a moment.",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a moment.")
     }
 }
 

@@ -40,9 +40,7 @@ use crate::store::{ClientRecord, Store, StoreError, UserRecord};
 use crate::tokens::secrets::{digest, new_id};
 use crate::tokens::KeyRing;
 use crate::web::form::MAX_BODY;
-use crate::web::middleware::{
-    body_limit, not_found, render_error_pages, request_log, security_headers,
-};
+use crate::web::middleware::{body_limit, not_found, render_error_pages, request_log, security_headers};
 
 /// The grant types a party's peer client may use here.
 const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials";
@@ -60,9 +58,7 @@ pub async fn build_state(
     if config.demo_data && store.user_count().await? == 0 {
         seed_demo_users(&config, &store, clock.now()).await?;
     }
-    let dummy_password_hash = accounts::hash_password("not a real password".into())
-        .await
-        .unwrap_or_default();
+    let dummy_password_hash = accounts::hash_password("not a real password".into()).await.unwrap_or_default();
     Ok(AppState {
         config,
         store,
@@ -91,11 +87,7 @@ async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreErr
             redirect_uris: format!("{}/link/callback", config.peer_url),
             grant_types: PEER_GRANT_TYPES.to_owned(),
             scope: party.peer_scope.to_owned(),
-            jwks_uri: Some(format!(
-                "{}{}",
-                config.peer_url,
-                server::metadata::JWKS_PATH
-            )),
+            jwks_uri: Some(format!("{}{}", config.peer_url, server::metadata::JWKS_PATH)),
         })
         .await?;
     for c in party.public_clients {
@@ -134,23 +126,13 @@ async fn seed_demo_users(config: &Config, store: &Store, now: i64) -> Result<(),
 async fn session_key(state: &AppState) -> Result<Key, StoreError> {
     let mut fresh = [0u8; 64];
     state.entropy.fill(&mut fresh);
-    let stored = state
-        .store
-        .setting_or_insert("session_key", &STANDARD.encode(fresh))
-        .await?;
-    let bytes = STANDARD
-        .decode(stored)
-        .ok()
-        .filter(|b| b.len() >= 64)
-        .unwrap_or(fresh.to_vec());
+    let stored = state.store.setting_or_insert("session_key", &STANDARD.encode(fresh)).await?;
+    let bytes = STANDARD.decode(stored).ok().filter(|b| b.len() >= 64).unwrap_or(fresh.to_vec());
     Ok(Key::from(&bytes))
 }
 
 /// Starts serving `state` on `listener`; the server stops on Ctrl-C or SIGTERM.
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-) -> Result<Server, Box<dyn std::error::Error>> {
+pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box<dyn std::error::Error>> {
     let key = session_key(&state).await?;
     let workers = state.config.workers;
     let state = aw::Data::new(state);
@@ -168,20 +150,10 @@ pub async fn serve(
         App::new()
             .app_data(app_state.clone())
             .app_data(aw::PayloadConfig::new(MAX_BODY))
-            .app_data(
-                aw::JsonConfig::default()
-                    .limit(MAX_BODY)
-                    .error_handler(|err, req| {
-                        let app = req
-                            .app_data::<aw::Data<AppState>>()
-                            .expect("AppState is registered");
-                        ApiRejection {
-                            error: ApiError::BadRequest(err.to_string().into()),
-                            challenge: app.challenge(),
-                        }
-                        .into()
-                    }),
-            )
+            .app_data(aw::JsonConfig::default().limit(MAX_BODY).error_handler(|err, req| {
+                let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
+                ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge() }.into()
+            }))
             .wrap(from_fn(render_error_pages))
             .wrap(sessions)
             .wrap(security_headers())
@@ -207,11 +179,7 @@ fn spawn_revocation_sync(state: aw::Data<AppState>) {
             tick.tick().await;
             let now = state.now();
             let forget_before = now - state.config.lifetimes.access_token - 60;
-            if let Err(e) = state
-                .revocations
-                .sync(&state.store, now, forget_before)
-                .await
-            {
+            if let Err(e) = state.revocations.sync(&state.store, now, forget_before).await {
                 tracing::warn!(error = %e, "revocation sync failed");
             }
         }
@@ -222,11 +190,8 @@ fn spawn_revocation_sync(state: aw::Data<AppState>) {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// The whole life of a party's binary: flags → Config → state → serve.
@@ -239,9 +204,7 @@ pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
     let state = build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy))
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
-    let server = serve(state, listener)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let server = serve(state, listener).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     // The banner is for the person at the terminal (stdout); logs go to stderr.
     println!("{banner}");
     server.await
@@ -249,28 +212,18 @@ pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
 
 fn banner(config: &Config, addr: std::net::SocketAddr) -> String {
     let p = config.party;
-    let mut out = format!(
-        "{} ({}) listening on {addr}, public URL {}\n",
-        p.name, p.id, config.public_url
-    );
+    let mut out = format!("{} ({}) listening on {addr}, public URL {}\n", p.name, p.id, config.public_url);
     let secret = if config.peer_client_secret == p.defaults.peer_client_secret {
         config.peer_client_secret.clone()
     } else {
         "(set by --peer-client-secret, not shown)".to_owned()
     };
-    out.push_str(&format!(
-        "dev client: id={} secret={secret}\n",
-        p.peer_client_id
-    ));
+    out.push_str(&format!("dev client: id={} secret={secret}\n", p.peer_client_id));
     for c in p.public_clients {
         out.push_str(&format!("public client: id={} (no secret)\n", c.client_id));
     }
     if config.demo_data {
-        let logins: Vec<String> = p
-            .demo_users
-            .iter()
-            .map(|u| format!("{} / {}", u.username, u.password))
-            .collect();
+        let logins: Vec<String> = p.demo_users.iter().map(|u| format!("{} / {}", u.username, u.password)).collect();
         out.push_str(&format!("demo logins (dev only): {}", logins.join(", ")));
     }
     out
@@ -287,10 +240,7 @@ pub(crate) mod testing {
         tagline: "for unit tests",
         colour: "#333",
         session_cookie: "party_t_session",
-        scopes: &[ScopeInfo {
-            name: "player:read",
-            description: "see what is playing",
-        }],
+        scopes: &[ScopeInfo { name: "player:read", description: "see what is playing" }],
         peer_client_id: "peer",
         peer_name: "Peer",
         own_client_id: "me",
@@ -319,21 +269,12 @@ pub(crate) mod testing {
         let cli = crate::config::Cli::parse_from_for(party(), ["party-t"]);
         let config = crate::config::Config::from_cli(party(), cli);
         let entropy = std::sync::Arc::new(crate::clock::CountingEntropy::default());
-        crate::build_state(config, std::sync::Arc::new(clock), entropy)
-            .await
-            .expect("test state")
+        crate::build_state(config, std::sync::Arc::new(clock), entropy).await.expect("test state")
     }
 
     /// The test party's confidential client, as the token endpoint sees it after authentication.
-    pub async fn peer_client(
-        app: &crate::state::AppState,
-    ) -> crate::server::client_auth::AuthenticatedClient {
-        let client = app
-            .clients
-            .get(&app.store, "peer", app.now())
-            .await
-            .unwrap()
-            .unwrap();
+    pub async fn peer_client(app: &crate::state::AppState) -> crate::server::client_auth::AuthenticatedClient {
+        let client = app.clients.get(&app.store, "peer", app.now()).await.unwrap().unwrap();
         crate::server::client_auth::AuthenticatedClient {
             client,
             method: crate::server::client_auth::AuthMethod::ClientSecretBasic,

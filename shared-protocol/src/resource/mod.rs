@@ -30,17 +30,11 @@ pub struct RevocationList {
 
 impl RevocationList {
     pub fn is_revoked(&self, grant_id: &str) -> bool {
-        self.revoked
-            .read()
-            .expect("revocation list")
-            .contains_key(grant_id)
+        self.revoked.read().expect("revocation list").contains_key(grant_id)
     }
 
     pub fn note(&self, grant_id: &str, at: i64) {
-        self.revoked
-            .write()
-            .expect("revocation list")
-            .insert(grant_id.to_owned(), at);
+        self.revoked.write().expect("revocation list").insert(grant_id.to_owned(), at);
     }
 
     /// Pulls revocations made since the last sync (by any instance) and
@@ -99,12 +93,7 @@ impl AppState {
                     .map_err(|e| ApiError::InvalidToken(e.into()))?;
                 // First sight of this token: ask the database, so a revocation made by
                 // another instance a moment ago is honoured even before the next sync.
-                if self
-                    .store
-                    .is_grant_revoked(&c.gid)
-                    .await
-                    .map_err(|_| ApiError::Internal)?
-                {
+                if self.store.is_grant_revoked(&c.gid).await.map_err(|_| ApiError::Internal)? {
                     self.revocations.note(&c.gid, now);
                 }
                 let c = Arc::new(c);
@@ -149,18 +138,13 @@ impl Bearer {
     /// The user the token acts for; tokens of `client_credentials` act for no one.
     pub fn user_id(&self) -> Result<&str, ApiRejection> {
         if self.claims.sub == self.claims.client_id {
-            return Err(self.reject(ApiError::InvalidToken(
-                "this API acts for a user and the token names none".into(),
-            )));
+            return Err(self.reject(ApiError::InvalidToken("this API acts for a user and the token names none".into())));
         }
         Ok(&self.claims.sub)
     }
 
     pub fn reject(&self, error: ApiError) -> ApiRejection {
-        ApiRejection {
-            error,
-            challenge: self.app.challenge(),
-        }
+        ApiRejection { error, challenge: self.app.challenge() }
     }
 }
 
@@ -169,35 +153,20 @@ impl FromRequest for Bearer {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let app = req
-            .app_data::<web::Data<AppState>>()
-            .cloned()
-            .expect("AppState is registered");
+        let app = req.app_data::<web::Data<AppState>>().cloned().expect("AppState is registered");
         // RFC 6750 2.1 only: tokens in query strings or bodies leak into logs and history.
-        let header = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Box::pin(async move {
             let token = header.as_deref().and_then(|h| {
                 let (scheme, rest) = h.split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| rest.trim().to_owned())
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_owned())
             });
             let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Err(ApiRejection {
-                    error: ApiError::MissingToken,
-                    challenge: app.challenge(),
-                });
+                return Err(ApiRejection { error: ApiError::MissingToken, challenge: app.challenge() });
             };
             match app.verify_access_token(&token).await {
                 Ok(claims) => Ok(Bearer { claims, app }),
-                Err(error) => Err(ApiRejection {
-                    error,
-                    challenge: app.challenge(),
-                }),
+                Err(error) => Err(ApiRejection { error, challenge: app.challenge() }),
             }
         })
     }

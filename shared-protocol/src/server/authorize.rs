@@ -42,11 +42,7 @@ pub enum Rejection {
     /// The client or redirect URI is unknown: tell the user, never redirect.
     Page(PageError),
     /// The client is known: send the error back to it.
-    Client {
-        redirect_uri: String,
-        state: Option<String>,
-        error: OAuthError,
-    },
+    Client { redirect_uri: String, state: Option<String>, error: OAuthError },
 }
 
 impl From<crate::store::StoreError> for Rejection {
@@ -64,9 +60,8 @@ impl From<PageError> for Rejection {
 /// RFC 6749 4.1.1 and RFC 7636 4.3, as a decision without I/O beyond the client lookup.
 pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest, Rejection> {
     let refuse = |msg: &'static str| Rejection::Page(PageError::bad_request(msg));
-    let client_id = p
-        .get("client_id")
-        .ok_or_else(|| refuse("The application that sent you here did not say who it is."))?;
+    let client_id =
+        p.get("client_id").ok_or_else(|| refuse("The application that sent you here did not say who it is."))?;
     let client = app
         .clients
         .get(&app.store, client_id, app.now())
@@ -74,17 +69,9 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
         .ok_or_else(|| refuse("The application that sent you here is not registered with us."))?;
     let (redirect_uri, redirect_uri_sent) = match p.get("redirect_uri") {
         Some(uri) if client.has_redirect_uri(uri) => (uri.to_owned(), true),
-        Some(_) => {
-            return Err(refuse(
-                "The application asked to send you to an address it has not registered.",
-            ))
-        }
+        Some(_) => return Err(refuse("The application asked to send you to an address it has not registered.")),
         None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
-        None => {
-            return Err(refuse(
-                "The application did not say where to send you back.",
-            ))
-        }
+        None => return Err(refuse("The application did not say where to send you back.")),
     };
 
     // From here on the client is trusted with its own errors.
@@ -95,35 +82,20 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
         error: OAuthError::new(code, why),
     };
     if p.get("response_type") != Some("code") {
-        return Err(back(
-            ErrorCode::UnsupportedResponseType,
-            "only response_type=code is supported",
-        ));
+        return Err(back(ErrorCode::UnsupportedResponseType, "only response_type=code is supported"));
     }
     if !client.allows_grant("authorization_code") {
-        return Err(back(
-            ErrorCode::UnauthorizedClient,
-            "this client may not use the authorization code flow",
-        ));
+        return Err(back(ErrorCode::UnauthorizedClient, "this client may not use the authorization code flow"));
     }
     let challenge = p.get("code_challenge").ok_or_else(|| {
-        back(
-            ErrorCode::InvalidRequest,
-            "PKCE is required: send code_challenge with code_challenge_method=S256",
-        )
+        back(ErrorCode::InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256")
     })?;
     // A missing method means `plain` (RFC 7636 4.3), which is refused like an explicit one.
     if p.get("code_challenge_method") != Some("S256") {
-        return Err(back(
-            ErrorCode::InvalidRequest,
-            "code_challenge_method must be S256",
-        ));
+        return Err(back(ErrorCode::InvalidRequest, "code_challenge_method must be S256"));
     }
     if !pkce::is_valid_s256_challenge(challenge) {
-        return Err(back(
-            ErrorCode::InvalidRequest,
-            "code_challenge is not a base64url SHA-256 value",
-        ));
+        return Err(back(ErrorCode::InvalidRequest, "code_challenge is not a base64url SHA-256 value"));
     }
     let offered = Scope::parse(&app.config.scope_names().collect::<Vec<_>>().join(" "));
     let scope = match p.get("scope") {
@@ -132,17 +104,13 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
         None => client.scope.clone(),
     };
     if scope.is_empty() || !scope.is_subset(&client.scope) || !scope.is_subset(&offered) {
-        return Err(back(
-            ErrorCode::InvalidScope,
-            "the scope is unknown or not allowed for this client",
-        ));
+        return Err(back(ErrorCode::InvalidScope, "the scope is unknown or not allowed for this client"));
     }
-    let (audience, _) =
-        target(&app.config, p.get("resource"), None).map_err(|e| Rejection::Client {
-            redirect_uri: redirect_uri.clone(),
-            state: state.clone(),
-            error: e,
-        })?;
+    let (audience, _) = target(&app.config, p.get("resource"), None).map_err(|e| Rejection::Client {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error: e,
+    })?;
     Ok(AuthorizationRequest {
         client,
         redirect_uri,
@@ -161,41 +129,23 @@ pub async fn authorize_endpoint(
     app: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let params = Params::parse(req.query_string().as_bytes())
-        .map_err(|e| PageError::bad_request(e.describe()))?;
+    let params = Params::parse(req.query_string().as_bytes()).map_err(|e| PageError::bad_request(e.describe()))?;
     let request = match validate(&app, &params).await {
         Ok(r) => r,
         Err(rejection) => return reject(&app, rejection, StatusCode::FOUND),
     };
     let Some(user_id) = session::user_id(&session) else {
         let here = format!("/authorize?{}", req.query_string());
-        return Ok(pages::redirect(&format!(
-            "/login?next={}",
-            urlencode(&here)
-        )));
+        return Ok(pages::redirect(&format!("/login?next={}", urlencode(&here))));
     };
     let remembered = app.store.consent(&user_id, &request.client.id).await?;
-    if !request.force_consent
-        && remembered.is_some_and(|s| request.scope.is_subset(&Scope::parse(&s)))
-    {
+    if !request.force_consent && remembered.is_some_and(|s| request.scope.is_subset(&Scope::parse(&s))) {
         return issue_code(&app, &request, &user_id, StatusCode::FOUND).await;
     }
     let chrome = pages::chrome(&app, &session, "consent", Some(user_id)).await?;
-    let scopes = request
-        .scope
-        .iter()
-        .map(|s| ScopeLine::describe(&app.config, s))
-        .collect();
+    let scopes = request.scope.iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
     let hidden = consent_fields(&request);
-    pages::render(
-        StatusCode::OK,
-        &ConsentPage {
-            chrome,
-            client_name: request.client.name.clone(),
-            scopes,
-            hidden,
-        },
-    )
+    pages::render(StatusCode::OK, &ConsentPage { chrome, client_name: request.client.name.clone(), scopes, hidden })
 }
 
 /// The user's answer on the consent page.
@@ -220,28 +170,15 @@ pub async fn consent_decision(
     match params.get("decision") {
         Some("approve") => {
             let previous = app.store.consent(&user_id, &request.client.id).await?;
-            let remembered = previous
-                .map(|s| Scope::parse(&s))
-                .unwrap_or_default()
-                .union(&request.scope);
-            app.store
-                .save_consent(
-                    &user_id,
-                    &request.client.id,
-                    &remembered.to_string(),
-                    app.now(),
-                )
-                .await?;
+            let remembered = previous.map(|s| Scope::parse(&s)).unwrap_or_default().union(&request.scope);
+            app.store.save_consent(&user_id, &request.client.id, &remembered.to_string(), app.now()).await?;
             issue_code(&app, &request, &user_id, StatusCode::SEE_OTHER).await
         }
         Some("deny") => Ok(to_client(
             &app,
             &request.redirect_uri,
             request.state.as_deref(),
-            &[
-                ("error", "access_denied"),
-                ("error_description", "the user denied the request"),
-            ],
+            &[("error", "access_denied"), ("error_description", "the user denied the request")],
             StatusCode::SEE_OTHER,
         )),
         _ => Err(PageError::bad_request("Choose Allow or Deny.")),
@@ -274,43 +211,24 @@ async fn issue_code(
             grant_id: &grant.id,
             client_id: &grant.client_id,
             user_id,
-            redirect_uri: request
-                .redirect_uri_sent
-                .then_some(request.redirect_uri.as_str()),
+            redirect_uri: request.redirect_uri_sent.then_some(request.redirect_uri.as_str()),
             scope: &grant.scope,
             audience: &grant.audience,
             code_challenge: Some(&request.code_challenge),
             expires_at: now + app.config.lifetimes.authorization_code,
         })
         .await?;
-    Ok(to_client(
-        app,
-        &request.redirect_uri,
-        request.state.as_deref(),
-        &[("code", &code)],
-        status,
-    ))
+    Ok(to_client(app, &request.redirect_uri, request.state.as_deref(), &[("code", &code)], status))
 }
 
-fn reject(
-    app: &AppState,
-    rejection: Rejection,
-    status: StatusCode,
-) -> Result<HttpResponse, PageError> {
+fn reject(app: &AppState, rejection: Rejection, status: StatusCode) -> Result<HttpResponse, PageError> {
     match rejection {
         Rejection::Page(e) => Err(e),
-        Rejection::Client {
-            redirect_uri,
-            state,
-            error,
-        } => Ok(to_client(
+        Rejection::Client { redirect_uri, state, error } => Ok(to_client(
             app,
             &redirect_uri,
             state.as_deref(),
-            &[
-                ("error", error.code.as_str()),
-                ("error_description", &error.description),
-            ],
+            &[("error", error.code.as_str()), ("error_description", &error.description)],
             status,
         )),
     }
@@ -335,9 +253,7 @@ fn to_client(
         }
         q.append_pair("iss", app.config.issuer());
     }
-    HttpResponse::build(status)
-        .insert_header((header::LOCATION, url.as_str()))
-        .finish()
+    HttpResponse::build(status).insert_header((header::LOCATION, url.as_str())).finish()
 }
 
 fn consent_fields(r: &AuthorizationRequest) -> Vec<(&'static str, String)> {

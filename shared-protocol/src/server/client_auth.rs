@@ -37,12 +37,7 @@ pub struct Client {
 
 impl From<ClientRecord> for Client {
     fn from(r: ClientRecord) -> Self {
-        let split = |s: &str| {
-            s.split(' ')
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
+        let split = |s: &str| s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect();
         Self {
             redirect_uris: split(&r.redirect_uris),
             grant_types: split(&r.grant_types),
@@ -79,12 +74,7 @@ pub struct ClientDirectory {
 impl ClientDirectory {
     const TTL: i64 = 30;
 
-    pub async fn get(
-        &self,
-        store: &Store,
-        client_id: &str,
-        now: i64,
-    ) -> StoreResult<Option<Arc<Client>>> {
+    pub async fn get(&self, store: &Store, client_id: &str, now: i64) -> StoreResult<Option<Arc<Client>>> {
         if let Some((c, at)) = self.cache.read().expect("client cache").get(client_id) {
             if now - at < Self::TTL {
                 return Ok(Some(c.clone()));
@@ -94,10 +84,7 @@ impl ClientDirectory {
             return Ok(None);
         };
         let client = Arc::new(Client::from(record));
-        self.cache
-            .write()
-            .expect("client cache")
-            .insert(client_id.to_owned(), (client.clone(), now));
+        self.cache.write().expect("client cache").insert(client_id.to_owned(), (client.clone(), now));
         Ok(Some(client))
     }
 }
@@ -113,12 +100,7 @@ impl JwksCache {
     /// A missing `kid` triggers a refetch at most this often (key rotation without a fetch storm).
     const REFETCH_AFTER: i64 = 10;
 
-    async fn key(
-        &self,
-        state: &AppState,
-        uri: &str,
-        kid: Option<&str>,
-    ) -> Result<DecodingKey, OAuthError> {
+    async fn key(&self, state: &AppState, uri: &str, kid: Option<&str>) -> Result<DecodingKey, OAuthError> {
         let now = state.now();
         let cached = self.sets.lock().expect("jwks cache").get(uri).cloned();
         let find = |set: &JwkSet| match kid {
@@ -132,28 +114,19 @@ impl JwksCache {
             _ => {
                 let set = fetch_jwks(state, uri).await?;
                 let found = find(&set);
-                self.sets
-                    .lock()
-                    .expect("jwks cache")
-                    .insert(uri.to_owned(), (set, now));
+                self.sets.lock().expect("jwks cache").insert(uri.to_owned(), (set, now));
                 found
             }
         };
-        let jwk = jwk.ok_or_else(|| {
-            OAuthError::invalid_client("the assertion's key is not in the client's JWKS")
-        })?;
-        DecodingKey::from_jwk(&jwk)
-            .map_err(|_| OAuthError::invalid_client("the client's JWKS holds an unusable key"))
+        let jwk = jwk.ok_or_else(|| OAuthError::invalid_client("the assertion's key is not in the client's JWKS"))?;
+        DecodingKey::from_jwk(&jwk).map_err(|_| OAuthError::invalid_client("the client's JWKS holds an unusable key"))
     }
 }
 
 #[cfg(test)]
 impl JwksCache {
     fn seed(&self, uri: &str, set: JwkSet, at: i64) {
-        self.sets
-            .lock()
-            .expect("jwks cache")
-            .insert(uri.to_owned(), (set, at));
+        self.sets.lock().expect("jwks cache").insert(uri.to_owned(), (set, at));
     }
 }
 
@@ -194,53 +167,32 @@ pub async fn authenticate(
     let basic = basic_credentials(req)?;
     let assertion = params.get("client_assertion");
     let post_secret = params.get("client_secret");
-    let methods = [basic.is_some(), assertion.is_some(), post_secret.is_some()]
-        .iter()
-        .filter(|m| **m)
-        .count();
+    let methods = [basic.is_some(), assertion.is_some(), post_secret.is_some()].iter().filter(|m| **m).count();
     if methods > 1 {
-        return Err(OAuthError::invalid_request(
-            "use exactly one client authentication method",
-        ));
+        return Err(OAuthError::invalid_request("use exactly one client authentication method"));
     }
     let now = state.now();
-    let lookup = |id: String| async move {
-        state
-            .clients
-            .get(&state.store, &id, now)
-            .await
-            .map_err(OAuthError::from)
-    };
+    let lookup = |id: String| async move { state.clients.get(&state.store, &id, now).await.map_err(OAuthError::from) };
 
     if let Some((id, secret)) = basic {
-        let fail = || {
-            OAuthError::invalid_client("client authentication failed").with_basic_challenge(true)
-        };
+        let fail = || OAuthError::invalid_client("client authentication failed").with_basic_challenge(true);
         if params.get("client_id").is_some_and(|p| p != id) {
-            return Err(OAuthError::invalid_request(
-                "client_id does not match the authenticated client",
-            ));
+            return Err(OAuthError::invalid_request("client_id does not match the authenticated client"));
         }
         let client = lookup(id).await?.ok_or_else(fail)?;
         return match &client.secret_digest {
-            Some(d) if verify_digest(&secret, d) => Ok(AuthenticatedClient {
-                client,
-                method: AuthMethod::ClientSecretBasic,
-            }),
+            Some(d) if verify_digest(&secret, d) => {
+                Ok(AuthenticatedClient { client, method: AuthMethod::ClientSecretBasic })
+            }
             _ => Err(fail()),
         };
     }
     if let Some(assertion) = assertion {
         if params.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
-            return Err(OAuthError::invalid_request(format!(
-                "client_assertion_type must be {JWT_BEARER_ASSERTION}"
-            )));
+            return Err(OAuthError::invalid_request(format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
         }
         let client = verify_assertion(state, assertion, params, endpoint).await?;
-        return Ok(AuthenticatedClient {
-            client,
-            method: AuthMethod::PrivateKeyJwt,
-        });
+        return Ok(AuthenticatedClient { client, method: AuthMethod::PrivateKeyJwt });
     }
     let id = params
         .get("client_id")
@@ -249,14 +201,10 @@ pub async fn authenticate(
     let fail = || OAuthError::invalid_client("client authentication failed");
     let client = lookup(id).await?.ok_or_else(fail)?;
     match (post_secret, &client.secret_digest) {
-        (Some(secret), Some(d)) if verify_digest(secret, d) => Ok(AuthenticatedClient {
-            client,
-            method: AuthMethod::ClientSecretPost,
-        }),
-        (None, _) if client.is_public() => Ok(AuthenticatedClient {
-            client,
-            method: AuthMethod::None,
-        }),
+        (Some(secret), Some(d)) if verify_digest(secret, d) => {
+            Ok(AuthenticatedClient { client, method: AuthMethod::ClientSecretPost })
+        }
+        (None, _) if client.is_public() => Ok(AuthenticatedClient { client, method: AuthMethod::None }),
         (None, _) => Err(OAuthError::invalid_client("this client must authenticate")),
         _ => Err(fail()),
     }
@@ -275,20 +223,12 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let bad =
-        || OAuthError::invalid_client("malformed Basic credentials").with_basic_challenge(true);
+    let bad = || OAuthError::invalid_client("malformed Basic credentials").with_basic_challenge(true);
     let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-    };
-    Ok(Some((
-        unescape(id).map_err(|_| bad())?,
-        unescape(secret).map_err(|_| bad())?,
-    )))
+    let unescape = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
+    Ok(Some((unescape(id).map_err(|_| bad())?, unescape(secret).map_err(|_| bad())?)))
 }
 
 #[derive(Deserialize)]
@@ -329,8 +269,7 @@ async fn verify_assertion(
     endpoint: &str,
 ) -> Result<Arc<Client>, OAuthError> {
     let bad = |why: &'static str| OAuthError::invalid_client(why);
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| bad("the client assertion is not a JWT"))?;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| bad("the client assertion is not a JWT"))?;
     // Read `sub` before verifying only to find whose keys verify it.
     let unverified: AssertionClaims = assertion
         .split('.')
@@ -338,13 +277,8 @@ async fn verify_assertion(
         .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| bad("the client assertion's claims are malformed"))?;
-    if params
-        .get("client_id")
-        .is_some_and(|id| id != unverified.sub)
-    {
-        return Err(OAuthError::invalid_request(
-            "client_id does not match the client assertion",
-        ));
+    if params.get("client_id").is_some_and(|id| id != unverified.sub) {
+        return Err(OAuthError::invalid_request("client_id does not match the client assertion"));
     }
     let now = state.now();
     let client = state
@@ -352,18 +286,12 @@ async fn verify_assertion(
         .get(&state.store, &unverified.sub, now)
         .await?
         .ok_or_else(|| bad("client authentication failed"))?;
-    let uri = client
-        .jwks_uri
-        .as_deref()
-        .ok_or_else(|| bad("this client has no registered keys"))?;
+    let uri = client.jwks_uri.as_deref().ok_or_else(|| bad("this client has no registered keys"))?;
     use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
     if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
         return Err(bad("the client assertion must use an asymmetric signature"));
     }
-    let key = state
-        .peer_keys
-        .key(state, uri, header.kid.as_deref())
-        .await?;
+    let key = state.peer_keys.key(state, uri, header.kid.as_deref()).await?;
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
@@ -375,35 +303,22 @@ async fn verify_assertion(
 
     let skew = state.config.lifetimes.assertion_skew;
     if claims.iss != client.id || claims.sub != client.id {
-        return Err(bad(
-            "the client assertion's iss and sub must be the client_id",
-        ));
+        return Err(bad("the client assertion's iss and sub must be the client_id"));
     }
     let issuer = state.config.issuer();
     let token_endpoint = state.config.endpoint("/token");
     let this_endpoint = state.config.endpoint(endpoint);
-    if !claims
-        .aud
-        .contains_any(&[issuer, &token_endpoint, &this_endpoint])
-    {
+    if !claims.aud.contains_any(&[issuer, &token_endpoint, &this_endpoint]) {
         return Err(bad("the client assertion's audience is not this server"));
     }
     if claims.exp + skew < now {
         return Err(bad("the client assertion has expired"));
     }
-    if claims.nbf.is_some_and(|nbf| nbf - skew > now)
-        || claims.iat.is_some_and(|iat| iat - skew > now)
-    {
+    if claims.nbf.is_some_and(|nbf| nbf - skew > now) || claims.iat.is_some_and(|iat| iat - skew > now) {
         return Err(bad("the client assertion is not valid yet"));
     }
-    let jti = claims
-        .jti
-        .ok_or_else(|| bad("the client assertion has no jti"))?;
-    if !state
-        .store
-        .record_assertion_jti(&client.id, &jti, claims.exp + skew, now)
-        .await?
-    {
+    let jti = claims.jti.ok_or_else(|| bad("the client assertion has no jti"))?;
+    if !state.store.record_assertion_jti(&client.id, &jti, claims.exp + skew, now).await? {
         return Err(bad("the client assertion was already used"));
     }
     Ok(client)
@@ -421,74 +336,35 @@ mod tests {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::json;
 
-    async fn auth(
-        app: &AppState,
-        req: TestRequest,
-        body: &str,
-    ) -> Result<AuthenticatedClient, OAuthError> {
+    async fn auth(app: &AppState, req: TestRequest, body: &str) -> Result<AuthenticatedClient, OAuthError> {
         let params = Params::parse(body.as_bytes()).unwrap();
         authenticate(app, &req.to_http_request(), &params, "/token").await
     }
 
     fn basic(id: &str, secret: &str) -> TestRequest {
-        TestRequest::default().insert_header((
-            AUTHORIZATION,
-            format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
-        ))
+        TestRequest::default()
+            .insert_header((AUTHORIZATION, format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))))
     }
 
     #[actix_web::test]
     async fn secrets_by_basic_or_post_and_nothing_else() {
         let app = state(ManualClock::new(1_000)).await;
         let ok = auth(&app, basic("peer", "s"), "").await.unwrap();
-        assert_eq!(
-            (ok.client.id.as_str(), ok.method),
-            ("peer", AuthMethod::ClientSecretBasic)
-        );
+        assert_eq!((ok.client.id.as_str(), ok.method), ("peer", AuthMethod::ClientSecretBasic));
         let bad = auth(&app, basic("peer", "S"), "").await.unwrap_err();
         assert_eq!(bad.code, ErrorCode::InvalidClient);
-        assert!(
-            bad.basic_challenge,
-            "a failed Basic attempt gets the Basic challenge"
-        );
-        assert_eq!(
-            auth(&app, basic("nobody", "s"), "").await.unwrap_err().code,
-            ErrorCode::InvalidClient
-        );
+        assert!(bad.basic_challenge, "a failed Basic attempt gets the Basic challenge");
+        assert_eq!(auth(&app, basic("nobody", "s"), "").await.unwrap_err().code, ErrorCode::InvalidClient);
 
-        let post = auth(
-            &app,
-            TestRequest::default(),
-            "client_id=peer&client_secret=s",
-        )
-        .await
-        .unwrap();
+        let post = auth(&app, TestRequest::default(), "client_id=peer&client_secret=s").await.unwrap();
         assert_eq!(post.method, AuthMethod::ClientSecretPost);
-        let wrong = auth(
-            &app,
-            TestRequest::default(),
-            "client_id=peer&client_secret=x",
-        )
-        .await
-        .unwrap_err();
+        let wrong = auth(&app, TestRequest::default(), "client_id=peer&client_secret=x").await.unwrap_err();
         assert!(!wrong.basic_challenge);
 
-        let none = auth(&app, TestRequest::default(), "client_id=peer")
-            .await
-            .unwrap_err();
-        assert_eq!(
-            none.code,
-            ErrorCode::InvalidClient,
-            "a confidential client must authenticate"
-        );
-        let two = auth(&app, basic("peer", "s"), "client_id=peer&client_secret=s")
-            .await
-            .unwrap_err();
-        assert_eq!(
-            two.code,
-            ErrorCode::InvalidRequest,
-            "only one method per request"
-        );
+        let none = auth(&app, TestRequest::default(), "client_id=peer").await.unwrap_err();
+        assert_eq!(none.code, ErrorCode::InvalidClient, "a confidential client must authenticate");
+        let two = auth(&app, basic("peer", "s"), "client_id=peer&client_secret=s").await.unwrap_err();
+        assert_eq!(two.code, ErrorCode::InvalidRequest, "only one method per request");
     }
 
     struct Signer {
@@ -498,23 +374,16 @@ mod tests {
 
     /// A client key pair, with its public half seeded into the JWKS cache.
     fn client_key(app: &AppState, kid: &'static str) -> Signer {
-        let doc =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
         let point = pair.public_key().as_ref();
         let set: JwkSet = serde_json::from_value(json!({"keys": [{
             "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
             "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
         }]}))
         .unwrap();
-        app.peer_keys
-            .seed("http://localhost:10/jwks.json", set, app.now());
-        Signer {
-            key: EncodingKey::from_ec_der(doc.as_ref()),
-            kid,
-        }
+        app.peer_keys.seed("http://localhost:10/jwks.json", set, app.now());
+        Signer { key: EncodingKey::from_ec_der(doc.as_ref()), kid }
     }
 
     fn assertion(signer: &Signer, aud: &str, exp: i64, jti: &str) -> String {
@@ -522,10 +391,7 @@ mod tests {
         header.kid = Some(signer.kid.into());
         let claims = json!({"iss": "peer", "sub": "peer", "aud": aud, "exp": exp, "iat": exp - 60, "jti": jti});
         let jwt = jsonwebtoken::encode(&header, &claims, &signer.key).unwrap();
-        format!(
-            "client_assertion_type={}&client_assertion={jwt}",
-            JWT_BEARER_ASSERTION.replace(':', "%3A")
-        )
+        format!("client_assertion_type={}&client_assertion={jwt}", JWT_BEARER_ASSERTION.replace(':', "%3A"))
     }
 
     #[actix_web::test]
@@ -535,48 +401,20 @@ mod tests {
         let signer = client_key(&app, "k1");
         let token_endpoint = app.config.endpoint("/token");
 
-        let ok = auth(
-            &app,
-            TestRequest::default(),
-            &assertion(&signer, &token_endpoint, 1_060, "j1"),
-        )
-        .await
-        .unwrap();
+        let ok = auth(&app, TestRequest::default(), &assertion(&signer, &token_endpoint, 1_060, "j1")).await.unwrap();
         assert_eq!(ok.method, AuthMethod::PrivateKeyJwt);
-        let replay = auth(
-            &app,
-            TestRequest::default(),
-            &assertion(&signer, &token_endpoint, 1_060, "j1"),
-        )
-        .await
-        .unwrap_err();
+        let replay =
+            auth(&app, TestRequest::default(), &assertion(&signer, &token_endpoint, 1_060, "j1")).await.unwrap_err();
         assert_eq!(replay.description, "the client assertion was already used");
 
         let issuer = app.config.issuer().to_owned();
-        assert!(auth(
-            &app,
-            TestRequest::default(),
-            &assertion(&signer, &issuer, 1_060, "j2")
-        )
-        .await
-        .is_ok());
+        assert!(auth(&app, TestRequest::default(), &assertion(&signer, &issuer, 1_060, "j2")).await.is_ok());
         let foreign = assertion(&signer, "http://elsewhere/token", 1_060, "j3");
-        assert_eq!(
-            auth(&app, TestRequest::default(), &foreign)
-                .await
-                .unwrap_err()
-                .code,
-            ErrorCode::InvalidClient
-        );
+        assert_eq!(auth(&app, TestRequest::default(), &foreign).await.unwrap_err().code, ErrorCode::InvalidClient);
 
         clock.advance(60 + app.config.lifetimes.assertion_skew + 1);
-        let late = auth(
-            &app,
-            TestRequest::default(),
-            &assertion(&signer, &token_endpoint, 1_060, "j4"),
-        )
-        .await
-        .unwrap_err();
+        let late =
+            auth(&app, TestRequest::default(), &assertion(&signer, &token_endpoint, 1_060, "j4")).await.unwrap_err();
         assert_eq!(late.description, "the client assertion has expired");
     }
 
@@ -584,30 +422,15 @@ mod tests {
     async fn an_assertion_from_another_key_is_refused() {
         let app = state(ManualClock::new(1_000)).await;
         let _registered = client_key(&app, "k1");
-        let impostor = Signer {
-            kid: "k1",
-            ..client_key_unregistered()
-        };
-        let err = auth(
-            &app,
-            TestRequest::default(),
-            &assertion(&impostor, app.config.issuer(), 1_060, "j"),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(
-            err.description,
-            "the client assertion's signature does not verify"
-        );
+        let impostor = Signer { kid: "k1", ..client_key_unregistered() };
+        let err = auth(&app, TestRequest::default(), &assertion(&impostor, app.config.issuer(), 1_060, "j"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.description, "the client assertion's signature does not verify");
     }
 
     fn client_key_unregistered() -> Signer {
-        let doc =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .unwrap();
-        Signer {
-            key: EncodingKey::from_ec_der(doc.as_ref()),
-            kid: "other",
-        }
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+        Signer { key: EncodingKey::from_ec_der(doc.as_ref()), kid: "other" }
     }
 }

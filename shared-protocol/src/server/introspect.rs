@@ -24,9 +24,7 @@ pub async fn introspection_endpoint(
     let inactive = || no_store(HttpResponse::Ok()).json(json!({ "active": false }));
 
     if let Ok(c) = state.keys.verify::<AccessClaims>(token, ACCESS_TOKEN_TYP) {
-        let live = c.iss == state.config.issuer()
-            && c.exp > now
-            && !state.store.is_grant_revoked(&c.gid).await?;
+        let live = c.iss == state.config.issuer() && c.exp > now && !state.store.is_grant_revoked(&c.gid).await?;
         // A client learns only about its own tokens (RFC 7662 2.2 leaves the policy to the server).
         if !live || c.client_id != client.client.id {
             return Ok(inactive());
@@ -40,19 +38,13 @@ pub async fn introspection_endpoint(
             "username": username, "sub": c.sub, "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
         })));
     }
-    let Some((grant_id, expires_at, used)) =
-        state.store.refresh_token_grant(&digest(token)).await?
-    else {
+    let Some((grant_id, expires_at, used)) = state.store.refresh_token_grant(&digest(token)).await? else {
         return Ok(inactive());
     };
     let Some(grant) = state.store.grant(&grant_id).await? else {
         return Ok(inactive());
     };
-    if used
-        || expires_at <= now
-        || grant.revoked_at.is_some()
-        || grant.client_id != client.client.id
-    {
+    if used || expires_at <= now || grant.revoked_at.is_some() || grant.client_id != client.client.id {
         return Ok(inactive());
     }
     Ok(no_store(HttpResponse::Ok()).json(json!({

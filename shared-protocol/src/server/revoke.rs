@@ -30,10 +30,7 @@ pub async fn revocation_endpoint(
     if let Some((grant_id, client_id)) = find_grant(&state, token).await? {
         // RFC 7009 2.1: only the client the token was issued to may revoke it.
         if client_id != client.client.id {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "the token was issued to another client",
-            ));
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client"));
         }
         state.revoke_grant(&grant_id).await?;
     }
@@ -49,9 +46,5 @@ async fn find_grant(state: &AppState, token: &str) -> Result<Option<(String, Str
     let Some((grant_id, _, _)) = state.store.refresh_token_grant(&digest(token)).await? else {
         return Ok(None);
     };
-    Ok(state
-        .store
-        .grant(&grant_id)
-        .await?
-        .map(|g| (g.id, g.client_id)))
+    Ok(state.store.grant(&grant_id).await?.map(|g| (g.id, g.client_id)))
 }

@@ -8,12 +8,7 @@ pub struct Scope(BTreeSet<String>);
 
 impl Scope {
     pub fn parse(s: &str) -> Self {
-        Self(
-            s.split(' ')
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        )
+        Self(s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect())
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -29,10 +24,7 @@ impl Scope {
     }
     /// Scope tokens are `%x21 / %x23-5B / %x5D-7E` (RFC 6749 3.3).
     pub fn is_well_formed(s: &str) -> bool {
-        s.split(' ').all(|t| {
-            t.bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-        })
+        s.split(' ').all(|t| t.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)))
     }
 }
 

@@ -19,31 +19,17 @@ pub async fn token_endpoint(
     let grant_type = params.require("grant_type")?;
     let client = authenticate(&state, &req, &params, "/token").await?;
     let grant = state.grants.get(grant_type).ok_or_else(|| {
-        OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "this server does not support that grant_type",
-        )
+        OAuthError::new(ErrorCode::UnsupportedGrantType, "this server does not support that grant_type")
     })?;
     if !client.client.allows_grant(grant_type) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client may not use that grant_type",
-        ));
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use that grant_type"));
     }
-    let response = grant
-        .exchange(GrantRequest {
-            state: &state,
-            client: &client,
-            params: &params,
-            http: &req,
-        })
-        .await?;
+    let response = grant.exchange(GrantRequest { state: &state, client: &client, params: &params, http: &req }).await?;
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 
 /// RFC 6749 5.1: responses with tokens or credentials must not be cached.
 pub fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
-    res.insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"));
+    res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
     res
 }

@@ -50,6 +50,8 @@ pub enum RedeemOutcome {
     AlreadyUsed {
         grant_id: String,
     },
+    /// A live code presented by a client it was not issued to: refused, and left usable.
+    OtherClient,
     Unknown,
 }
 
@@ -100,39 +102,33 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT (grant_id) DO NOTHING")
-            .bind(grant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT (grant_id) DO NOTHING",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Live grants of a user to a client (for withdrawing consent).
     pub async fn live_grants(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT id FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(client_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(Into::into))
-            .collect()
+        let rows = sqlx::query("SELECT id FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
     }
 
     /// Grants revoked at or after `since`, for instances to learn of each other's revocations.
     pub async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query_as(
-                "SELECT grant_id, revoked_at FROM revoked_grants WHERE revoked_at >= $1",
-            )
+        Ok(sqlx::query_as("SELECT grant_id, revoked_at FROM revoked_grants WHERE revoked_at >= $1")
             .bind(since)
             .fetch_all(self.pool())
-            .await?,
-        )
+            .await?)
     }
 
     pub async fn is_grant_revoked(&self, grant_id: &str) -> StoreResult<bool> {
@@ -165,43 +161,38 @@ impl Store {
 
     /// Marks the code consumed in one atomic step, so two concurrent
     /// redemptions cannot both succeed.
-    pub async fn redeem_code(&self, digest: &str, now: i64) -> StoreResult<RedeemOutcome> {
+    pub async fn redeem_code(&self, digest: &str, client_id: &str, now: i64) -> StoreResult<RedeemOutcome> {
         let fresh: Option<CodeRecord> = sqlx::query_as(
-            "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL
+            "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL AND client_id = $3
              RETURNING grant_id, client_id, user_id, redirect_uri, scope, audience, code_challenge, expires_at",
         )
         .bind(digest)
         .bind(now)
+        .bind(client_id)
         .fetch_optional(self.pool())
         .await?;
         if let Some(code) = fresh {
             return Ok(RedeemOutcome::Redeemed(code));
         }
-        let used: Option<(String,)> =
-            sqlx::query_as("SELECT grant_id FROM authorization_codes WHERE digest = $1")
+        let seen: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT grant_id, consumed_at FROM authorization_codes WHERE digest = $1")
                 .bind(digest)
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(match used {
-            Some((grant_id,)) => RedeemOutcome::AlreadyUsed { grant_id },
+        Ok(match seen {
+            Some((grant_id, Some(_))) => RedeemOutcome::AlreadyUsed { grant_id },
+            Some((_, None)) => RedeemOutcome::OtherClient,
             None => RedeemOutcome::Unknown,
         })
     }
 
-    pub async fn insert_refresh_token(
-        &self,
-        digest: &str,
-        grant_id: &str,
-        expires_at: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (digest, grant_id, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(digest)
-        .bind(grant_id)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
+    pub async fn insert_refresh_token(&self, digest: &str, grant_id: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO refresh_tokens (digest, grant_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(digest)
+            .bind(grant_id)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -216,16 +207,12 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         if let Some((grant_id, expires_at)) = fresh {
-            return Ok(RefreshOutcome::Fresh {
-                grant_id,
-                expires_at,
-            });
+            return Ok(RefreshOutcome::Fresh { grant_id, expires_at });
         }
-        let used: Option<(String,)> =
-            sqlx::query_as("SELECT grant_id FROM refresh_tokens WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(self.pool())
-                .await?;
+        let used: Option<(String,)> = sqlx::query_as("SELECT grant_id FROM refresh_tokens WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(match used {
             Some((grant_id,)) => RefreshOutcome::Reused { grant_id },
             None => RefreshOutcome::Unknown,
@@ -233,36 +220,25 @@ impl Store {
     }
 
     /// The refresh token's grant, without using it (revocation, introspection).
-    pub async fn refresh_token_grant(
-        &self,
-        digest: &str,
-    ) -> StoreResult<Option<(String, i64, bool)>> {
-        let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE digest = $1",
-        )
-        .bind(digest)
-        .fetch_optional(self.pool())
-        .await?;
+    pub async fn refresh_token_grant(&self, digest: &str) -> StoreResult<Option<(String, i64, bool)>> {
+        let row: Option<(String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(row.map(|(g, exp, used)| (g, exp, used.is_some())))
     }
 
     pub async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.map(|(s,)| s))
     }
 
-    pub async fn save_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        scope: &str,
-        now: i64,
-    ) -> StoreResult<()> {
+    pub async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, granted_at = $4",
@@ -304,10 +280,7 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1").bind(now).execute(self.pool()).await?;
         let done = sqlx::query(
             "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
         )
@@ -353,16 +326,14 @@ mod tests {
                 expires_at: 100,
             };
             store.insert_code(&code).await.unwrap();
+            let other = store.redeem_code("d1", "other", 9).await.unwrap();
+            assert!(matches!(other, RedeemOutcome::OtherClient), "another client's attempt does not burn it");
+            let first = store.redeem_code("d1", "c", 10).await.unwrap();
+            assert!(matches!(first, RedeemOutcome::Redeemed(c) if c.grant_id == "g1"));
             assert!(
-                matches!(store.redeem_code("d1", 10).await.unwrap(), RedeemOutcome::Redeemed(c) if c.grant_id == "g1")
+                matches!(store.redeem_code("d1", "c", 11).await.unwrap(), RedeemOutcome::AlreadyUsed { grant_id } if grant_id == "g1")
             );
-            assert!(
-                matches!(store.redeem_code("d1", 11).await.unwrap(), RedeemOutcome::AlreadyUsed { grant_id } if grant_id == "g1")
-            );
-            assert!(matches!(
-                store.redeem_code("nope", 11).await.unwrap(),
-                RedeemOutcome::Unknown
-            ));
+            assert!(matches!(store.redeem_code("nope", "c", 11).await.unwrap(), RedeemOutcome::Unknown));
         }
     }
 
@@ -370,19 +341,10 @@ mod tests {
     async fn concurrent_refreshes_of_one_token_yield_exactly_one_fresh() {
         for store in stores().await {
             store.insert_refresh_token("r1", "g1", 1000).await.unwrap();
-            let (a, b) = tokio::join!(
-                store.use_refresh_token("r1", 5),
-                store.use_refresh_token("r1", 5)
-            );
-            let fresh = [a.unwrap(), b.unwrap()]
-                .iter()
-                .filter(|o| matches!(o, RefreshOutcome::Fresh { .. }))
-                .count();
+            let (a, b) = tokio::join!(store.use_refresh_token("r1", 5), store.use_refresh_token("r1", 5));
+            let fresh = [a.unwrap(), b.unwrap()].iter().filter(|o| matches!(o, RefreshOutcome::Fresh { .. })).count();
             assert_eq!(fresh, 1);
-            assert!(matches!(
-                store.use_refresh_token("r1", 6).await.unwrap(),
-                RefreshOutcome::Reused { .. }
-            ));
+            assert!(matches!(store.use_refresh_token("r1", 6).await.unwrap(), RefreshOutcome::Reused { .. }));
         }
     }
 
@@ -393,15 +355,9 @@ mod tests {
             store.revoke_grant("g2", 50).await.unwrap();
             store.revoke_grant("g2", 60).await.unwrap();
             assert!(store.is_grant_revoked("g2").await.unwrap());
-            assert_eq!(
-                store.revoked_since(40).await.unwrap(),
-                vec![("g2".to_string(), 50)]
-            );
+            assert_eq!(store.revoked_since(40).await.unwrap(), vec![("g2".to_string(), 50)]);
             assert!(store.revoked_since(51).await.unwrap().is_empty());
-            assert_eq!(
-                store.grant("g2").await.unwrap().unwrap().revoked_at,
-                Some(50)
-            );
+            assert_eq!(store.grant("g2").await.unwrap().unwrap().revoked_at, Some(50));
         }
     }
 
@@ -410,10 +366,7 @@ mod tests {
         for store in stores().await {
             assert!(store.record_assertion_jti("c", "j", 100, 1).await.unwrap());
             assert!(!store.record_assertion_jti("c", "j", 100, 2).await.unwrap());
-            assert!(store
-                .record_assertion_jti("other", "j", 100, 2)
-                .await
-                .unwrap());
+            assert!(store.record_assertion_jti("other", "j", 100, 2).await.unwrap());
         }
     }
 }

@@ -13,11 +13,9 @@ pub struct KeyRecord {
 impl Store {
     /// Oldest first, so every instance picks the same current key.
     pub async fn signing_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT kid, alg, pkcs8, created_at FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as("SELECT kid, alg, pkcs8, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(self.pool())
+            .await?)
     }
 
     pub async fn insert_signing_key(&self, key: &KeyRecord) -> StoreResult<()> {

@@ -68,11 +68,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let is_sqlite = database_url.starts_with("sqlite:");
         let memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-        let url = if is_sqlite && !memory {
-            prepare_sqlite_file(database_url)
-        } else {
-            database_url.to_owned()
-        };
+        let url = if is_sqlite && !memory { prepare_sqlite_file(database_url) } else { database_url.to_owned() };
         let options = AnyConnectOptions::from_str(&url)?;
         let mut pool = AnyPoolOptions::new().after_connect(|conn, _| {
             Box::pin(async move {
@@ -86,10 +82,7 @@ impl Store {
         });
         pool = if memory {
             // An in-memory database lives as long as its one connection.
-            pool.max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
+            pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else if is_sqlite {
             pool.max_connections(4)
         } else {
@@ -115,12 +108,8 @@ impl Store {
                 )
             })
             .collect::<Vec<_>>();
-        let migrator = Migrator {
-            migrations: Cow::Owned(migrations),
-            ignore_missing: false,
-            locking: true,
-            no_tx: false,
-        };
+        let migrator =
+            Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false };
         migrator.run(&self.pool).await?;
         Ok(())
     }
@@ -132,17 +121,13 @@ impl Store {
     /// A named value that must be the same for every instance (e.g. the session key):
     /// the first instance to start writes it, the others read it.
     pub async fn setting_or_insert(&self, name: &str, value: &str) -> StoreResult<String> {
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        let (v,): (String,) = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
-            .fetch_one(&self.pool)
+            .bind(value)
+            .execute(&self.pool)
             .await?;
+        let (v,): (String,) =
+            sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
         Ok(v)
     }
 
@@ -154,9 +139,7 @@ impl Store {
 
 /// `sqlite://data/x.db` → creates `data/` and asks sqlx to create the file.
 fn prepare_sqlite_file(url: &str) -> String {
-    let rest = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or(rest);
     if let Some(dir) = Path::new(path).parent() {
         if !dir.as_os_str().is_empty() {
@@ -179,9 +162,7 @@ pub(crate) mod testing {
     use super::*;
 
     pub async fn stores() -> Vec<Store> {
-        let mut out = vec![Store::connect("sqlite::memory:", &[])
-            .await
-            .expect("sqlite in memory")];
+        let mut out = vec![Store::connect("sqlite::memory:", &[]).await.expect("sqlite in memory")];
         if let Some(url) = postgres_schema_url().await {
             out.push(Store::connect(&url, &[]).await.expect("postgres"));
         }
@@ -190,19 +171,11 @@ pub(crate) mod testing {
 
     /// A URL to a new, empty schema in the test database.
     pub async fn postgres_schema_url() -> Option<String> {
-        let base = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| u.starts_with("postgres"))?;
+        let base = std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))?;
         sqlx::any::install_default_drivers();
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&base)
-            .await
-            .expect("TEST_DATABASE_URL reachable");
-        pool.execute(format!("CREATE SCHEMA {schema}").as_str())
-            .await
-            .expect("create schema");
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&base).await.expect("TEST_DATABASE_URL reachable");
+        pool.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create schema");
         pool.close().await;
         let sep = if base.contains('?') { '&' } else { '?' };
         Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))

@@ -7,7 +7,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -37,7 +37,10 @@ impl std::fmt::Display for TokenError {
 /// The keys this party signs with and accepts.
 pub struct KeyRing {
     kid: String,
-    signing: EncodingKey,
+    /// Parsed once: jsonwebtoken's `encode` re-parses the PKCS#8 document (and
+    /// recomputes the public key) on every call, which doubles the cost of a token.
+    signing: EcdsaKeyPair,
+    rng: SystemRandom,
     verifying: HashMap<String, DecodingKey>,
     jwks: Value,
     validation: Validation,
@@ -65,17 +68,15 @@ impl KeyRing {
         let mut jwks = Vec::new();
         for r in records {
             let der = STANDARD.decode(&r.pkcs8).expect("stored PKCS#8 is base64");
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                .expect("stored key is P-256");
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).expect("stored key is P-256");
             let (x, y) = xy(&pair);
             let key = DecodingKey::from_ec_components(&x, &y).expect("public key components");
             jwks.push(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": r.kid, "use": "sig", "alg": "ES256"}));
             verifying.insert(r.kid.clone(), key);
         }
         let current = &records[0];
-        let der = STANDARD
-            .decode(&current.pkcs8)
-            .expect("stored PKCS#8 is base64");
+        let der = STANDARD.decode(&current.pkcs8).expect("stored PKCS#8 is base64");
+        let signing = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).expect("stored key is P-256");
         let mut validation = Validation::new(Algorithm::ES256);
         // Time, audience and issuer are checked by the caller against the injected clock.
         validation.validate_exp = false;
@@ -84,7 +85,8 @@ impl KeyRing {
         validation.required_spec_claims.clear();
         Self {
             kid: current.kid.clone(),
-            signing: EncodingKey::from_ec_der(&der),
+            signing,
+            rng: SystemRandom::new(),
             verifying,
             jwks: json!({ "keys": jwks }),
             validation,
@@ -95,13 +97,18 @@ impl KeyRing {
         &self.jwks
     }
 
-    /// Signs `claims` as a JWS with header `typ` (e.g. `at+jwt`, RFC 9068 2.1).
+    /// Signs `claims` as a compact JWS (RFC 7515 7.1) with header `typ`
+    /// (e.g. `at+jwt`, RFC 9068 2.1), ES256 with the fixed `r || s` encoding (RFC 7518 3.4).
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(typ.to_owned());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.signing)
-            .expect("ES256 signing with a valid key cannot fail")
+        let header = json!({ "typ": typ, "alg": "ES256", "kid": self.kid });
+        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize")));
+        let signature =
+            self.signing.sign(&self.rng, jws.as_bytes()).expect("ES256 signing with a valid key cannot fail");
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        jws
     }
 
     /// Verifies the signature and `typ`; claims are checked by the caller.
@@ -109,35 +116,30 @@ impl KeyRing {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = self.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
-        if !header.typ.is_some_and(|t| {
-            t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}"))
-        }) {
+        if !header
+            .typ
+            .is_some_and(|t| t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}")))
+        {
             return Err(TokenError::WrongType);
         }
-        jsonwebtoken::decode::<T>(token, key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
-                _ => TokenError::Malformed,
-            })
+        jsonwebtoken::decode::<T>(token, key, &self.validation).map(|data| data.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+            _ => TokenError::Malformed,
+        })
     }
 }
 
 fn xy(pair: &EcdsaKeyPair) -> (String, String) {
     // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
     let point = pair.public_key().as_ref();
-    (
-        URL_SAFE_NO_PAD.encode(&point[1..33]),
-        URL_SAFE_NO_PAD.encode(&point[33..65]),
-    )
+    (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..65]))
 }
 
 /// A new P-256 key whose `kid` is its JWK thumbprint (RFC 7638).
 fn generate_key(now: i64) -> KeyRecord {
     let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
         .expect("P-256 key generation");
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
-        .expect("fresh key parses");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("fresh key parses");
     let (x, y) = xy(&pair);
     let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
     KeyRecord {
@@ -168,23 +170,14 @@ mod tests {
         assert_eq!(r.verify::<C>(&t, "at+jwt").unwrap(), C { sub: "u".into() });
         assert_eq!(r.verify::<C>(&t, "JWT"), Err(TokenError::WrongType));
         let kid = r.jwks()["keys"][0]["kid"].as_str().unwrap();
-        assert_eq!(
-            jsonwebtoken::decode_header(&t).unwrap().kid.as_deref(),
-            Some(kid)
-        );
+        assert_eq!(jsonwebtoken::decode_header(&t).unwrap().kid.as_deref(), Some(kid));
     }
 
     #[test]
     fn another_rings_token_is_refused() {
         let t = ring().sign("at+jwt", &C { sub: "u".into() });
-        assert_eq!(
-            ring().verify::<C>(&t, "at+jwt"),
-            Err(TokenError::UnknownKey)
-        );
-        assert_eq!(
-            ring().verify::<C>("not.a.jwt", "at+jwt"),
-            Err(TokenError::Malformed)
-        );
+        assert_eq!(ring().verify::<C>(&t, "at+jwt"), Err(TokenError::UnknownKey));
+        assert_eq!(ring().verify::<C>("not.a.jwt", "at+jwt"), Err(TokenError::Malformed));
     }
 
     #[test]
@@ -194,9 +187,6 @@ mod tests {
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
         parts[1] = &forged;
-        assert_eq!(
-            r.verify::<C>(&parts.join("."), "at+jwt"),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(r.verify::<C>(&parts.join("."), "at+jwt"), Err(TokenError::BadSignature));
     }
 }

@@ -20,9 +20,7 @@ pub fn new_secret(entropy: &dyn Entropy) -> String {
 pub fn new_id(entropy: &dyn Entropy) -> String {
     let mut bytes = [0u8; 16];
     entropy.fill(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
 /// SHA-256, base64url: how codes, refresh tokens and client secrets are stored.
@@ -33,10 +31,7 @@ pub fn digest(secret: &str) -> String {
 
 /// Does `presented` hash to `stored_digest`? Constant time in the digest bytes.
 pub fn verify_digest(presented: &str, stored_digest: &str) -> bool {
-    digest(presented)
-        .as_bytes()
-        .ct_eq(stored_digest.as_bytes())
-        .into()
+    digest(presented).as_bytes().ct_eq(stored_digest.as_bytes()).into()
 }
 
 /// Constant-time string equality (CSRF tokens).
@@ -54,9 +49,7 @@ mod tests {
         let e = CountingEntropy::default();
         let (a, b) = (new_secret(&e), new_secret(&e));
         assert_eq!(a.len(), 43);
-        assert!(a
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(a, b);
     }
 

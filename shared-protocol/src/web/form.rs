@@ -59,16 +59,11 @@ impl Params {
 
     /// A parameter's value; empty values count as omitted (RFC 6749 3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| {
-            OAuthError::invalid_request(format!("the parameter `{name}` is required"))
-        })
+        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("the parameter `{name}` is required")))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -77,40 +72,26 @@ impl Params {
 }
 
 fn decode(raw: &[u8]) -> Result<String, ParseError> {
-    let plus_as_space: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    percent_decode(&plus_as_space)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ParseError::NotUtf8)
+    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    percent_decode(&plus_as_space).decode_utf8().map(|s| s.into_owned()).map_err(|_| ParseError::NotUtf8)
 }
 
-fn read_form(
-    req: &HttpRequest,
-    payload: &mut Payload,
-) -> LocalBoxFuture<'static, Result<Params, ParseError>> {
+fn read_form(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static, Result<Params, ParseError>> {
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     let body = web::Bytes::from_request(req, payload);
     Box::pin(async move {
         if !is_form {
             return Err(ParseError::WrongContentType);
         }
-        let bytes =
-            body.await
-                .map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
-                    Some(actix_web::error::PayloadError::Overflow) => ParseError::TooLarge,
-                    _ => ParseError::Unreadable,
-                })?;
+        let bytes = body.await.map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
+            Some(actix_web::error::PayloadError::Overflow) => ParseError::TooLarge,
+            _ => ParseError::Unreadable,
+        })?;
         Params::parse(&bytes)
     })
 }
@@ -124,11 +105,7 @@ impl FromRequest for OAuthForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = read_form(req, payload);
-        Box::pin(async move {
-            fut.await
-                .map(OAuthForm)
-                .map_err(|e| OAuthError::invalid_request(e.describe()))
-        })
+        Box::pin(async move { fut.await.map(OAuthForm).map_err(|e| OAuthError::invalid_request(e.describe())) })
     }
 }
 
@@ -141,11 +118,7 @@ impl FromRequest for PageForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = read_form(req, payload);
-        Box::pin(async move {
-            fut.await
-                .map(PageForm)
-                .map_err(|e| PageError::bad_request(e.describe()))
-        })
+        Box::pin(async move { fut.await.map(PageForm).map_err(|e| PageError::bad_request(e.describe())) })
     }
 }
 
@@ -162,10 +135,7 @@ mod tests {
 
     #[test]
     fn refuses_a_repeated_parameter() {
-        assert_eq!(
-            Params::parse(b"code=a&code=b"),
-            Err(ParseError::Duplicate("code".into()))
-        );
+        assert_eq!(Params::parse(b"code=a&code=b"), Err(ParseError::Duplicate("code".into())));
     }
 
     #[test]

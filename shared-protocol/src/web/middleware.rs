@@ -58,23 +58,28 @@ pub async fn body_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        let err = OAuthError::new(
-            ErrorCode::InvalidRequest,
-            format!("the body is larger than {} KiB", MAX_BODY / 1024),
-        );
-        let mut res = actix_web::ResponseError::error_response(&err);
+        let why = format!("the body is larger than {} KiB", MAX_BODY / 1024);
+        let app = req.app_data::<web::Data<AppState>>();
+        let mut res = match app.filter(|_| is_page(req.path())) {
+            Some(app) => {
+                pages::error_page(app, &PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", why))
+            }
+            None => actix_web::ResponseError::error_response(&OAuthError::new(ErrorCode::InvalidRequest, why)),
+        };
         *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-        res.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(req.into_response(res));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Browser pages get an error page; protocol endpoints and APIs get JSON.
+fn is_page(path: &str) -> bool {
+    const MACHINE: &[&str] = &["/token", "/revoke", "/introspect", "/device_authorization"];
+    !(MACHINE.contains(&path) || path.starts_with("/api/"))
 }
 
 /// Renders a [`PageError`] as the party's branded page: the one place a
@@ -85,11 +90,7 @@ pub async fn render_error_pages(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let app = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
-    let page_error = res
-        .response()
-        .error()
-        .and_then(|e| e.as_error::<PageError>())
-        .cloned();
+    let page_error = res.response().error().and_then(|e| e.as_error::<PageError>()).cloned();
     match (page_error, app) {
         (Some(err), Some(app)) => {
             let (req, old) = res.into_parts();
@@ -108,9 +109,5 @@ pub async fn render_error_pages(
 
 /// Unknown paths: an error page for people.
 pub async fn not_found() -> Result<HttpResponse, PageError> {
-    Err(PageError::new(
-        StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is nothing at this address.",
-    ))
+    Err(PageError::new(StatusCode::NOT_FOUND, "Page not found", "There is nothing at this address."))
 }

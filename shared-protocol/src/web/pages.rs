@@ -51,15 +51,11 @@ pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, 
         tracing::error!(error = %e, "template rendering failed");
         PageError::internal()
     })?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body))
+    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
 }
 
 pub fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
 }
 
 /// Only same-site paths may be returned to after login (no open redirect).
@@ -85,10 +81,7 @@ impl ScopeLine {
             .find(|s| s.name == scope)
             .map(|s| s.description.to_owned())
             .unwrap_or_else(|| scope.to_owned());
-        Self {
-            name: scope.to_owned(),
-            description,
-        }
+        Self { name: scope.to_owned(), description }
     }
 }
 
@@ -108,12 +101,8 @@ pub fn error_page(app: &AppState, err: &PageError) -> HttpResponse {
         title: &err.title,
         message: &err.message,
     };
-    let body = page
-        .render()
-        .unwrap_or_else(|_| "Something went wrong.".to_owned());
-    HttpResponse::build(err.status)
-        .content_type("text/html; charset=utf-8")
-        .body(body)
+    let body = page.render().unwrap_or_else(|_| "Something went wrong.".to_owned());
+    HttpResponse::build(err.status).content_type("text/html; charset=utf-8").body(body)
 }
 
 #[derive(Template)]
@@ -166,15 +155,7 @@ pub async fn login_page(
 ) -> Result<HttpResponse, PageError> {
     let next = safe_next(query.get("next").map(String::as_str));
     let chrome = chrome(&app, &session, "login", None).await?;
-    render(
-        StatusCode::OK,
-        &LoginPage {
-            chrome,
-            next,
-            error: None,
-            username: String::new(),
-        },
-    )
+    render(StatusCode::OK, &LoginPage { chrome, next, error: None, username: String::new() })
 }
 
 #[post("/login")]
@@ -189,17 +170,11 @@ pub async fn login_submit(
     let password = form.get("password").unwrap_or("").to_owned();
     let now = app.now();
     let failure = match app.throttle.check(&username, now) {
-        Err(wait) => (
-            format!("Too many failed attempts. Try again in {wait} seconds."),
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
+        Err(wait) => (format!("Too many failed attempts. Try again in {wait} seconds."), StatusCode::TOO_MANY_REQUESTS),
         Ok(()) => {
             let user = app.store.user_by_name(&username).await?;
             // Hash something even for unknown users so timing does not reveal who exists.
-            let hash = user.as_ref().map_or_else(
-                || app.dummy_password_hash.clone(),
-                |u| u.password_hash.clone(),
-            );
+            let hash = user.as_ref().map_or_else(|| app.dummy_password_hash.clone(), |u| u.password_hash.clone());
             let verified = accounts::verify_password(password, hash).await;
             match user.filter(|_| verified) {
                 Some(user) => {
@@ -209,24 +184,13 @@ pub async fn login_submit(
                 }
                 None => {
                     app.throttle.record_failure(&username, now);
-                    (
-                        "Wrong username or password.".to_owned(),
-                        StatusCode::UNAUTHORIZED,
-                    )
+                    ("Wrong username or password.".to_owned(), StatusCode::UNAUTHORIZED)
                 }
             }
         }
     };
     let chrome = chrome(&app, &session, "login", None).await?;
-    render(
-        failure.1,
-        &LoginPage {
-            chrome,
-            next,
-            error: Some(failure.0),
-            username,
-        },
-    )
+    render(failure.1, &LoginPage { chrome, next, error: Some(failure.0), username })
 }
 
 #[get("/signup")]
@@ -237,15 +201,7 @@ pub async fn signup_page(
 ) -> Result<HttpResponse, PageError> {
     let next = safe_next(query.get("next").map(String::as_str));
     let chrome = chrome(&app, &session, "signup", None).await?;
-    render(
-        StatusCode::OK,
-        &SignupPage {
-            chrome,
-            next,
-            error: None,
-            username: String::new(),
-        },
-    )
+    render(StatusCode::OK, &SignupPage { chrome, next, error: None, username: String::new() })
 }
 
 #[post("/signup")]
@@ -259,50 +215,22 @@ pub async fn signup_submit(
     let username = form.get("username").unwrap_or("").trim().to_lowercase();
     let password = form.get("password").unwrap_or("").to_owned();
     let problem = if !valid_username(&username) {
-        Some(
-            "Usernames are 3 to 32 characters: lowercase letters, digits, dot, dash or underscore."
-                .to_owned(),
-        )
+        Some("Usernames are 3 to 32 characters: lowercase letters, digits, dot, dash or underscore.".to_owned())
     } else if password.chars().count() < MIN_PASSWORD_LEN {
-        Some(format!(
-            "Passwords need at least {MIN_PASSWORD_LEN} characters."
-        ))
+        Some(format!("Passwords need at least {MIN_PASSWORD_LEN} characters."))
     } else {
         None
     };
     if let Some(error) = problem {
         let chrome = chrome(&app, &session, "signup", None).await?;
-        return render(
-            StatusCode::BAD_REQUEST,
-            &SignupPage {
-                chrome,
-                next,
-                error: Some(error),
-                username,
-            },
-        );
+        return render(StatusCode::BAD_REQUEST, &SignupPage { chrome, next, error: Some(error), username });
     }
-    let password_hash = accounts::hash_password(password)
-        .await
-        .ok_or_else(PageError::internal)?;
-    let user = UserRecord {
-        id: new_id(app.entropy.as_ref()),
-        username,
-        password_hash,
-        role: "user".into(),
-    };
+    let password_hash = accounts::hash_password(password).await.ok_or_else(PageError::internal)?;
+    let user = UserRecord { id: new_id(app.entropy.as_ref()), username, password_hash, role: "user".into() };
     if !app.store.insert_user(&user, app.now()).await? {
         let chrome = chrome(&app, &session, "signup", None).await?;
         let error = Some("That username is taken.".to_owned());
-        return render(
-            StatusCode::CONFLICT,
-            &SignupPage {
-                chrome,
-                next,
-                error,
-                username: user.username,
-            },
-        );
+        return render(StatusCode::CONFLICT, &SignupPage { chrome, next, error, username: user.username });
     }
     session::sign_in(&session, &user.id)?;
     Ok(redirect(&next))
@@ -328,10 +256,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         .map(|(client_id, client_name, scope)| AccessLine {
             client_id,
             client_name,
-            scopes: scope
-                .split(' ')
-                .map(|s| ScopeLine::describe(&app.config, s))
-                .collect(),
+            scopes: scope.split(' ').map(|s| ScopeLine::describe(&app.config, s)).collect(),
         })
         .collect();
     let chrome = chrome(&app, &session, "home", Some(user_id)).await?;
@@ -340,14 +265,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         session::sign_out(&session);
         return Ok(redirect("/login"));
     }
-    render(
-        StatusCode::OK,
-        &HomePage {
-            chrome,
-            peer_name: app.config.party.peer_name,
-            access,
-        },
-    )
+    render(StatusCode::OK, &HomePage { chrome, peer_name: app.config.party.peer_name, access })
 }
 
 /// Withdraws consent for a client and revokes everything it holds for this user.
@@ -358,11 +276,8 @@ pub async fn revoke_consent(
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
-    let user_id =
-        session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
-    let client_id = form
-        .get("client_id")
-        .ok_or_else(|| PageError::bad_request("Which application?"))?;
+    let user_id = session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
+    let client_id = form.get("client_id").ok_or_else(|| PageError::bad_request("Which application?"))?;
     app.store.delete_consent(&user_id, client_id).await?;
     for grant_id in app.store.live_grants(&user_id, client_id).await? {
         app.revoke_grant(&grant_id).await?;
@@ -397,9 +312,7 @@ pub async fn healthz(app: web::Data<AppState>) -> HttpResponse {
         }
         Err(e) => {
             tracing::error!(error = %e, "health check: database unreachable");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("database unreachable")
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unreachable")
         }
     }
 }

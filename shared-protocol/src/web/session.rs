@@ -22,9 +22,7 @@ pub fn user_id(session: &Session) -> Option<String> {
 pub fn sign_in(session: &Session, user_id: &str) -> Result<(), PageError> {
     session.renew();
     session.remove(CSRF);
-    session
-        .insert(USER, user_id)
-        .map_err(|_| PageError::internal())
+    session.insert(USER, user_id).map_err(|_| PageError::internal())
 }
 
 pub fn sign_out(session: &Session) {
@@ -37,19 +35,13 @@ pub fn csrf_token(session: &Session, entropy: &dyn Entropy) -> Result<String, Pa
         return Ok(t);
     }
     let t = new_secret(entropy);
-    session
-        .insert(CSRF, &t)
-        .map_err(|_| PageError::internal())?;
+    session.insert(CSRF, &t).map_err(|_| PageError::internal())?;
     Ok(t)
 }
 
 /// The synchronizer-token check (double submit into the encrypted session).
 pub fn check_csrf(session: &Session, params: &Params) -> Result<(), PageError> {
-    let expected = session
-        .get::<String>(CSRF)
-        .ok()
-        .flatten()
-        .ok_or_else(PageError::csrf)?;
+    let expected = session.get::<String>(CSRF).ok().flatten().ok_or_else(PageError::csrf)?;
     let presented = params.get(CSRF_FIELD).ok_or_else(PageError::csrf)?;
     if constant_time_eq(&expected, presented) {
         Ok(())

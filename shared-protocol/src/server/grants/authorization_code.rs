@@ -20,20 +20,17 @@ impl Grant for AuthorizationCode {
         let state = req.state;
         let code = req.params.require("code")?;
         let now = state.now();
-        let record = match state.store.redeem_code(&digest(code), now).await? {
+        let record = match state.store.redeem_code(&digest(code), &req.client.client.id, now).await? {
             RedeemOutcome::Redeemed(record) => record,
             // RFC 6749 4.1.2 / RFC 9700 4.5: a replayed code revokes what it issued.
             RedeemOutcome::AlreadyUsed { grant_id } => {
                 state.revoke_grant(&grant_id).await?;
-                return Err(OAuthError::invalid_grant(
-                    "the authorization code was already used",
-                ));
+                return Err(OAuthError::invalid_grant("the authorization code was already used"));
             }
-            RedeemOutcome::Unknown => {
-                return Err(OAuthError::invalid_grant(
-                    "the authorization code is not valid",
-                ))
+            RedeemOutcome::OtherClient => {
+                return Err(OAuthError::invalid_grant("the authorization code was issued to another client"))
             }
+            RedeemOutcome::Unknown => return Err(OAuthError::invalid_grant("the authorization code is not valid")),
         };
         check_code(&record, &req, now)?;
         let grant = state
@@ -51,39 +48,25 @@ impl Grant for AuthorizationCode {
 /// redirect URI and PKCE verifier match the authorization request.
 pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Result<(), OAuthError> {
     if record.expires_at <= now {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
     if record.client_id != req.client.client.id {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was issued to another client",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
     }
     if record.redirect_uri.as_deref() != req.params.get("redirect_uri") {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
     match (&record.code_challenge, req.params.get("code_verifier")) {
         (Some(challenge), Some(verifier)) => {
             if !pkce::is_valid_verifier(verifier) {
-                return Err(OAuthError::invalid_request(
-                    "code_verifier is malformed (RFC 7636 4.1)",
-                ));
+                return Err(OAuthError::invalid_request("code_verifier is malformed (RFC 7636 4.1)"));
             }
             if !pkce::verify_s256(verifier, challenge) {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier does not match the code challenge",
-                ));
+                return Err(OAuthError::invalid_grant("code_verifier does not match the code challenge"));
             }
         }
         (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_grant(
-                "no code challenge was sent for this code",
-            ))
-        }
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("no code challenge was sent for this code")),
         (None, None) => {}
     }
     Ok(())
@@ -131,21 +114,11 @@ mod tests {
         let params = Params::parse(body.as_bytes()).unwrap();
         let client = peer_client(app).await;
         let http = actix_web::test::TestRequest::default().to_http_request();
-        AuthorizationCode
-            .exchange(GrantRequest {
-                state: app,
-                client: &client,
-                params: &params,
-                http: &http,
-            })
-            .await
+        AuthorizationCode.exchange(GrantRequest { state: app, client: &client, params: &params, http: &http }).await
     }
 
     fn body(code: &str, verifier: &str) -> String {
-        format!(
-            "code={code}&redirect_uri={}&code_verifier={verifier}",
-            crate::server::authorize::urlencode(REDIRECT)
-        )
+        format!("code={code}&redirect_uri={}&code_verifier={verifier}", crate::server::authorize::urlencode(REDIRECT))
     }
 
     #[actix_web::test]
@@ -159,10 +132,7 @@ mod tests {
 
         let replay = redeem(&app, &body("c1", VERIFIER)).await.unwrap_err();
         assert_eq!(replay.code, crate::error::ErrorCode::InvalidGrant);
-        assert!(
-            app.verify_access_token(&tokens.access_token).await.is_err(),
-            "replay revokes the first tokens"
-        );
+        assert!(app.verify_access_token(&tokens.access_token).await.is_err(), "replay revokes the first tokens");
     }
 
     #[actix_web::test]
@@ -180,24 +150,12 @@ mod tests {
         let app = state(ManualClock::new(1_000)).await;
         mint(&app, "c3").await;
         let wrong = body("c3", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK");
-        assert_eq!(
-            redeem(&app, &wrong).await.unwrap_err().code,
-            crate::error::ErrorCode::InvalidGrant
-        );
+        assert_eq!(redeem(&app, &wrong).await.unwrap_err().code, crate::error::ErrorCode::InvalidGrant);
         mint(&app, "c4").await;
         let no_redirect = format!("code=c4&code_verifier={VERIFIER}");
-        assert_eq!(
-            redeem(&app, &no_redirect).await.unwrap_err().code,
-            crate::error::ErrorCode::InvalidGrant
-        );
+        assert_eq!(redeem(&app, &no_redirect).await.unwrap_err().code, crate::error::ErrorCode::InvalidGrant);
         mint(&app, "c5").await;
-        let no_verifier = format!(
-            "code=c5&redirect_uri={}",
-            crate::server::authorize::urlencode(REDIRECT)
-        );
-        assert_eq!(
-            redeem(&app, &no_verifier).await.unwrap_err().description,
-            "code_verifier is required"
-        );
+        let no_verifier = format!("code=c5&redirect_uri={}", crate::server::authorize::urlencode(REDIRECT));
+        assert_eq!(redeem(&app, &no_verifier).await.unwrap_err().description, "code_verifier is required");
     }
 }

@@ -33,15 +33,9 @@ impl Grant for ClientCredentials {
             None => client.scope.clone(),
         };
         if !scope.is_subset(&client.scope) {
-            return Err(OAuthError::invalid_scope(
-                "the scope exceeds what this client may ask for",
-            ));
+            return Err(OAuthError::invalid_scope("the scope exceeds what this client may ask for"));
         }
-        let (audience, host) = target(
-            &state.config,
-            req.params.get("resource"),
-            req.params.get("host"),
-        )?;
+        let (audience, host) = target(&state.config, req.params.get("resource"), req.params.get("host"))?;
         // No row is written: the token is self-contained, and revoking it records its grant id.
         let grant = GrantRecord {
             id: new_id(state.entropy.as_ref()),
@@ -72,9 +66,7 @@ pub fn target(
             return Err(invalid("resource must not contain a fragment (RFC 8707 2)"));
         }
         if r.trim_end_matches('/') != ours {
-            return Err(invalid(
-                "this server does not issue tokens for that resource",
-            ));
+            return Err(invalid("this server does not issue tokens for that resource"));
         }
     }
     if let Some(h) = host {
@@ -119,15 +111,9 @@ mod tests {
     fn binds_to_our_resource_by_resource_or_host() {
         let c = config();
         assert_eq!(target(&c, None, None).unwrap().0, "http://localhost:8002");
-        assert_eq!(
-            target(&c, Some("http://localhost:8002/"), None).unwrap().0,
-            "http://localhost:8002"
-        );
+        assert_eq!(target(&c, Some("http://localhost:8002/"), None).unwrap().0, "http://localhost:8002");
         let (aud, host) = target(&c, None, Some("localhost:8002")).unwrap();
-        assert_eq!(
-            (aud.as_str(), host.as_deref()),
-            ("http://localhost:8002", Some("localhost:8002"))
-        );
+        assert_eq!((aud.as_str(), host.as_deref()), ("http://localhost:8002", Some("localhost:8002")));
     }
 
     #[test]
@@ -140,11 +126,7 @@ mod tests {
             (None, Some("localhost:8001")),
             (Some("http://localhost:8002"), Some("evil.example")),
         ] {
-            assert_eq!(
-                target(&c, r, h).unwrap_err().code,
-                ErrorCode::InvalidTarget,
-                "{r:?} {h:?}"
-            );
+            assert_eq!(target(&c, r, h).unwrap_err().code, ErrorCode::InvalidTarget, "{r:?} {h:?}");
         }
     }
 }

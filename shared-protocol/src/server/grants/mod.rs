@@ -70,10 +70,7 @@ impl GrantRegistry {
     }
 
     pub fn get(&self, grant_type: &str) -> Option<&dyn Grant> {
-        self.grants
-            .iter()
-            .find(|g| g.grant_type() == grant_type)
-            .map(|g| g.as_ref())
+        self.grants.iter().find(|g| g.grant_type() == grant_type).map(|g| g.as_ref())
     }
 
     pub fn grant_types(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -93,10 +90,7 @@ pub async fn issue_tokens(
     let ttl = state.config.lifetimes.access_token;
     let claims = AccessClaims {
         iss: state.config.issuer().to_owned(),
-        sub: grant
-            .user_id
-            .clone()
-            .unwrap_or_else(|| grant.client_id.clone()),
+        sub: grant.user_id.clone().unwrap_or_else(|| grant.client_id.clone()),
         aud: grant.audience.clone(),
         client_id: grant.client_id.clone(),
         scope: grant.scope.clone(),
@@ -109,10 +103,7 @@ pub async fn issue_tokens(
     let refresh_token = if refresh {
         let token = new_secret(state.entropy.as_ref());
         let expires = now + state.config.lifetimes.refresh_token;
-        state
-            .store
-            .insert_refresh_token(&digest(&token), &grant.id, expires)
-            .await?;
+        state.store.insert_refresh_token(&digest(&token), &grant.id, expires).await?;
         Some(token)
     } else {
         None

@@ -23,16 +23,10 @@ impl Grant for RefreshToken {
         let unknown = || OAuthError::invalid_grant("the refresh token is not valid");
         // Check everything that does not burn the token first, so a bad request
         // (a wider scope, say) does not turn the client's next try into a "reuse".
-        let (grant_id, expires_at, _) = state
-            .store
-            .refresh_token_grant(&token_digest)
-            .await?
-            .ok_or_else(unknown)?;
+        let (grant_id, expires_at, _) = state.store.refresh_token_grant(&token_digest).await?.ok_or_else(unknown)?;
         let mut grant = state.store.grant(&grant_id).await?.ok_or_else(unknown)?;
         if grant.client_id != req.client.client.id {
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was issued to another client",
-            ));
+            return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
         }
         if grant.revoked_at.is_some() {
             return Err(OAuthError::invalid_grant("the refresh token was revoked"));
@@ -44,9 +38,7 @@ impl Grant for RefreshToken {
         if let Some(asked) = req.params.get("scope") {
             let asked = Scope::parse(asked);
             if asked.is_empty() || !asked.is_subset(&Scope::parse(&grant.scope)) {
-                return Err(OAuthError::invalid_scope(
-                    "the scope exceeds what was granted",
-                ));
+                return Err(OAuthError::invalid_scope("the scope exceeds what was granted"));
             }
             grant.scope = asked.to_string();
         }
@@ -55,9 +47,7 @@ impl Grant for RefreshToken {
             // A rotated-out token is back: someone holds a copy. Revoke the family.
             RefreshOutcome::Reused { grant_id } => {
                 state.revoke_grant(&grant_id).await?;
-                Err(OAuthError::invalid_grant(
-                    "the refresh token was already used; the grant is revoked",
-                ))
+                Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked"))
             }
             RefreshOutcome::Unknown => Err(unknown()),
         }
@@ -93,14 +83,7 @@ mod tests {
         let params = Params::parse(body.as_bytes()).unwrap();
         let client = peer_client(app).await;
         let http = actix_web::test::TestRequest::default().to_http_request();
-        RefreshToken
-            .exchange(GrantRequest {
-                state: app,
-                client: &client,
-                params: &params,
-                http: &http,
-            })
-            .await
+        RefreshToken.exchange(GrantRequest { state: app, client: &client, params: &params, http: &http }).await
     }
 
     #[actix_web::test]
@@ -112,21 +95,10 @@ mod tests {
         let r2 = second.refresh_token.clone().unwrap();
         assert_ne!(r1, r2);
 
-        let reuse = refresh(&app, &format!("refresh_token={r1}"))
-            .await
-            .unwrap_err();
+        let reuse = refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err();
         assert_eq!(reuse.code, ErrorCode::InvalidGrant);
-        assert!(
-            app.verify_access_token(&second.access_token).await.is_err(),
-            "the family's access token is revoked"
-        );
-        assert_eq!(
-            refresh(&app, &format!("refresh_token={r2}"))
-                .await
-                .unwrap_err()
-                .code,
-            ErrorCode::InvalidGrant
-        );
+        assert!(app.verify_access_token(&second.access_token).await.is_err(), "the family's access token is revoked");
+        assert_eq!(refresh(&app, &format!("refresh_token={r2}")).await.unwrap_err().code, ErrorCode::InvalidGrant);
     }
 
     #[actix_web::test]
@@ -135,9 +107,7 @@ mod tests {
         let app = state(clock.clone()).await;
         let r1 = first_tokens(&app).await.refresh_token.unwrap();
         clock.advance(app.config.lifetimes.refresh_token);
-        let err = refresh(&app, &format!("refresh_token={r1}"))
-            .await
-            .unwrap_err();
+        let err = refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err();
         assert_eq!(err.description, "the refresh token has expired");
     }
 
@@ -145,18 +115,9 @@ mod tests {
     async fn the_scope_may_narrow_but_not_widen() {
         let app = state(ManualClock::new(5_000)).await;
         let r1 = first_tokens(&app).await.refresh_token.unwrap();
-        let err = refresh(
-            &app,
-            &format!("refresh_token={r1}&scope=player%3Aread+player%3Acontrol"),
-        )
-        .await
-        .unwrap_err();
+        let err = refresh(&app, &format!("refresh_token={r1}&scope=player%3Aread+player%3Acontrol")).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidScope);
         // The refused request did not use the token up.
-        assert!(
-            refresh(&app, &format!("refresh_token={r1}&scope=player%3Aread"))
-                .await
-                .is_ok()
-        );
+        assert!(refresh(&app, &format!("refresh_token={r1}&scope=player%3Aread")).await.is_ok());
     }
 }

@@ -1,0 +1,544 @@
+//! Starts the real `party-a` and `party-b` binaries on free ports, each with
+//! a database of its own, and offers the steps a browser or a client takes.
+//!
+//! Party A runs on SQLite. Party B runs on PostgreSQL when `TEST_DATABASE_URL`
+//! is set (in a schema of its own), so every run covers both backends.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::redirect::Policy;
+use sha2::{Digest, Sha256};
+
+pub const A_CLIENT: &str = "voice-assistant";
+pub const A_SECRET: &str = "voice-assistant-dev-secret";
+pub const B_CLIENT: &str = "music-service";
+pub const B_SECRET: &str = "music-service-dev-secret";
+
+/// One running party; killed when dropped.
+pub struct Party {
+    pub name: &'static str,
+    pub url: String,
+    pub port: u16,
+    pub database_url: String,
+    pub peer_url: String,
+    pub dir: PathBuf,
+    child: Child,
+    extra_args: Vec<String>,
+}
+
+impl Party {
+    pub fn stdout_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.stdout", self.name))
+    }
+    pub fn stderr_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.stderr", self.name))
+    }
+    /// Everything the process wrote so far (banner and log).
+    pub fn output(&self) -> String {
+        let out = std::fs::read_to_string(self.stdout_path()).unwrap_or_default();
+        let err = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
+        format!("{out}{err}")
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// Stops the process and starts it again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let again = start(self.name, self.port, &self.peer_url, &self.database_url, &self.dir, &self.extra_args).await;
+        *self = again;
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Party {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Both parties, pointing at each other.
+pub struct Pair {
+    pub a: Party,
+    pub b: Party,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn binary(name: &str) -> PathBuf {
+    // target/debug/deps/<test> → target/debug/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(name);
+    assert!(bin.exists(), "{} is missing: run `cargo test --workspace` (it builds the party binaries)", bin.display());
+    bin
+}
+
+pub fn scratch_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().and_then(Path::parent).and_then(Path::parent).unwrap();
+    let dir = target.join("e2e-tmp").join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A database URL for one party: a new PostgreSQL schema when asked for and
+/// available, otherwise a new SQLite file.
+pub async fn database_url(dir: &Path, name: &str, postgres: bool) -> String {
+    if postgres {
+        if let Ok(base) = std::env::var("TEST_DATABASE_URL") {
+            let schema = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+            let out = Command::new("psql").arg(&base).arg("-qc").arg(format!("CREATE SCHEMA {schema}")).output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    let sep = if base.contains('?') { '&' } else { '?' };
+                    return format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                }
+                other => {
+                    panic!("TEST_DATABASE_URL is set but a schema could not be created: {other:?}")
+                }
+            }
+        }
+    }
+    format!("sqlite://{}/{name}.db", dir.display())
+}
+
+pub async fn start(
+    name: &'static str,
+    port: u16,
+    peer_url: &str,
+    database_url: &str,
+    dir: &Path,
+    extra: &[String],
+) -> Party {
+    let url = format!("http://127.0.0.1:{port}");
+    let stdout =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.stdout"))).unwrap();
+    let stderr =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.stderr"))).unwrap();
+    let child = Command::new(binary(name))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &url, "--peer-url", peer_url])
+        .args(["--database-url", database_url, "--workers", "2"])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("start party binary");
+    let party = Party {
+        name,
+        url: url.clone(),
+        port,
+        database_url: database_url.to_owned(),
+        peer_url: peer_url.to_owned(),
+        dir: dir.to_owned(),
+        child,
+        extra_args: extra.to_vec(),
+    };
+    wait_healthy(&party).await;
+    party
+}
+
+async fn wait_healthy(party: &Party) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let http = reqwest::Client::new();
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{}/healthz", party.url)).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} did not become healthy:\n{}", party.name, party.output());
+}
+
+/// Starts both parties (A on SQLite, B on PostgreSQL when available).
+pub async fn spawn_pair() -> Pair {
+    spawn_pair_with(&[], &[]).await
+}
+
+pub async fn spawn_pair_with(a_args: &[&str], b_args: &[&str]) -> Pair {
+    let dir = scratch_dir();
+    let (pa, pb) = (free_port(), free_port());
+    let (a_url, b_url) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+    let a_db = database_url(&dir, "party-a", false).await;
+    let b_db = database_url(&dir, "party-b", true).await;
+    let a_args: Vec<String> = a_args.iter().map(|s| s.to_string()).collect();
+    let b_args: Vec<String> = b_args.iter().map(|s| s.to_string()).collect();
+    let (a, b) = tokio::join!(
+        start("party-a", pa, &b_url, &a_db, &dir, &a_args),
+        start("party-b", pb, &a_url, &b_db, &dir, &b_args)
+    );
+    Pair { a, b }
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+}
+
+/// The value of a hidden or text input named `name` in `html`.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&#43;", "+").replace("&amp;", "&").replace("&#x2f;", "/").replace("&#47;", "/"))
+}
+
+pub fn data_page(html: &str) -> Option<String> {
+    let marker = "data-page=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// Signs `username` in at `base` through the login form.
+pub async fn login(browser: &reqwest::Client, base: &str, username: &str, password: &str) {
+    let page = browser.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = input_value(&page, "csrf_token").expect("login form has a CSRF token");
+    let res = browser
+        .post(format!("{base}/login"))
+        .form(&[("csrf_token", csrf.as_str()), ("username", username), ("password", password), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "login as {username} failed");
+}
+
+/// A PKCE pair (RFC 7636): (verifier, S256 challenge).
+pub fn pkce_pair() -> (String, String) {
+    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// The query parameters of a redirect's `Location`.
+pub fn location_params(res: &reqwest::Response) -> std::collections::HashMap<String, String> {
+    let loc = res.headers().get("location").expect("a redirect").to_str().unwrap();
+    url::Url::parse(loc).unwrap().query_pairs().into_owned().collect()
+}
+
+/// Follows an authorization URL as the signed-in `browser`: approves the
+/// consent page if one is shown and returns the redirect back to the client.
+pub async fn authorize(browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
+    let res = browser.get(authorize_url).send().await.unwrap();
+    if res.status() != 200 {
+        return res;
+    }
+    let base = {
+        let u = url::Url::parse(authorize_url).unwrap();
+        format!("{}://{}", u.scheme(), u.host_str().unwrap()) + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
+    };
+    let html = res.text().await.unwrap();
+    assert_eq!(data_page(&html).as_deref(), Some("consent"), "expected the consent page: {html}");
+    decide(browser, &base, &html, "approve").await
+}
+
+/// Submits the consent form in `html` with `decision`.
+pub async fn decide(browser: &reqwest::Client, base: &str, html: &str, decision: &str) -> reqwest::Response {
+    browser.post(format!("{base}/authorize")).form(&consent_form(html, decision)).send().await.unwrap()
+}
+
+/// The fields the consent form in `html` submits with `decision`.
+pub fn consent_form(html: &str, decision: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for name in [
+        "csrf_token",
+        "client_id",
+        "response_type",
+        "scope",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+        "redirect_uri",
+        "state",
+    ] {
+        if let Some(v) = input_value(html, name) {
+            fields.push((name.to_owned(), v));
+        }
+    }
+    fields.push(("decision".into(), decision.into()));
+    fields
+}
+
+/// Decodes a JWT's payload without verifying it (tests look at claims).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Raw-HTTP helpers for the security, bad-input and page tests: the code flow
+// and the token, revocation and introspection endpoints without a client
+// library, so tests see exactly what goes over the wire.
+// ---------------------------------------------------------------------------
+
+/// The demo password of a seeded user (CONTRACT section 2).
+pub fn demo_password(user: &str) -> &'static str {
+    match user {
+        "alice" => "wonderland",
+        "bob" => "builder",
+        "kiosk" => "staff-only",
+        other => panic!("{other} is not a demo user"),
+    }
+}
+
+/// A plain HTTP client: no cookies, never follows redirects.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// `base` with `params` appended as a query string.
+pub fn url_with(base: &str, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(base).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    url.to_string()
+}
+
+/// Party A's redirect URI at party B (its registered `/link/callback`).
+pub fn a_callback(pair: &Pair) -> String {
+    format!("{}/link/callback", pair.a.url)
+}
+
+/// An authorization request of `voice-assistant` at party B, with PKCE S256,
+/// `state` and the registered redirect URI.
+pub fn b_authorize_url(pair: &Pair, scope: &str, challenge: &str, state: &str) -> String {
+    url_with(
+        &format!("{}/authorize", pair.b.url),
+        &[
+            ("response_type", "code"),
+            ("client_id", A_CLIENT),
+            ("redirect_uri", &a_callback(pair)),
+            ("scope", scope),
+            ("state", state),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+}
+
+/// The browser half of the code flow at B for a signed-in `browser`:
+/// authorizes (approving consent if asked) and returns `(code, verifier)`.
+pub async fn code_at_b(pair: &Pair, browser: &reqwest::Client, scope: &str) -> (String, String) {
+    let (verifier, challenge) = pkce_pair();
+    let state = uuid::Uuid::new_v4().simple().to_string();
+    let back = authorize(browser, &b_authorize_url(pair, scope, &challenge, &state)).await;
+    assert!(back.status().is_redirection(), "authorization did not redirect back: {}", back.status());
+    let params = location_params(&back);
+    assert_eq!(params.get("state"), Some(&state));
+    let code = params.get("code").unwrap_or_else(|| panic!("no code in the redirect: {params:?}")).clone();
+    (code, verifier)
+}
+
+/// POSTs `form` to B's token endpoint as `voice-assistant` (client_secret_basic).
+pub async fn token_request_at_b(pair: &Pair, form: &[(&str, &str)]) -> reqwest::Response {
+    http().post(format!("{}/token", pair.b.url)).basic_auth(A_CLIENT, Some(A_SECRET)).form(form).send().await.unwrap()
+}
+
+/// Redeems `code` at B with the redirect URI of the authorization request.
+pub async fn redeem_code_at_b(pair: &Pair, code: &str, verifier: &str) -> reqwest::Response {
+    let redirect_uri = a_callback(pair);
+    token_request_at_b(
+        pair,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", &redirect_uri),
+        ],
+    )
+    .await
+}
+
+pub async fn refresh_at_b(pair: &Pair, refresh_token: &str) -> reqwest::Response {
+    token_request_at_b(pair, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+}
+
+/// `(access_token, refresh_token)` from a successful token response.
+pub async fn token_pair(res: reqwest::Response) -> (String, String) {
+    let body = json_ok(res).await;
+    let access = body["access_token"].as_str().expect("access_token").to_owned();
+    let refresh = body["refresh_token"].as_str().expect("refresh_token").to_owned();
+    (access, refresh)
+}
+
+/// The whole code flow at B for a demo `user`: sign in, consent, redeem.
+pub async fn token_for(pair: &Pair, user: &str, scope: &str) -> (String, String) {
+    let browser = browser();
+    login(&browser, &pair.b.url, user, demo_password(user)).await;
+    let (code, verifier) = code_at_b(pair, &browser, scope).await;
+    token_pair(redeem_code_at_b(pair, &code, &verifier).await).await
+}
+
+/// A `client_credentials` request at `base` with client_secret_basic and `extra` parameters.
+pub async fn client_credentials(
+    base: &str,
+    client_id: &str,
+    secret: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    http().post(format!("{base}/token")).basic_auth(client_id, Some(secret)).form(&form).send().await.unwrap()
+}
+
+/// An access token of `voice-assistant` at B from client_credentials.
+pub async fn client_credentials_token_at_b(pair: &Pair, extra: &[(&str, &str)]) -> String {
+    let body = json_ok(client_credentials(&pair.b.url, A_CLIENT, A_SECRET, extra).await).await;
+    body["access_token"].as_str().expect("access_token").to_owned()
+}
+
+/// RFC 7662 introspection at B as `voice-assistant`.
+pub async fn introspect_at_b(pair: &Pair, token: &str) -> serde_json::Value {
+    let res = http()
+        .post(format!("{}/introspect", pair.b.url))
+        .basic_auth(A_CLIENT, Some(A_SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    json_ok(res).await
+}
+
+/// RFC 7009 revocation at B as `voice-assistant`.
+pub async fn revoke_at_b(pair: &Pair, token: &str, hint: Option<&str>) -> reqwest::Response {
+    let mut form = vec![("token", token)];
+    if let Some(h) = hint {
+        form.push(("token_type_hint", h));
+    }
+    http().post(format!("{}/revoke", pair.b.url)).basic_auth(A_CLIENT, Some(A_SECRET)).form(&form).send().await.unwrap()
+}
+
+/// `GET <B>/api/player` with `token` as the bearer token.
+pub async fn player_at_b(pair: &Pair, token: &str) -> reqwest::Response {
+    http().get(format!("{}/api/player", pair.b.url)).bearer_auth(token).send().await.unwrap()
+}
+
+/// The body of a 200 JSON response (panics with the body otherwise).
+pub async fn json_ok(res: reqwest::Response) -> serde_json::Value {
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(status, 200, "expected 200, got {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Checks an RFC 6749 5.2 error response: `status`, JSON with both `error` and a
+/// non-empty `error_description`, `Cache-Control: no-store`. Returns `error`.
+pub async fn oauth_error(res: reqwest::Response, status: u16) -> String {
+    let got = res.status();
+    let cache = header(&res, "cache-control").unwrap_or_default();
+    let content_type = header(&res, "content-type").unwrap_or_default();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    assert!(content_type.starts_with("application/json"), "error is not JSON ({content_type}): {text}");
+    assert!(cache.contains("no-store"), "error response without Cache-Control: no-store ({cache:?})");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    let description = body["error_description"].as_str().unwrap_or_else(|| panic!("no error_description: {text}"));
+    assert!(!description.is_empty(), "empty error_description: {text}");
+    body["error"].as_str().unwrap_or_else(|| panic!("no error: {text}")).to_owned()
+}
+
+/// Asserts an RFC 6749 5.2 error response with `status` and `error` = `code`.
+pub async fn expect_oauth_error(res: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(oauth_error(res, status).await, code);
+}
+
+/// One response header as a string.
+pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The `WWW-Authenticate` challenge of an API rejection (panics when absent).
+pub fn www_authenticate(res: &reqwest::Response) -> String {
+    header(res, "www-authenticate").unwrap_or_else(|| panic!("{} without WWW-Authenticate", res.status()))
+}
+
+/// Asserts an API rejection: `status` and `error="<code>"` in the Bearer challenge.
+pub async fn expect_api_error(res: reqwest::Response, status: u16, code: &str) -> String {
+    let challenge = header(&res, "www-authenticate");
+    let got = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected API status; body: {body}");
+    let challenge = challenge.unwrap_or_else(|| panic!("{got} without WWW-Authenticate"));
+    assert!(challenge.starts_with("Bearer "), "not a Bearer challenge: {challenge}");
+    assert!(challenge.contains(&format!("error=\"{code}\"")), "expected error=\"{code}\" in {challenge}");
+    challenge
+}
+
+/// Asserts the branded HTML error page with `status`; returns its HTML.
+pub async fn expect_error_page(res: reqwest::Response, status: u16) -> String {
+    let got = res.status();
+    let content_type = header(&res, "content-type").unwrap_or_default();
+    assert!(
+        res.headers().get("location").is_none(),
+        "an error page must not redirect: {:?}",
+        res.headers().get("location")
+    );
+    let html = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status for an error page: {html}");
+    assert!(content_type.starts_with("text/html"), "error page is not HTML ({content_type}): {html}");
+    assert_eq!(data_page(&html).as_deref(), Some("error"), "not the error page: {html}");
+    html
+}
+
+/// The decoded (unverified) JOSE header of a JWT.
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The request lines of a party's log, `(method, path, status)` in order:
+/// lines of the form `<time> INFO <METHOD> <path> <status> <n>µs`.
+pub fn request_lines(log: &str) -> Vec<(String, String, u16)> {
+    log.lines()
+        .filter_map(|line| {
+            let plain = strip_ansi(line);
+            let words: Vec<&str> = plain.split_whitespace().collect();
+            match words.as_slice() {
+                [_, "INFO", method, path, status, latency]
+                    if method.chars().all(|c| c.is_ascii_uppercase()) && latency.ends_with("µs") =>
+                {
+                    Some(((*method).to_owned(), (*path).to_owned(), status.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
