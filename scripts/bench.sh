@@ -77,4 +77,4 @@ run "POST /token client_credentials (ES256)" -s "$work/token.lua" "$B/token"
 run "GET /api/player with a valid token" -H "Authorization: Bearer $token" "$B/api/player"
 
 echo "== criterion: token signing and verification"
-cargo bench -q -p shared-protocol --bench tokens 2>/dev/null | grep -E "^(sign|verify)|time:"
+cargo bench -q -p shared-protocol --bench tokens 2>/dev/null | grep -E "^(sign|verify|guard)|time:"
