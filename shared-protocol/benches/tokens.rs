@@ -2,7 +2,8 @@
 //! the token endpoint's and the API's hot paths.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shared_protocol::config::{Cli, Config, Defaults, Party, ScopeInfo};
+use shared_protocol::config::{Cli, Config};
+use shared_protocol::test_support::TEST_PARTY;
 use shared_protocol::tokens::access_token::{AccessClaims, ACCESS_TOKEN_TYP};
 use shared_protocol::tokens::KeyRing;
 use shared_protocol::{build_state, clock::OsEntropy, clock::SystemClock};
@@ -33,37 +34,12 @@ fn tokens(c: &mut Criterion) {
     });
 }
 
-static PARTY: Party = Party {
-    id: "bench",
-    name: "Bench",
-    tagline: "",
-    colour: "#000",
-    session_cookie: "bench_session",
-    scopes: &[ScopeInfo { name: "player:read", description: "read" }],
-    peer_client_id: "peer",
-    peer_name: "Peer",
-    own_client_id: "me",
-    peer_scope: "player:read",
-    public_clients: &[],
-    demo_users: &[],
-    defaults: Defaults {
-        listen: "127.0.0.1:0",
-        public_url: "http://localhost:8002",
-        peer_url: "http://localhost:8001",
-        database_url: "sqlite::memory:",
-        peer_client_secret: "s",
-        client_secret: "t",
-    },
-    migrations: &[],
-    routes: |_| {},
-};
-
 /// The resource server's hot path for a token it has seen before: cache hit,
 /// expiry and revocation check (no signature verification, no I/O).
 fn guard(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let state = rt.block_on(async {
-        let config = Config::from_cli(&PARTY, Cli::parse_from_for(&PARTY, ["bench"]));
+        let config = Config::from_cli(&TEST_PARTY, Cli::parse_from_for(&TEST_PARTY, ["bench"]));
         build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy)).await.unwrap()
     });
     let now = state.now();

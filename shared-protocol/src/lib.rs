@@ -229,15 +229,19 @@ fn banner(config: &Config, addr: std::net::SocketAddr) -> String {
     out
 }
 
-/// A small party profile for unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
+/// Support for tests and benchmarks of this crate and of the parties: a
+/// small party profile, and checks of a party binary's command line.
+#[doc(hidden)]
+pub mod test_support {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
     use crate::config::{Defaults, Party, ScopeInfo};
 
-    static PARTY: Party = Party {
+    pub static TEST_PARTY: Party = Party {
         id: "party-t",
         name: "Test Party",
-        tagline: "for unit tests",
+        tagline: "for tests",
         colour: "#333",
         session_cookie: "party_t_session",
         scopes: &[ScopeInfo { name: "player:read", description: "see what is playing" }],
@@ -259,25 +263,105 @@ pub(crate) mod testing {
         routes: |_| {},
     };
 
-    pub fn party() -> &'static Party {
-        &PARTY
+    /// `--help` lists every flag of CONTRACT section 1 with its env variable
+    /// and the party's default, and never the client secret.
+    pub fn assert_help_lists_flags(bin: &str, party: &Party) {
+        let out = Command::new(bin).arg("--help").output().expect("run --help");
+        let help = String::from_utf8(out.stdout).expect("UTF-8 help");
+        let d = party.defaults;
+        for (flag, env, default) in [
+            ("--listen", "LISTEN", d.listen),
+            ("--public-url", "PUBLIC_URL", d.public_url),
+            ("--peer-url", "PEER_URL", d.peer_url),
+            ("--database-url", "DATABASE_URL", d.database_url),
+        ] {
+            let listed = help.contains(flag) && help.contains(&format!("env: {env}")) && help.contains(default);
+            assert!(listed, "{flag} with env {env} and default {default} in: {help}");
+        }
+        assert!(!help.contains(d.peer_client_secret), "--help must not print the client secret");
     }
 
-    /// A whole party's state on an in-memory database, with the given clock
-    /// and deterministic entropy.
-    pub async fn state(clock: crate::clock::ManualClock) -> crate::state::AppState {
+    /// At start the binary prints its name, one `dev client:` line per
+    /// confidential client it registered, and the demo logins (CONTRACT section 2).
+    pub fn assert_banner(bin: &str, party: &Party) {
+        let dir = std::env::temp_dir().join(format!("{}-banner-{}", party.id, std::process::id()));
+        let db = format!("sqlite://{}/db.sqlite", dir.display());
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--database-url", &db])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the party");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut banner = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("banner line");
+            let last = line.starts_with("demo logins");
+            banner.push(line);
+            if last {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        let banner = banner.join("\n");
+        assert!(banner.starts_with(&format!("{} ({}) listening on 127.0.0.1:", party.name, party.id)), "{banner}");
+        let client = format!("dev client: id={} secret={}", party.peer_client_id, party.defaults.peer_client_secret);
+        assert!(banner.contains(&client), "{banner}");
+        for u in party.demo_users {
+            assert!(banner.contains(&format!("{} / {}", u.username, u.password)), "{banner}");
+        }
+    }
+}
+
+/// Unit-test helpers: a whole party's state on an in-memory database.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::config::Party;
+    use crate::server::client_auth::{AuthMethod, AuthenticatedClient};
+    use crate::server::grants::{Grant, GrantRequest, TokenResponse};
+    use crate::state::AppState;
+    use crate::store::GrantRecord;
+    use crate::web::form::Params;
+
+    pub fn party() -> &'static Party {
+        &crate::test_support::TEST_PARTY
+    }
+
+    /// A party's state with the given clock and deterministic entropy.
+    pub async fn state(clock: crate::clock::ManualClock) -> AppState {
         let cli = crate::config::Cli::parse_from_for(party(), ["party-t"]);
         let config = crate::config::Config::from_cli(party(), cli);
         let entropy = std::sync::Arc::new(crate::clock::CountingEntropy::default());
         crate::build_state(config, std::sync::Arc::new(clock), entropy).await.expect("test state")
     }
 
-    /// The test party's confidential client, as the token endpoint sees it after authentication.
-    pub async fn peer_client(app: &crate::state::AppState) -> crate::server::client_auth::AuthenticatedClient {
+    /// A stored grant of `user-1` to the test party's client `peer`.
+    pub async fn user_grant(app: &AppState, id: &str) -> GrantRecord {
+        let grant = GrantRecord {
+            id: id.into(),
+            client_id: "peer".into(),
+            user_id: Some("user-1".into()),
+            scope: "player:read".into(),
+            audience: app.config.resource().into(),
+            created_at: app.now(),
+            revoked_at: None,
+        };
+        app.store.insert_grant(&grant).await.unwrap();
+        grant
+    }
+
+    /// Runs `grant` for the client `peer` (already authenticated) with a form `body`.
+    pub async fn exchange(
+        grant: &dyn Grant,
+        app: &AppState,
+        body: &str,
+    ) -> Result<TokenResponse, crate::error::OAuthError> {
+        let params = Params::parse(body.as_bytes()).unwrap();
         let client = app.clients.get(&app.store, "peer", app.now()).await.unwrap().unwrap();
-        crate::server::client_auth::AuthenticatedClient {
-            client,
-            method: crate::server::client_auth::AuthMethod::ClientSecretBasic,
-        }
+        let client = AuthenticatedClient { client, method: AuthMethod::ClientSecretBasic };
+        let http = actix_web::test::TestRequest::default().to_http_request();
+        grant.exchange(GrantRequest { state: app, client: &client, params: &params, http: &http }).await
     }
 }

@@ -76,26 +76,15 @@ pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Resu
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::server::grants::GrantRequest;
-    use crate::store::{GrantRecord, NewCode};
-    use crate::testing::{peer_client, state};
-    use crate::web::form::Params;
+    use crate::store::NewCode;
+    use crate::testing::{exchange, state, user_grant};
 
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     const REDIRECT: &str = "http://localhost:10/link/callback";
 
     async fn mint(app: &crate::state::AppState, code: &str) {
-        let grant = GrantRecord {
-            id: format!("g-{code}"),
-            client_id: "peer".into(),
-            user_id: Some("user-1".into()),
-            scope: "player:read".into(),
-            audience: app.config.resource().into(),
-            created_at: app.now(),
-            revoked_at: None,
-        };
-        app.store.insert_grant(&grant).await.unwrap();
+        let grant = user_grant(app, &format!("g-{code}")).await;
         let new = NewCode {
             digest: &digest(code),
             grant_id: &grant.id,
@@ -111,10 +100,7 @@ mod tests {
     }
 
     async fn redeem(app: &crate::state::AppState, body: &str) -> Result<TokenResponse, OAuthError> {
-        let params = Params::parse(body.as_bytes()).unwrap();
-        let client = peer_client(app).await;
-        let http = actix_web::test::TestRequest::default().to_http_request();
-        AuthorizationCode.exchange(GrantRequest { state: app, client: &client, params: &params, http: &http }).await
+        exchange(&AuthorizationCode, app, body).await
     }
 
     fn body(code: &str, verifier: &str) -> String {

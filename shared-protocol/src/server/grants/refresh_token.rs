@@ -61,29 +61,15 @@ mod tests {
     use crate::error::ErrorCode;
     use crate::server::grants::issue_tokens;
     use crate::state::AppState;
-    use crate::store::GrantRecord;
-    use crate::testing::{peer_client, state};
-    use crate::web::form::Params;
+    use crate::testing::{exchange, state, user_grant};
 
     async fn first_tokens(app: &AppState) -> TokenResponse {
-        let grant = GrantRecord {
-            id: "family".into(),
-            client_id: "peer".into(),
-            user_id: Some("user-1".into()),
-            scope: "player:read".into(),
-            audience: app.config.resource().into(),
-            created_at: app.now(),
-            revoked_at: None,
-        };
-        app.store.insert_grant(&grant).await.unwrap();
+        let grant = user_grant(app, "family").await;
         issue_tokens(app, &grant, None, true).await.unwrap()
     }
 
     async fn refresh(app: &AppState, body: &str) -> Result<TokenResponse, OAuthError> {
-        let params = Params::parse(body.as_bytes()).unwrap();
-        let client = peer_client(app).await;
-        let http = actix_web::test::TestRequest::default().to_http_request();
-        RefreshToken.exchange(GrantRequest { state: app, client: &client, params: &params, http: &http }).await
+        exchange(&RefreshToken, app, body).await
     }
 
     #[actix_web::test]
