@@ -2,7 +2,8 @@
 # Load benchmarks on loopback: party B on one core (one worker), wrk on the
 # other, bounded runs. Prints req/s and p50/p99 for the token endpoint
 # (client_credentials, client_secret_basic, ES256), a protected API call with a
-# valid token, and /healthz (the framework's ceiling in the same run); then
+# valid token (/api/whoami: the guard alone; /api/player: guard plus a
+# database read), and /healthz (the framework's ceiling in the same run); then
 # criterion benches of token signing and verification.
 #   DURATION=10s CONNECTIONS=64 scripts/bench.sh
 set -euo pipefail
@@ -74,7 +75,8 @@ run() { # name, wrk args...
 echo "== load (server: 1 worker on core 0; wrk: 1 thread, $CONNECTIONS connections on core 1; $DURATION each)"
 run "GET /healthz (framework ceiling)" "$B/healthz"
 run "POST /token client_credentials (ES256)" -s "$work/token.lua" "$B/token"
-run "GET /api/player with a valid token" -H "Authorization: Bearer $token" "$B/api/player"
+run "GET /api/whoami with a valid token (guard)" -H "Authorization: Bearer $token" "$B/api/whoami"
+run "GET /api/player with a valid token (+SQLite)" -H "Authorization: Bearer $token" "$B/api/player"
 
 echo "== criterion: token signing and verification"
 cargo bench -q -p shared-protocol --bench tokens 2>/dev/null | grep -E "^(sign|verify|guard)|time:"

@@ -478,3 +478,22 @@ async fn private_key_jwt_accepts_a_fresh_assertion_once_and_refuses_bad_ones() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn whoami_describes_a_valid_token_and_refuses_others() {
+    let pair = spawn_pair().await;
+    let (access, _) = token_for(&pair, "alice", "player:read").await;
+    let whoami = |token: &str| http().get(format!("{}/api/whoami", pair.b.url)).bearer_auth(token.to_owned()).send();
+    let res = whoami(&access).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let claims = jwt_claims(&access);
+    assert_eq!(body["sub"], claims["sub"]);
+    assert_eq!(body["client_id"], A_CLIENT);
+    assert_eq!(body["scope"], "player:read");
+    assert_eq!(body["exp"], claims["exp"]);
+    expect_api_error(whoami("not-a-token").await.unwrap(), 401, "invalid_token").await;
+    // A token of party B is not for party A's API.
+    let res = http().get(format!("{}/api/whoami", pair.a.url)).bearer_auth(&access).send().await.unwrap();
+    expect_api_error(res, 401, "invalid_token").await;
+}

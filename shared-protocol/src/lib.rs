@@ -160,6 +160,7 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
             .wrap(from_fn(body_limit))
             .wrap(from_fn(request_log))
             .configure(server::routes)
+            .configure(resource::routes)
             .configure(web::pages::routes)
             .configure(party.routes)
             .default_service(aw::to(not_found))

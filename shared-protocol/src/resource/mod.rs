@@ -11,8 +11,9 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{get, web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
+use serde_json::json;
 
 use crate::error::{ApiError, ApiRejection, Challenge};
 use crate::server::metadata::RESOURCE_METADATA_PATH;
@@ -170,4 +171,18 @@ impl FromRequest for Bearer {
             }
         })
     }
+}
+
+/// `GET /api/whoami`: what the presented token lets its holder do here (any
+/// valid token). Lets a client developer check a token against this API
+/// without side effects; it touches no storage, so it is also the guard's
+/// own cost in the benchmark.
+#[get("/api/whoami")]
+pub async fn whoami(bearer: Bearer) -> HttpResponse {
+    let c = &bearer.claims;
+    HttpResponse::Ok().json(json!({ "sub": c.sub, "client_id": c.client_id, "scope": c.scope, "exp": c.exp }))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(whoami);
 }
