@@ -219,3 +219,10 @@ async fn an_unknown_path_gets_a_404_page() {
         expect_error_page(res, 404).await;
     }
 }
+
+#[tokio::test]
+async fn a_malformed_query_on_a_page_gets_an_error_page() {
+    let pair = spawn_pair().await;
+    let res = http().get(format!("{}/login?next=%FF%FE", pair.b.url)).send().await.unwrap();
+    expect_error_page(res, 400).await;
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
 use url::Url;
 
 use super::client_auth::Client;
@@ -20,7 +20,7 @@ use crate::error::{ErrorCode, OAuthError, PageError};
 use crate::state::AppState;
 use crate::store::{GrantRecord, NewCode};
 use crate::tokens::secrets::{digest, new_id, new_secret};
-use crate::web::form::{PageForm, Params};
+use crate::web::form::{PageForm, PageQuery, Params};
 use crate::web::pages::{self, ConsentPage, ScopeLine};
 use crate::web::session;
 
@@ -129,7 +129,7 @@ pub async fn authorize_endpoint(
     app: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let params = Params::parse(req.query_string().as_bytes()).map_err(|e| PageError::bad_request(e.describe()))?;
+    let PageQuery(params) = PageQuery::extract(&req).await?;
     let request = match validate(&app, &params).await {
         Ok(r) => r,
         Err(rejection) => return reject(&app, rejection, StatusCode::FOUND),

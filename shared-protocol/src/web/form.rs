@@ -122,6 +122,22 @@ impl FromRequest for PageForm {
     }
 }
 
+/// A browser page's query string, parsed as strictly as a form.
+pub struct PageQuery(pub Params);
+
+impl FromRequest for PageQuery {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            Params::parse(req.query_string().as_bytes())
+                .map(PageQuery)
+                .map_err(|e| PageError::bad_request(e.describe())),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use crate::error::PageError;
 use crate::state::AppState;
 use crate::store::UserRecord;
 use crate::tokens::secrets::new_id;
-use crate::web::form::PageForm;
+use crate::web::form::{PageForm, PageQuery};
 use crate::web::session::{self, CSRF_FIELD};
 
 /// What every page shows: whose site this is, who is signed in, and the CSRF token.
@@ -151,9 +151,9 @@ struct HomePage {
 pub async fn login_page(
     app: web::Data<AppState>,
     session: Session,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    PageQuery(query): PageQuery,
 ) -> Result<HttpResponse, PageError> {
-    let next = safe_next(query.get("next").map(String::as_str));
+    let next = safe_next(query.get("next"));
     let chrome = chrome(&app, &session, "login", None).await?;
     render(StatusCode::OK, &LoginPage { chrome, next, error: None, username: String::new() })
 }
@@ -197,9 +197,9 @@ pub async fn login_submit(
 pub async fn signup_page(
     app: web::Data<AppState>,
     session: Session,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    PageQuery(query): PageQuery,
 ) -> Result<HttpResponse, PageError> {
-    let next = safe_next(query.get("next").map(String::as_str));
+    let next = safe_next(query.get("next"));
     let chrome = chrome(&app, &session, "signup", None).await?;
     render(StatusCode::OK, &SignupPage { chrome, next, error: None, username: String::new() })
 }
