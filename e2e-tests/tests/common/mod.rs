@@ -125,12 +125,20 @@ pub async fn start(
     extra: &[String],
 ) -> Party {
     let url = format!("http://127.0.0.1:{port}");
+    // Several instances of one party share the public URL given in `extra`.
+    let public_url = match extra.iter().position(|a| a == "--public-url") {
+        Some(i) => extra[i + 1].clone(),
+        None => url.clone(),
+    };
+    let own_public_url = ["--public-url".to_owned(), url.clone()];
+    let public_url_args = if public_url == url { &own_public_url[..] } else { &[] };
     let stdout =
         std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.stdout"))).unwrap();
     let stderr =
         std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.stderr"))).unwrap();
     let child = Command::new(binary(name))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--public-url", &url, "--peer-url", peer_url])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--peer-url", peer_url])
+        .args(public_url_args)
         .args(["--database-url", database_url, "--workers", "2"])
         .args(extra)
         .env_remove("RUST_LOG")
