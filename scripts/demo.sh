@@ -13,7 +13,7 @@ target/release/party-a &
 a=$!
 target/release/party-b &
 b=$!
-stop() { kill "$a" "$b" 2>/dev/null || true; wait "$a" "$b" 2>/dev/null || true; echo "Both parties stopped."; }
+stop() { trap - INT TERM EXIT; kill "$a" "$b" 2>/dev/null || true; wait "$a" "$b" 2>/dev/null || true; echo "Both parties stopped."; }
 trap stop INT TERM EXIT
 
 for url in http://localhost:8001 http://localhost:8002; do
