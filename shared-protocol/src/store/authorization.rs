@@ -58,10 +58,8 @@ pub enum RedeemOutcome {
 /// What presenting a refresh token found (RFC 9700 4.14.2: rotation).
 #[derive(Debug)]
 pub enum RefreshOutcome {
-    Fresh {
-        grant_id: String,
-        expires_at: i64,
-    },
+    /// Used up now by this caller: it may issue the next token of the family.
+    Fresh,
     /// A rotated-out token came back: the family is compromised.
     Reused {
         grant_id: String,
@@ -199,15 +197,13 @@ impl Store {
     /// Uses a refresh token up in one atomic step: of two concurrent
     /// refreshes with the same token exactly one gets `Fresh`.
     pub async fn use_refresh_token(&self, digest: &str, now: i64) -> StoreResult<RefreshOutcome> {
-        let fresh: Option<(String, i64)> = sqlx::query_as(
-            "UPDATE refresh_tokens SET used_at = $2 WHERE digest = $1 AND used_at IS NULL RETURNING grant_id, expires_at",
-        )
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some((grant_id, expires_at)) = fresh {
-            return Ok(RefreshOutcome::Fresh { grant_id, expires_at });
+        let done = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE digest = $1 AND used_at IS NULL")
+            .bind(digest)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 1 {
+            return Ok(RefreshOutcome::Fresh);
         }
         let used: Option<(String,)> = sqlx::query_as("SELECT grant_id FROM refresh_tokens WHERE digest = $1")
             .bind(digest)
@@ -342,7 +338,7 @@ mod tests {
         for store in stores().await {
             store.insert_refresh_token("r1", "g1", 1000).await.unwrap();
             let (a, b) = tokio::join!(store.use_refresh_token("r1", 5), store.use_refresh_token("r1", 5));
-            let fresh = [a.unwrap(), b.unwrap()].iter().filter(|o| matches!(o, RefreshOutcome::Fresh { .. })).count();
+            let fresh = [a.unwrap(), b.unwrap()].iter().filter(|o| matches!(o, RefreshOutcome::Fresh)).count();
             assert_eq!(fresh, 1);
             assert!(matches!(store.use_refresh_token("r1", 6).await.unwrap(), RefreshOutcome::Reused { .. }));
         }

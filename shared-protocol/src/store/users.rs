@@ -10,12 +10,6 @@ pub struct UserRecord {
     pub role: String,
 }
 
-impl UserRecord {
-    pub fn is_staff(&self) -> bool {
-        self.role == "staff"
-    }
-}
-
 impl Store {
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         Ok(sqlx::query_as("SELECT id, username, password_hash, role FROM users WHERE username = $1")

@@ -43,7 +43,7 @@ impl Grant for RefreshToken {
             grant.scope = asked.to_string();
         }
         match state.store.use_refresh_token(&token_digest, now).await? {
-            RefreshOutcome::Fresh { .. } => issue_tokens(state, &grant, None, true).await,
+            RefreshOutcome::Fresh => issue_tokens(state, &grant, None, true).await,
             // A rotated-out token is back: someone holds a copy. Revoke the family.
             RefreshOutcome::Reused { grant_id } => {
                 state.revoke_grant(&grant_id).await?;
