@@ -1,6 +1,6 @@
 //! The binary's command line (CONTRACT section 1) and start-up banner (section 2).
 
-use shared_protocol::test_support::{assert_banner, assert_help_lists_flags};
+use shared_protocol::test_support::{assert_bad_url_is_refused, assert_banner, assert_help_lists_flags};
 
 const BIN: &str = env!("CARGO_BIN_EXE_party-a");
 
@@ -12,4 +12,9 @@ fn help_lists_every_flag_with_its_default_and_environment_variable() {
 #[test]
 fn start_up_prints_the_registered_client_and_demo_logins() {
     assert_banner(BIN, &party_a::PARTY);
+}
+
+#[test]
+fn a_malformed_public_url_is_refused_at_start() {
+    assert_bad_url_is_refused(BIN);
 }

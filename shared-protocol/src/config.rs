@@ -89,10 +89,10 @@ pub struct Cli {
     #[arg(long, env = "LISTEN")]
     pub listen: String,
     /// This party's public URL, also its issuer identifier.
-    #[arg(long, env = "PUBLIC_URL")]
+    #[arg(long, env = "PUBLIC_URL", value_parser = http_url)]
     pub public_url: String,
     /// The other party's public URL.
-    #[arg(long, env = "PEER_URL")]
+    #[arg(long, env = "PEER_URL", value_parser = http_url)]
     pub peer_url: String,
     /// sqlite://path (created on first start) or postgres://…
     #[arg(long, env = "DATABASE_URL")]
@@ -118,6 +118,18 @@ pub struct Cli {
     /// Do not create the demo users on an empty database.
     #[arg(long, env = "NO_DEMO_DATA")]
     pub no_demo_data: bool,
+}
+
+/// An absolute http(s) URL without query or fragment (RFC 8414 2: the issuer identifier).
+fn http_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(s.to_owned())
 }
 
 impl Cli {

@@ -264,6 +264,14 @@ pub mod test_support {
         routes: |_| {},
     };
 
+    /// A malformed `--public-url` stops the binary with a clear message, not a panic later.
+    pub fn assert_bad_url_is_refused(bin: &str) {
+        let out = Command::new(bin).args(["--public-url", "localhost:8001"]).output().expect("run the party");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--public-url") && err.contains("https:// URL"), "{err}");
+    }
+
     /// `--help` lists every flag of CONTRACT section 1 with its env variable
     /// and the party's default, and never the client secret.
     pub fn assert_help_lists_flags(bin: &str, party: &Party) {

@@ -242,6 +242,7 @@ fn to_client(
     params: &[(&str, &str)],
     status: StatusCode,
 ) -> HttpResponse {
+    // Clients are registered from the validated --peer-url (config.rs), so this parses.
     let mut url = Url::parse(redirect_uri).expect("registered redirect URIs are absolute URLs");
     {
         let mut q = url.query_pairs_mut();
