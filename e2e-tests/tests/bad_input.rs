@@ -226,3 +226,23 @@ async fn a_malformed_query_on_a_page_gets_an_error_page() {
     let res = http().get(format!("{}/login?next=%FF%FE", pair.b.url)).send().await.unwrap();
     expect_error_page(res, 400).await;
 }
+
+#[tokio::test]
+async fn a_login_never_redirects_off_site_or_fails_on_a_crafted_next() {
+    let pair = spawn_pair().await;
+    for next in
+        ["/\t/evil.example", "/\\evil.example", "//evil.example", "/\r\nSet-Cookie: x=1", "https://evil.example"]
+    {
+        let user = browser();
+        let page = user.get(format!("{}/login", pair.b.url)).send().await.unwrap().text().await.unwrap();
+        let csrf = input_value(&page, "csrf_token").unwrap();
+        let res = user
+            .post(format!("{}/login", pair.b.url))
+            .form(&[("csrf_token", csrf.as_str()), ("username", "alice"), ("password", "wonderland"), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{next:?}");
+        assert_eq!(res.headers()["location"], "/", "{next:?}");
+    }
+}

@@ -30,6 +30,9 @@ pub struct RevocationList {
 }
 
 impl RevocationList {
+    /// How far instances' clocks may disagree without a revocation being missed.
+    const CLOCK_SLACK: i64 = 120;
+
     pub fn is_revoked(&self, grant_id: &str) -> bool {
         self.revoked.read().expect("revocation list").contains_key(grant_id)
     }
@@ -41,8 +44,8 @@ impl RevocationList {
     /// Pulls revocations made since the last sync (by any instance) and
     /// forgets those older than any token that could still be alive.
     pub async fn sync(&self, store: &Store, now: i64, forget_before: i64) -> StoreResult<()> {
-        // Overlap a little: another instance's clock may trail ours.
-        let since = self.synced_to.load(Ordering::Relaxed).min(now) - 5;
+        // Overlap generously: another instance's clock may trail ours.
+        let since = self.synced_to.load(Ordering::Relaxed).min(now) - Self::CLOCK_SLACK;
         let rows = store.revoked_since(since.max(forget_before)).await?;
         let mut map = self.revoked.write().expect("revocation list");
         for (grant_id, at) in rows {

@@ -23,6 +23,10 @@ use crate::web::form::Params;
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The longest an assertion may still have to live (RFC 7523 3, item 4), which
+/// also bounds how long its `jti` must be remembered.
+const MAX_ASSERTION_LIFETIME: i64 = 300;
+
 /// A registered client, parsed once.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -157,12 +161,11 @@ pub struct AuthenticatedClient {
     pub method: AuthMethod,
 }
 
-/// Authenticates the client of a request to `endpoint` (a path such as `/token`).
+/// Authenticates the client of a request to the token, revocation or introspection endpoint.
 pub async fn authenticate(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
-    endpoint: &str,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = basic_credentials(req)?;
     let assertion = params.get("client_assertion");
@@ -191,7 +194,7 @@ pub async fn authenticate(
         if params.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
             return Err(OAuthError::invalid_request(format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
         }
-        let client = verify_assertion(state, assertion, params, endpoint).await?;
+        let client = verify_assertion(state, assertion, params).await?;
         return Ok(AuthenticatedClient { client, method: AuthMethod::PrivateKeyJwt });
     }
     let id = params
@@ -252,22 +255,17 @@ enum Audience {
 }
 
 impl Audience {
-    fn contains_any(&self, wanted: &[&str]) -> bool {
+    fn is_exactly_one_of(&self, wanted: &[&str]) -> bool {
         match self {
             Self::One(a) => wanted.contains(&a.as_str()),
-            Self::Many(v) => v.iter().any(|a| wanted.contains(&a.as_str())),
+            Self::Many(v) => v.len() == 1 && wanted.contains(&v[0].as_str()),
         }
     }
 }
 
 /// RFC 7523 3: the JWT's `iss` and `sub` are the client, `aud` is this
 /// server, it has not expired, and its `jti` has not been seen.
-async fn verify_assertion(
-    state: &AppState,
-    assertion: &str,
-    params: &Params,
-    endpoint: &str,
-) -> Result<Arc<Client>, OAuthError> {
+async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) -> Result<Arc<Client>, OAuthError> {
     let bad = |why: &'static str| OAuthError::invalid_client(why);
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| bad("the client assertion is not a JWT"))?;
     // Read `sub` before verifying only to find whose keys verify it.
@@ -305,11 +303,14 @@ async fn verify_assertion(
     if claims.iss != client.id || claims.sub != client.id {
         return Err(bad("the client assertion's iss and sub must be the client_id"));
     }
-    let issuer = state.config.issuer();
+    // One audience, this server: an assertion that also names another server
+    // could be replayed here by it (audience injection, RFC 7523bis).
     let token_endpoint = state.config.endpoint("/token");
-    let this_endpoint = state.config.endpoint(endpoint);
-    if !claims.aud.contains_any(&[issuer, &token_endpoint, &this_endpoint]) {
-        return Err(bad("the client assertion's audience is not this server"));
+    if !claims.aud.is_exactly_one_of(&[state.config.issuer(), &token_endpoint]) {
+        return Err(bad("the client assertion's audience must be this server's issuer or token endpoint"));
+    }
+    if claims.exp - now > MAX_ASSERTION_LIFETIME + skew {
+        return Err(bad("the client assertion lives too long"));
     }
     if claims.exp + skew < now {
         return Err(bad("the client assertion has expired"));
@@ -338,7 +339,7 @@ mod tests {
 
     async fn auth(app: &AppState, req: TestRequest, body: &str) -> Result<AuthenticatedClient, OAuthError> {
         let params = Params::parse(body.as_bytes()).unwrap();
-        authenticate(app, &req.to_http_request(), &params, "/token").await
+        authenticate(app, &req.to_http_request(), &params).await
     }
 
     fn basic(id: &str, secret: &str) -> TestRequest {
@@ -412,6 +413,12 @@ mod tests {
         let foreign = assertion(&signer, "http://elsewhere/token", 1_060, "j3");
         assert_eq!(auth(&app, TestRequest::default(), &foreign).await.unwrap_err().code, ErrorCode::InvalidClient);
 
+        let far = assertion(&signer, &token_endpoint, 1_000 + MAX_ASSERTION_LIFETIME + 120, "j5");
+        assert_eq!(
+            auth(&app, TestRequest::default(), &far).await.unwrap_err().description,
+            "the client assertion lives too long"
+        );
+
         clock.advance(60 + app.config.lifetimes.assertion_skew + 1);
         let late =
             auth(&app, TestRequest::default(), &assertion(&signer, &token_endpoint, 1_060, "j4")).await.unwrap_err();
@@ -427,6 +434,19 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.description, "the client assertion's signature does not verify");
+    }
+
+    #[actix_web::test]
+    async fn an_assertion_for_several_audiences_is_refused() {
+        let app = state(ManualClock::new(1_000)).await;
+        let signer = client_key(&app, "k1");
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(signer.kid.into());
+        let aud = json!([app.config.issuer(), "https://attacker.example"]);
+        let claims = json!({"iss": "peer", "sub": "peer", "aud": aud, "exp": 1_060, "jti": "multi"});
+        let jwt = jsonwebtoken::encode(&header, &claims, &signer.key).unwrap();
+        let body = format!("client_assertion_type={}&client_assertion={jwt}", JWT_BEARER_ASSERTION.replace(':', "%3A"));
+        assert_eq!(auth(&app, TestRequest::default(), &body).await.unwrap_err().code, ErrorCode::InvalidClient);
     }
 
     fn client_key_unregistered() -> Signer {

@@ -18,7 +18,7 @@ pub async fn introspection_endpoint(
     state: web::Data<AppState>,
     OAuthForm(params): OAuthForm,
 ) -> Result<HttpResponse, OAuthError> {
-    let client = authenticate(&state, &req, &params, "/introspect").await?;
+    let client = authenticate(&state, &req, &params).await?;
     let token = params.require("token")?;
     let now = state.now();
     let inactive = || no_store(HttpResponse::Ok()).json(json!({ "active": false }));

@@ -13,7 +13,7 @@ pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource"
 #[get("/.well-known/oauth-authorization-server")]
 pub async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
     let c = &state.config;
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
     let grant_types: Vec<&str> = state.grants.grant_types().collect();
     let scopes: Vec<&str> = c.scope_names().collect();
     cacheable(json!({

@@ -17,7 +17,7 @@ pub async fn revocation_endpoint(
     state: web::Data<AppState>,
     OAuthForm(params): OAuthForm,
 ) -> Result<HttpResponse, OAuthError> {
-    let client = authenticate(&state, &req, &params, "/revoke").await?;
+    let client = authenticate(&state, &req, &params).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint") {
         if hint != "access_token" && hint != "refresh_token" {

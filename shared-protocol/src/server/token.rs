@@ -17,7 +17,7 @@ pub async fn token_endpoint(
     OAuthForm(params): OAuthForm,
 ) -> Result<HttpResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
-    let client = authenticate(&state, &req, &params, "/token").await?;
+    let client = authenticate(&state, &req, &params).await?;
     let grant = state.grants.get(grant_type).ok_or_else(|| {
         OAuthError::new(ErrorCode::UnsupportedGrantType, "this server does not support that grant_type")
     })?;

@@ -172,14 +172,16 @@ impl Store {
         if let Some(code) = fresh {
             return Ok(RedeemOutcome::Redeemed(code));
         }
-        let seen: Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT grant_id, consumed_at FROM authorization_codes WHERE digest = $1")
+        let seen: Option<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT grant_id, client_id, consumed_at FROM authorization_codes WHERE digest = $1")
                 .bind(digest)
                 .fetch_optional(self.pool())
                 .await?;
         Ok(match seen {
-            Some((grant_id, Some(_))) => RedeemOutcome::AlreadyUsed { grant_id },
-            Some((_, None)) => RedeemOutcome::OtherClient,
+            // Only the code's own client can trigger the replay defence; anyone else holding
+            // a leaked code must not be able to revoke the grant it produced.
+            Some((grant_id, owner, Some(_))) if owner == client_id => RedeemOutcome::AlreadyUsed { grant_id },
+            Some(_) => RedeemOutcome::OtherClient,
             None => RedeemOutcome::Unknown,
         })
     }
@@ -329,6 +331,8 @@ mod tests {
             assert!(
                 matches!(store.redeem_code("d1", "c", 11).await.unwrap(), RedeemOutcome::AlreadyUsed { grant_id } if grant_id == "g1")
             );
+            let leaked = store.redeem_code("d1", "other", 12).await.unwrap();
+            assert!(matches!(leaked, RedeemOutcome::OtherClient), "another client cannot trigger the replay defence");
             assert!(matches!(store.redeem_code("nope", "c", 11).await.unwrap(), RedeemOutcome::Unknown));
         }
     }

@@ -55,13 +55,21 @@ pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, 
 }
 
 pub fn redirect(to: &str) -> HttpResponse {
+    // A value that cannot be a header would make actix answer 500: go home instead.
+    let to = header::HeaderValue::from_str(to).unwrap_or(header::HeaderValue::from_static("/"));
     HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
 }
 
 /// Only same-site paths may be returned to after login (no open redirect).
+/// Browsers drop tabs and newlines and read `\\` as `/`, so any of those could
+/// turn a path into `//elsewhere`: only plain printable paths are kept.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -327,4 +335,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(revoke_consent)
         .service(stylesheet)
         .service(healthz);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_keeps_local_paths_only() {
+        assert_eq!(safe_next(Some("/authorize?client_id=a&scope=b")), "/authorize?client_id=a&scope=b");
+        for evil in ["//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example", "/\n", "/ x", ""]
+        {
+            assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

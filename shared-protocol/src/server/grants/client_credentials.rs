@@ -32,7 +32,7 @@ impl Grant for ClientCredentials {
             Some(s) => Scope::parse(s),
             None => client.scope.clone(),
         };
-        if !scope.is_subset(&client.scope) {
+        if scope.is_empty() || !scope.is_subset(&client.scope) {
             return Err(OAuthError::invalid_scope("the scope exceeds what this client may ask for"));
         }
         let (audience, host) = target(&state.config, req.params.get("resource"), req.params.get("host"))?;
