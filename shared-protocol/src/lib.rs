@@ -370,7 +370,6 @@ pub(crate) mod testing {
         let params = Params::parse(body.as_bytes()).unwrap();
         let client = app.clients.get(&app.store, "peer", app.now()).await.unwrap().unwrap();
         let client = AuthenticatedClient { client, method: AuthMethod::ClientSecretBasic };
-        let http = actix_web::test::TestRequest::default().to_http_request();
-        grant.exchange(GrantRequest { state: app, client: &client, params: &params, http: &http }).await
+        grant.exchange(GrantRequest { state: app, client: &client, params: &params }).await
     }
 }

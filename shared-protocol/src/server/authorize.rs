@@ -76,11 +76,9 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
 
     // From here on the client is trusted with its own errors.
     let state = p.get("state").map(str::to_owned);
-    let back = |code: ErrorCode, why: &'static str| Rejection::Client {
-        redirect_uri: redirect_uri.clone(),
-        state: state.clone(),
-        error: OAuthError::new(code, why),
-    };
+    let to_client =
+        |error: OAuthError| Rejection::Client { redirect_uri: redirect_uri.clone(), state: state.clone(), error };
+    let back = |code: ErrorCode, why: &'static str| to_client(OAuthError::new(code, why));
     if p.get("response_type") != Some("code") {
         return Err(back(ErrorCode::UnsupportedResponseType, "only response_type=code is supported"));
     }
@@ -97,20 +95,16 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
     if !pkce::is_valid_s256_challenge(challenge) {
         return Err(back(ErrorCode::InvalidRequest, "code_challenge is not a base64url SHA-256 value"));
     }
-    let offered = Scope::parse(&app.config.scope_names().collect::<Vec<_>>().join(" "));
     let scope = match p.get("scope") {
         Some(s) if Scope::is_well_formed(s) => Scope::parse(s),
         Some(_) => return Err(back(ErrorCode::InvalidScope, "the scope is malformed")),
         None => client.scope.clone(),
     };
-    if scope.is_empty() || !scope.is_subset(&client.scope) || !scope.is_subset(&offered) {
+    let offered = |s: &str| app.config.scope_names().any(|o| o == s);
+    if scope.is_empty() || !scope.is_subset(&client.scope) || !scope.iter().all(offered) {
         return Err(back(ErrorCode::InvalidScope, "the scope is unknown or not allowed for this client"));
     }
-    let (audience, _) = target(&app.config, p.get("resource"), None).map_err(|e| Rejection::Client {
-        redirect_uri: redirect_uri.clone(),
-        state: state.clone(),
-        error: e,
-    })?;
+    let (audience, _) = target(&app.config, p.get("resource"), None).map_err(to_client)?;
     Ok(AuthorizationRequest {
         client,
         redirect_uri,

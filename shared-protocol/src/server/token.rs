@@ -24,7 +24,7 @@ pub async fn token_endpoint(
     if !client.client.allows_grant(grant_type) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use that grant_type"));
     }
-    let response = grant.exchange(GrantRequest { state: &state, client: &client, params: &params, http: &req }).await?;
+    let response = grant.exchange(GrantRequest { state: &state, client: &client, params: &params }).await?;
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 

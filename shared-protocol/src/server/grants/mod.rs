@@ -8,7 +8,6 @@ pub mod refresh_token;
 
 use std::collections::BTreeMap;
 
-use actix_web::HttpRequest;
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -25,7 +24,6 @@ pub struct GrantRequest<'a> {
     pub state: &'a AppState,
     pub client: &'a AuthenticatedClient,
     pub params: &'a Params,
-    pub http: &'a HttpRequest,
 }
 
 /// RFC 6749 5.1 successful response.
