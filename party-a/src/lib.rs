@@ -1,6 +1,7 @@
 //! Party A, the voice assistant: its branding, its scopes and its
 //! now-playing API. Everything OAuth lives in `shared-protocol`.
 
+pub mod assistant;
 pub mod now_playing;
 
 use shared_protocol::config::{Defaults, DemoUser, Party, ScopeInfo};
@@ -20,6 +21,11 @@ pub static PARTY: Party = Party {
     peer_name: "Tempo Music",
     own_client_id: "voice-assistant",
     peer_scope: "assistant:notify assistant:announce",
+    peer_scopes: &[
+        ScopeInfo { name: "player:read", description: "See what is playing on Tempo Music" },
+        ScopeInfo { name: "player:control", description: "Start music on Tempo Music" },
+    ],
+    home_panel: Some(assistant::panel),
     public_clients: &[],
     demo_users: &[
         DemoUser { username: "alice", password: "wonderland", role: "user" },
@@ -38,5 +44,10 @@ pub static PARTY: Party = Party {
         description: "now playing",
         sql: include_str!("../migrations/0100_now_playing.sql"),
     }],
-    routes: now_playing::routes,
+    routes: routes,
 };
+
+fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    now_playing::routes(cfg);
+    assistant::routes(cfg);
+}

@@ -20,6 +20,11 @@ pub static PARTY: Party = Party {
     peer_name: "Aria Assistant",
     own_client_id: "music-service",
     peer_scope: "player:read player:control",
+    peer_scopes: &[
+        ScopeInfo { name: "assistant:notify", description: "Show what is playing on Aria Assistant" },
+        ScopeInfo { name: "assistant:announce", description: "Speak short announcements on Aria Assistant" },
+    ],
+    home_panel: None,
     public_clients: &[PublicClient {
         client_id: "speaker",
         name: "Kitchen Speaker",

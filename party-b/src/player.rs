@@ -4,6 +4,7 @@
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use shared_protocol::error::{ApiError, ApiRejection};
+use shared_protocol::link;
 use shared_protocol::resource::Bearer;
 use shared_protocol::state::AppState;
 
@@ -100,6 +101,21 @@ pub async fn play(
     .execute(app.store.pool())
     .await
     .map_err(|_| bearer.reject(ApiError::Internal))?;
+    // CONTRACT 3: playback for a user linked with the assistant shows up there,
+    // whichever client started it, with the token the assistant issued to us.
+    let card = serde_json::json!({ "title": title, "artist": artist });
+    if let Ok(Some(_)) = app.store.peer_token(user_id).await {
+        match link::call_peer_api(&app, user_id, "/api/now-playing", &card).await {
+            Ok(_) => {
+                sqlx::query("UPDATE player_state SET shared_with_assistant = 1 WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(app.store.pool())
+                    .await
+                    .map_err(|_| bearer.reject(ApiError::Internal))?;
+            }
+            Err(p) => tracing::info!(problem = %p.describe(app.config.party.peer_name), "now-playing not shared"),
+        }
+    }
     let state = load(&app, user_id).await.map_err(|e| bearer.reject(e))?;
     Ok(HttpResponse::Ok().json(state))
 }

@@ -45,14 +45,36 @@ pub struct Party {
     pub peer_client_id: &'static str,
     pub peer_name: &'static str,
     pub own_client_id: &'static str,
-    /// The scope the peer's client may ask for here.
+    /// The scope the peer's client may ask for here (also the reciprocal
+    /// scope agreed beforehand, when the peer's request names none).
     pub peer_scope: &'static str,
+    /// The peer's scopes this party asks for, in the words its users read.
+    pub peer_scopes: &'static [ScopeInfo],
+    /// What the signed-in home page shows of the party's own product (the
+    /// assistant's play box, say), rendered by the party.
+    pub home_panel: Option<HomePanel>,
     pub public_clients: &'static [PublicClient],
     pub demo_users: &'static [DemoUser],
     pub defaults: Defaults,
     pub migrations: &'static [PartyMigration],
     /// The party's own routes (its resource API and pages).
     pub routes: fn(&mut ServiceConfig),
+}
+
+/// Renders a party's own part of the home page (HTML) for a signed-in user,
+/// given the user's id and the session's CSRF token for its forms.
+pub type HomePanel = for<'a> fn(
+    &'a crate::state::AppState,
+    &'a str,
+    &'a str,
+) -> futures_util::future::LocalBoxFuture<'a, Option<String>>;
+
+impl Party {
+    /// What this party asks the peer for, in its authorization requests and
+    /// in the `reciprocal` field of its token responses.
+    pub fn wants_from_peer(&self) -> String {
+        self.peer_scopes.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +140,25 @@ pub struct Cli {
     /// Do not create the demo users on an empty database.
     #[arg(long, env = "NO_DEMO_DATA")]
     pub no_demo_data: bool,
+    /// Seconds any call to the peer may take before the user is told it failed.
+    #[arg(long, env = "PEER_TIMEOUT", default_value_t = 5)]
+    pub peer_timeout: u64,
+    /// Also put `reciprocal` in the authorization response to the peer (not only the token response).
+    #[arg(long, env = "RECIPROCAL_IN_AUTHORIZATION_RESPONSE")]
+    pub reciprocal_in_authorization_response: bool,
+    /// How to push the reciprocal code to the peer: the draft's grant, or the
+    /// 2017 `mutual_authorization_code` form for peers that only know that.
+    #[arg(long, env = "RECIPROCAL_FORM", value_enum, default_value_t = ReciprocalForm::Reciprocal)]
+    pub reciprocal_form: ReciprocalForm,
+}
+
+/// The two wire forms of the reciprocal request (CONTRACT section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReciprocalForm {
+    /// `urn:ietf:params:oauth:grant-type:reciprocal` with `access_token` in the body.
+    Reciprocal,
+    /// `mutual_authorization_code` with the token in `Authorization: Bearer`.
+    Legacy,
 }
 
 /// An absolute http(s) URL without query or fragment (RFC 8414 2: the issuer identifier).
@@ -172,6 +213,9 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     pub workers: Option<usize>,
     pub demo_data: bool,
+    pub peer_timeout: std::time::Duration,
+    pub reciprocal_in_authorization_response: bool,
+    pub reciprocal_form: ReciprocalForm,
 }
 
 impl Config {
@@ -192,6 +236,9 @@ impl Config {
             },
             workers: cli.workers,
             demo_data: !cli.no_demo_data,
+            peer_timeout: std::time::Duration::from_secs(cli.peer_timeout.max(1)),
+            reciprocal_in_authorization_response: cli.reciprocal_in_authorization_response,
+            reciprocal_form: cli.reciprocal_form,
         }
     }
 

@@ -142,6 +142,18 @@ pub enum ApiError {
     Internal,
 }
 
+impl ApiError {
+    /// The error in words, for logs and for errors of another layer.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::MissingToken => "no token".into(),
+            Self::InvalidToken(d) | Self::BadRequest(d) => d.to_string(),
+            Self::InsufficientScope { required } => format!("the token lacks the scope {required}"),
+            Self::Internal => "an internal error".into(),
+        }
+    }
+}
+
 /// What the resource server puts in its challenges; attached by the guard.
 #[derive(Debug, Clone)]
 pub struct Challenge {

@@ -6,9 +6,11 @@
 //! grant under `server/grants/`), `tokens/`, `resource/`, `store/`, `web/`.
 
 pub mod accounts;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod link;
 pub mod resource;
 pub mod server;
 pub mod state;
@@ -43,7 +45,8 @@ use crate::web::form::MAX_BODY;
 use crate::web::middleware::{body_limit, not_found, render_error_pages, request_log, security_headers};
 
 /// The grant types a party's peer client may use here.
-const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials";
+const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials \
+    urn:ietf:params:oauth:grant-type:reciprocal mutual_authorization_code";
 
 /// Builds the state of a party: connects and migrates the database, loads or
 /// creates the signing keys, registers the clients and seeds the demo data.
@@ -59,6 +62,7 @@ pub async fn build_state(
         seed_demo_users(&config, &store, clock.now()).await?;
     }
     let dummy_password_hash = accounts::hash_password("not a real password".into()).await.unwrap_or_default();
+    let http = http_client(config.peer_timeout);
     Ok(AppState {
         config,
         store,
@@ -67,12 +71,13 @@ pub async fn build_state(
         entropy,
         grants: GrantRegistry::standard(),
         clients: ClientDirectory::default(),
+        peer: Default::default(),
         peer_keys: JwksCache::default(),
         revocations: Default::default(),
         verified: Default::default(),
         throttle: Default::default(),
         dummy_password_hash,
-        http: http_client(),
+        http,
         db_seen_at: Default::default(),
     })
 }
@@ -162,6 +167,7 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
             .configure(server::routes)
             .configure(resource::routes)
             .configure(web::pages::routes)
+            .configure(link::pages::routes)
             .configure(party.routes)
             .default_service(aw::to(not_found))
     })
@@ -250,6 +256,8 @@ pub mod test_support {
         peer_name: "Peer",
         own_client_id: "me",
         peer_scope: "player:read",
+        peer_scopes: &[ScopeInfo { name: "assistant:notify", description: "show cards" }],
+        home_panel: None,
         public_clients: &[],
         demo_users: &[],
         defaults: Defaults {
@@ -329,7 +337,7 @@ pub mod test_support {
 pub(crate) mod testing {
     use crate::config::Party;
     use crate::server::client_auth::{AuthMethod, AuthenticatedClient};
-    use crate::server::grants::{Grant, GrantRequest, TokenResponse};
+    use crate::server::grants::{Grant, GrantRequest, GrantResponse, TokenResponse};
     use crate::state::AppState;
     use crate::store::GrantRecord;
     use crate::web::form::Params;
@@ -370,6 +378,9 @@ pub(crate) mod testing {
         let params = Params::parse(body.as_bytes()).unwrap();
         let client = app.clients.get(&app.store, "peer", app.now()).await.unwrap().unwrap();
         let client = AuthenticatedClient { client, method: AuthMethod::ClientSecretBasic };
-        grant.exchange(GrantRequest { state: app, client: &client, params: &params }).await
+        match grant.exchange(GrantRequest { state: app, client: &client, params: &params, bearer: None }).await? {
+            GrantResponse::Tokens(t) => Ok(t),
+            GrantResponse::Accepted(_) => panic!("this grant answers with tokens"),
+        }
     }
 }

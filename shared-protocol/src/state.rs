@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::LoginThrottle;
+use crate::client::PeerClient;
 use crate::clock::{Clock, Entropy};
 use crate::config::Config;
 use crate::resource::{RevocationList, VerifiedTokens};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub entropy: Arc<dyn Entropy>,
     pub grants: GrantRegistry,
     pub clients: ClientDirectory,
+    /// This party as a client of the peer.
+    pub peer: PeerClient,
     pub peer_keys: JwksCache,
     pub revocations: RevocationList,
     pub verified: VerifiedTokens,
@@ -33,8 +36,6 @@ pub struct AppState {
     pub db_seen_at: std::sync::atomic::AtomicI64,
 }
 
-/// How long any call to another server may take.
-pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AppState {
     pub fn now(&self) -> i64 {
@@ -51,9 +52,10 @@ impl AppState {
     }
 }
 
-pub fn http_client() -> reqwest::Client {
+/// The client for every outbound call; `timeout` bounds each whole call.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(OUTBOUND_TIMEOUT)
+        .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("reciprocal-oauth/", env!("CARGO_PKG_VERSION")))

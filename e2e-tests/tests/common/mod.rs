@@ -205,7 +205,41 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&#43;", "+").replace("&amp;", "&").replace("&#x2f;", "/").replace("&#47;", "/"))
+    Some(unescape_html(&html[start..end]))
+}
+
+/// Undoes HTML escaping of an attribute value (named and numeric entities).
+pub fn unescape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';') else { break };
+        let entity = &rest[1..end];
+        let ch = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn data_page(html: &str) -> Option<String> {
@@ -549,4 +583,136 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// The link (CONTRACT section 4) as a browser walks it.
+// ---------------------------------------------------------------------------
+
+/// Follows redirects from `res` as the `browser` (cookies kept); returns the
+/// final URL and page.
+pub async fn follow(browser: &reqwest::Client, mut res: reqwest::Response) -> (String, String) {
+    for _ in 0..10 {
+        if !res.status().is_redirection() {
+            let url = res.url().to_string();
+            return (url, res.text().await.unwrap());
+        }
+        let loc = res.headers()["location"].to_str().unwrap().to_owned();
+        let next = res.url().join(&loc).unwrap();
+        res = browser.get(next).send().await.unwrap();
+    }
+    panic!("too many redirects");
+}
+
+/// GETs a page and follows redirects.
+pub async fn page(browser: &reqwest::Client, url: &str) -> (String, String) {
+    let res = browser.get(url).send().await.unwrap();
+    follow(browser, res).await
+}
+
+/// POSTs a form carrying the CSRF token of `from_html`, and follows redirects.
+pub async fn submit(
+    browser: &reqwest::Client,
+    url: &str,
+    from_html: &str,
+    fields: &[(&str, &str)],
+) -> (String, String) {
+    let csrf = input_value(from_html, "csrf_token").expect("the page has a CSRF token");
+    let mut form = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    let res = browser.post(url).form(&form).send().await.unwrap();
+    follow(browser, res).await
+}
+
+/// The home page's `data-link-state` at `base` for the signed-in browser.
+pub async fn link_state(browser: &reqwest::Client, base: &str) -> String {
+    let (_, html) = page(browser, &format!("{base}/")).await;
+    let marker = "data-link-state=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no link state on: {html}")) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Starts linking at `from` (already signed in there) and walks to the
+/// reciprocal consent page, signing in and approving at `to` on the way.
+/// Returns the last page (the reciprocal consent when all went well).
+pub async fn link_until_reciprocal(
+    browser: &reqwest::Client,
+    from: &Party,
+    to: &Party,
+    user: &str,
+    password: &str,
+) -> (String, String) {
+    let (_, home) = page(browser, &format!("{}/", from.url)).await;
+    let (mut url, mut html) = submit(browser, &format!("{}/link/start", from.url), &home, &[]).await;
+    if data_page(&html).as_deref() == Some("login") {
+        let next = input_value(&html, "next").unwrap();
+        let login_url = format!("{}/login", to.url);
+        (url, html) =
+            submit(browser, &login_url, &html, &[("username", user), ("password", password), ("next", &next)]).await;
+    }
+    if data_page(&html).as_deref() == Some("consent") {
+        let res = decide(browser, &to.url, &html, "approve").await;
+        (url, html) = follow(browser, res).await;
+    }
+    (url, html)
+}
+
+/// The whole link from `from`, answering the reciprocal request with
+/// `decision`; returns the outcome page.
+pub async fn link(browser: &reqwest::Client, from: &Party, to: &Party, user: &str, password: &str, decision: &str) -> String {
+    let (_, html) = link_until_reciprocal(browser, from, to, user, password).await;
+    assert_eq!(data_page(&html).as_deref(), Some("reciprocal-consent"), "{html}");
+    answer_reciprocal(browser, from, &html, decision).await
+}
+
+/// Answers the reciprocal consent page `html` at `party`; returns the outcome page.
+pub async fn answer_reciprocal(browser: &reqwest::Client, party: &Party, html: &str, decision: &str) -> String {
+    let flow = input_value(html, "flow").expect("the flow id");
+    let url = format!("{}/link/reciprocal", party.url);
+    let (_, outcome) = submit(browser, &url, html, &[("flow", &flow), ("decision", decision)]).await;
+    assert_eq!(data_page(&outcome).as_deref(), Some("link-outcome"), "{outcome}");
+    outcome
+}
+
+/// `data-flow-step` of an outcome page.
+pub fn flow_step(html: &str) -> String {
+    let marker = "data-flow-step=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("not an outcome page: {html}")) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// A browser signed in as demo `user` at both parties.
+pub async fn user_at_both(pair: &Pair, user: &str) -> reqwest::Client {
+    let b = browser();
+    login(&b, &pair.a.url, user, demo_password(user)).await;
+    login(&b, &pair.b.url, user, demo_password(user)).await;
+    b
+}
+
+/// The access token `party` holds from its peer for `username`, read from
+/// its database (the tests check what a peer would see when using it).
+pub async fn held_token(party: &Party, username: &str) -> Option<String> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT p.access_token FROM peer_tokens p JOIN users u ON u.id = p.user_id WHERE u.username = $1",
+    )
+    .bind(username)
+    .fetch_optional(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    row.map(|(t,)| t)
+}
+
+/// Says something to the assistant (party A's text box); returns A's home page after.
+pub async fn play_from_a(browser: &reqwest::Client, pair: &Pair, query: &str) -> String {
+    let (_, home) = page(browser, &format!("{}/", pair.a.url)).await;
+    let (_, after) = submit(browser, &format!("{}/assistant/play", pair.a.url), &home, &[("query", query)]).await;
+    after
+}
+
+/// `GET /api/now-playing` at A with the browser's session.
+pub async fn now_playing_at_a(browser: &reqwest::Client, pair: &Pair) -> serde_json::Value {
+    browser.get(format!("{}/api/now-playing", pair.a.url)).send().await.unwrap().json().await.unwrap()
 }

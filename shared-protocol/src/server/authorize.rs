@@ -212,7 +212,16 @@ async fn issue_code(
             expires_at: now + app.config.lifetimes.authorization_code,
         })
         .await?;
-    Ok(to_client(app, &request.redirect_uri, request.state.as_deref(), &[("code", &code)], status))
+    let mut params = vec![("code", code)];
+    if request.client.id == app.config.party.peer_client_id {
+        crate::link::trace::record_authorization(app, &grant).await;
+        // CONTRACT 4, step 4: the reciprocal request may ride on the authorization response too.
+        if app.config.reciprocal_in_authorization_response {
+            params.push(("reciprocal", app.config.party.wants_from_peer()));
+        }
+    }
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(to_client(app, &request.redirect_uri, request.state.as_deref(), &params, status))
 }
 
 fn reject(app: &AppState, rejection: Rejection, status: StatusCode) -> Result<HttpResponse, PageError> {

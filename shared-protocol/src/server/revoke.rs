@@ -33,6 +33,13 @@ pub async fn revocation_endpoint(
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client"));
         }
         state.revoke_grant(&grant_id).await?;
+        // CONTRACT 4: the peer revoking a token of its link is the peer
+        // unlinking; this party drops its own side for that user too.
+        if client.client.id == state.config.party.peer_client_id {
+            if let Some(user_id) = state.store.grant(&grant_id).await?.and_then(|g| g.user_id) {
+                crate::link::peer_unlinked(&state, &user_id).await;
+            }
+        }
     }
     // RFC 7009 2.2: an unknown or already invalid token is answered 200 too.
     Ok(no_store(HttpResponse::Ok()).finish())

@@ -24,7 +24,8 @@ pub async fn token_endpoint(
     if !client.client.allows_grant(grant_type) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use that grant_type"));
     }
-    let response = grant.exchange(GrantRequest { state: &state, client: &client, params: &params }).await?;
+    let bearer = bearer_token(&req);
+    let response = grant.exchange(GrantRequest { state: &state, client: &client, params: &params, bearer }).await?;
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 
@@ -32,4 +33,11 @@ pub async fn token_endpoint(
 pub fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
     res
+}
+
+/// The token of an `Authorization: Bearer` header (RFC 6750 2.1), if any.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }

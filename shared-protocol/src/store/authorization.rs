@@ -121,6 +121,21 @@ impl Store {
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
     }
 
+    /// Live grants of a user to a client that produced tokens (a code of
+    /// theirs was redeemed): what that client may do for the user right now.
+    pub async fn redeemed_grants(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<GrantRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, client_id, user_id, scope, audience, created_at, revoked_at FROM grants g
+             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL
+               AND EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = g.id AND c.consumed_at IS NOT NULL)
+             ORDER BY created_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Grants revoked at or after `since`, for instances to learn of each other's revocations.
     pub async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as("SELECT grant_id, revoked_at FROM revoked_grants WHERE revoked_at >= $1")

@@ -5,6 +5,7 @@
 mod authorization;
 mod clients;
 mod keys;
+mod link;
 mod users;
 
 use std::borrow::Cow;
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor};
 pub use authorization::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, RefreshOutcome};
 pub use clients::ClientRecord;
 pub use keys::KeyRecord;
+pub use link::{LinkFlow, PeerToken, TraceEvent};
 pub use users::UserRecord;
 
 #[derive(Debug)]
@@ -51,11 +53,14 @@ pub struct PartyMigration {
     pub sql: &'static str,
 }
 
-const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[PartyMigration {
-    version: 1,
-    description: "authorization server",
-    sql: include_str!("../../migrations/0001_authorization_server.sql"),
-}];
+const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
+    PartyMigration {
+        version: 1,
+        description: "authorization server",
+        sql: include_str!("../../migrations/0001_authorization_server.sql"),
+    },
+    PartyMigration { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
+];
 
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -42,7 +42,14 @@ pub struct Params(HashMap<String, String>);
 
 impl Params {
     pub fn parse(input: &[u8]) -> Result<Self, ParseError> {
+        Self::parse_with_list(input, None).map(|(p, _)| p)
+    }
+
+    /// Like [`Params::parse`], but the parameter `list` may repeat (a group
+    /// of checkboxes); its values are returned apart, in order.
+    pub fn parse_with_list(input: &[u8], list: Option<&str>) -> Result<(Self, Vec<String>), ParseError> {
         let mut map = HashMap::new();
+        let mut values = Vec::new();
         for pair in input.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = match pair.iter().position(|b| *b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -50,11 +57,13 @@ impl Params {
             };
             let name = decode(name)?;
             let value = decode(value)?;
-            if map.insert(name.clone(), value).is_some() {
+            if list == Some(name.as_str()) {
+                values.push(value);
+            } else if map.insert(name.clone(), value).is_some() {
                 return Err(ParseError::Duplicate(name));
             }
         }
-        Ok(Self(map))
+        Ok((Self(map), values))
     }
 
     /// A parameter's value; empty values count as omitted (RFC 6749 3.1).
@@ -77,6 +86,15 @@ fn decode(raw: &[u8]) -> Result<String, ParseError> {
 }
 
 fn read_form(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static, Result<Params, ParseError>> {
+    let fut = read_form_with_list(req, payload, None);
+    Box::pin(async move { fut.await.map(|(p, _)| p) })
+}
+
+fn read_form_with_list(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    list: Option<&'static str>,
+) -> LocalBoxFuture<'static, Result<(Params, Vec<String>), ParseError>> {
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)
@@ -92,7 +110,7 @@ fn read_form(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static
             Some(actix_web::error::PayloadError::Overflow) => ParseError::TooLarge,
             _ => ParseError::Unreadable,
         })?;
-        Params::parse(&bytes)
+        Params::parse_with_list(&bytes, list)
     })
 }
 
@@ -119,6 +137,24 @@ impl FromRequest for PageForm {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = read_form(req, payload);
         Box::pin(async move { fut.await.map(PageForm).map_err(|e| PageError::bad_request(e.describe())) })
+    }
+}
+
+/// A browser form with one checkbox `scope` per scope (the link settings).
+pub struct ScopeForm {
+    pub params: Params,
+    pub scopes: Vec<String>,
+}
+
+impl FromRequest for ScopeForm {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let fut = read_form_with_list(req, payload, Some("scope"));
+        Box::pin(async move {
+            fut.await.map(|(params, scopes)| ScopeForm { params, scopes }).map_err(|e| PageError::bad_request(e.describe()))
+        })
     }
 }
 
@@ -152,6 +188,15 @@ mod tests {
     #[test]
     fn refuses_a_repeated_parameter() {
         assert_eq!(Params::parse(b"code=a&code=b"), Err(ParseError::Duplicate("code".into())));
+    }
+
+    #[test]
+    fn a_checkbox_group_may_repeat_but_nothing_else() {
+        let (p, scopes) = Params::parse_with_list(b"scope=a&csrf_token=t&scope=b", Some("scope")).unwrap();
+        assert_eq!(scopes, ["a", "b"]);
+        assert_eq!(p.get("csrf_token"), Some("t"));
+        let twice = Params::parse_with_list(b"scope=a&x=1&x=2", Some("scope"));
+        assert_eq!(twice, Err(ParseError::Duplicate("x".into())));
     }
 
     #[test]

@@ -152,6 +152,11 @@ pub struct AccessLine {
 struct HomePage {
     chrome: Chrome,
     peer_name: &'static str,
+    link: crate::link::LinkView,
+    /// The last link attempt's message while it is fresh or needs attention.
+    notice: Option<String>,
+    /// The party's own part of the page (e.g. the assistant's play box).
+    panel: Option<String>,
     access: Vec<AccessLine>,
 }
 
@@ -256,24 +261,41 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
     let Some(user_id) = session::user_id(&session) else {
         return Ok(redirect("/login"));
     };
+    let peer_client = app.config.party.peer_client_id;
     let access = app
         .store
         .consents_of(&user_id)
         .await?
         .into_iter()
+        // The peer's access is shown with the link.
+        .filter(|(client_id, _, _)| client_id != peer_client)
         .map(|(client_id, client_name, scope)| AccessLine {
             client_id,
             client_name,
             scopes: scope.split(' ').map(|s| ScopeLine::describe(&app.config, s)).collect(),
         })
         .collect();
-    let chrome = chrome(&app, &session, "home", Some(user_id)).await?;
+    let chrome = chrome(&app, &session, "home", Some(user_id.clone())).await?;
     if chrome.username.is_none() {
         // The account is gone (e.g. a fresh database): start over.
         session::sign_out(&session);
         return Ok(redirect("/login"));
     }
-    render(StatusCode::OK, &HomePage { chrome, peer_name: app.config.party.peer_name, access })
+    let link = crate::link::view(&app, &user_id).await?;
+    let flash = session::take_notice(&session);
+    let notice = app
+        .store
+        .latest_flow(&user_id)
+        .await?
+        .filter(|f| f.step == crate::link::step::FAILED || app.now() - f.updated_at < 300)
+        .and_then(|f| f.message);
+    let notice = flash.or(notice);
+    let panel = match app.config.party.home_panel {
+        Some(render_panel) => render_panel(&app, &user_id, &chrome.csrf).await,
+        None => None,
+    };
+    let peer_name = app.config.party.peer_name;
+    render(StatusCode::OK, &HomePage { chrome, peer_name, link, notice, panel, access })
 }
 
 /// Withdraws consent for a client and revokes everything it holds for this user.

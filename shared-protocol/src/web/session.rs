@@ -10,6 +10,7 @@ use crate::web::form::Params;
 
 const USER: &str = "uid";
 const CSRF: &str = "csrf";
+const NOTICE: &str = "notice";
 
 /// The form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -48,4 +49,13 @@ pub fn check_csrf(session: &Session, params: &Params) -> Result<(), PageError> {
     } else {
         Err(PageError::csrf())
     }
+}
+
+/// A message for the next page the user sees (once).
+pub fn set_notice(session: &Session, message: &str) {
+    let _ = session.insert(NOTICE, message);
+}
+
+pub fn take_notice(session: &Session) -> Option<String> {
+    session.remove_as::<String>(NOTICE).and_then(Result::ok)
 }

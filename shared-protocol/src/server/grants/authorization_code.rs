@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{issue_tokens, Grant, GrantRequest, TokenResponse};
+use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::error::OAuthError;
 use crate::server::pkce;
 use crate::store::{CodeRecord, RedeemOutcome};
@@ -16,7 +16,7 @@ impl Grant for AuthorizationCode {
         "authorization_code"
     }
 
-    async fn exchange(&self, req: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
         let state = req.state;
         let code = req.params.require("code")?;
         let now = state.now();
@@ -40,7 +40,13 @@ impl Grant for AuthorizationCode {
             .filter(|g| g.revoked_at.is_none())
             .ok_or_else(|| OAuthError::invalid_grant("the authorization was withdrawn"))?;
         let refresh = req.client.client.allows_grant("refresh_token");
-        issue_tokens(state, &grant, None, refresh).await
+        let mut tokens = issue_tokens(state, &grant, None, refresh).await?;
+        // CONTRACT 4, step 4: the peer's client is told what this party wants back.
+        if req.client.client.id == state.config.party.peer_client_id {
+            tokens.extra.insert("reciprocal", state.config.party.wants_from_peer());
+            crate::link::trace::record_issued(state, &grant, record.redirect_uri.is_none() && record.code_challenge.is_none()).await;
+        }
+        Ok(tokens.into())
     }
 }
 
@@ -99,7 +105,7 @@ mod tests {
         app.store.insert_code(&new).await.unwrap();
     }
 
-    async fn redeem(app: &crate::state::AppState, body: &str) -> Result<TokenResponse, OAuthError> {
+    async fn redeem(app: &crate::state::AppState, body: &str) -> Result<super::super::TokenResponse, OAuthError> {
         exchange(&AuthorizationCode, app, body).await
     }
 

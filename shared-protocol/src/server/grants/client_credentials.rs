@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use url::Url;
 
-use super::{issue_tokens, Grant, GrantRequest, TokenResponse};
+use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::config::Config;
 use crate::error::{ErrorCode, OAuthError};
 use crate::server::scope::Scope;
@@ -19,7 +19,7 @@ impl Grant for ClientCredentials {
         "client_credentials"
     }
 
-    async fn exchange(&self, req: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
         let state = req.state;
         let client = &req.client.client;
         if client.is_public() {
@@ -46,7 +46,7 @@ impl Grant for ClientCredentials {
             created_at: state.now(),
             revoked_at: None,
         };
-        issue_tokens(state, &grant, host, false).await
+        Ok(issue_tokens(state, &grant, host, false).await?.into())
     }
 }
 

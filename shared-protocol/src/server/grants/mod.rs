@@ -4,6 +4,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod reciprocal;
 pub mod refresh_token;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,27 @@ pub struct GrantRequest<'a> {
     pub state: &'a AppState,
     pub client: &'a AuthenticatedClient,
     pub params: &'a Params,
+    /// The `Authorization: Bearer` token, which the legacy mutual grant carries.
+    pub bearer: Option<&'a str>,
+}
+
+/// What a grant answers: tokens (RFC 6749 5.1), or for the reciprocal grant
+/// an empty object once the code was redeemed.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum GrantResponse {
+    Tokens(TokenResponse),
+    Accepted(Empty),
+}
+
+/// Serialises as `{}`.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+impl From<TokenResponse> for GrantResponse {
+    fn from(t: TokenResponse) -> Self {
+        Self::Tokens(t)
+    }
 }
 
 /// RFC 6749 5.1 successful response.
@@ -45,7 +67,7 @@ pub trait Grant: Send + Sync {
     /// The `grant_type` value this grant answers to.
     fn grant_type(&self) -> &'static str;
     /// RFC 6749 4.x.3 / 5: the access token request, after client authentication.
-    async fn exchange(&self, req: GrantRequest<'_>) -> Result<TokenResponse, OAuthError>;
+    async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError>;
 }
 
 /// The grants this server supports, looked up by `grant_type`.
@@ -64,6 +86,8 @@ impl GrantRegistry {
             Box::new(authorization_code::AuthorizationCode),
             Box::new(refresh_token::RefreshToken),
             Box::new(client_credentials::ClientCredentials),
+            Box::new(reciprocal::Reciprocal),
+            Box::new(reciprocal::LegacyMutual),
         ])
     }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{issue_tokens, Grant, GrantRequest, TokenResponse};
+use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::error::OAuthError;
 use crate::server::scope::Scope;
 use crate::store::RefreshOutcome;
@@ -16,7 +16,7 @@ impl Grant for RefreshToken {
         "refresh_token"
     }
 
-    async fn exchange(&self, req: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
         let state = req.state;
         let token_digest = digest(req.params.require("refresh_token")?);
         let now = state.now();
@@ -43,7 +43,7 @@ impl Grant for RefreshToken {
             grant.scope = asked.to_string();
         }
         match state.store.use_refresh_token(&token_digest, now).await? {
-            RefreshOutcome::Fresh => issue_tokens(state, &grant, None, true).await,
+            RefreshOutcome::Fresh => Ok(issue_tokens(state, &grant, None, true).await?.into()),
             // A rotated-out token is back: someone holds a copy. Revoke the family.
             RefreshOutcome::Reused { grant_id } => {
                 state.revoke_grant(&grant_id).await?;
@@ -59,7 +59,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::error::ErrorCode;
-    use crate::server::grants::issue_tokens;
+    use crate::server::grants::{issue_tokens, TokenResponse};
     use crate::state::AppState;
     use crate::testing::{exchange, state, user_grant};
 

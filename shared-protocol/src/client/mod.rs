@@ -1,0 +1,354 @@
+//! This party as a client of its peer: metadata discovery (RFC 8414), the
+//! authorization code flow with PKCE through the `oauth2` crate, refresh,
+//! redeeming a reciprocal code, pushing the reciprocal grant, revocation
+//! (RFC 7009), introspection (RFC 7662) and calls to the peer's API.
+//!
+//! Every call goes through [`AppState::http`], which has a timeout and never
+//! follows redirects; every failure becomes a [`PeerError`] the user can read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::server::authorize::urlencode;
+use crate::state::AppState;
+
+/// The grant type of the reciprocal request (draft-ietf-oauth-reciprocal 2).
+pub const RECIPROCAL_GRANT: &str = "urn:ietf:params:oauth:grant-type:reciprocal";
+/// The same request in draft-hardt-oauth-mutual-00, token in `Authorization: Bearer`.
+pub const MUTUAL_GRANT: &str = "mutual_authorization_code";
+
+/// What went wrong talking to the peer, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerError {
+    /// No answer (down, refused the connection, or too slow).
+    Unreachable(String),
+    /// The peer answered with an OAuth error (RFC 6749 5.2).
+    Refused { error: String, description: String },
+    /// The peer answered something this party cannot use.
+    Malformed(String),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(why) => write!(f, "no answer ({why})"),
+            Self::Refused { error, description } => write!(f, "refused: {error} ({description})"),
+            Self::Malformed(why) => write!(f, "an unusable answer ({why})"),
+        }
+    }
+}
+
+impl PeerError {
+    pub fn is_refusal(&self, code: &str) -> bool {
+        matches!(self, Self::Refused { error, .. } if error == code)
+    }
+
+    pub fn from_reqwest(e: reqwest::Error) -> Self {
+        let why = if e.is_timeout() {
+            "it did not answer in time"
+        } else if e.is_connect() {
+            "it could not be reached"
+        } else {
+            "the connection failed"
+        };
+        Self::Unreachable(why.to_owned())
+    }
+}
+
+impl From<reqwest::Error> for PeerError {
+    fn from(e: reqwest::Error) -> Self {
+        Self::from_reqwest(e)
+    }
+}
+
+/// The peer's authorization server metadata (RFC 8414 2), the fields this client uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeerMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// The extension field of the peer's token response (CONTRACT section 4, step 4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReciprocalField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reciprocal: Option<String>,
+}
+impl ExtraTokenFields for ReciprocalField {}
+
+type PeerTokenResponse = StandardTokenResponse<ReciprocalField, BasicTokenType>;
+
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    PeerTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Tokens the peer issued, as this party keeps them.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+    pub scope: String,
+    /// What the peer asks for in return (the `reciprocal` field), if anything.
+    pub reciprocal: Option<String>,
+}
+
+impl From<PeerTokenResponse> for IssuedTokens {
+    fn from(r: PeerTokenResponse) -> Self {
+        Self {
+            access_token: r.access_token().secret().clone(),
+            refresh_token: r.refresh_token().map(|t| t.secret().clone()),
+            expires_in: r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300),
+            scope: r.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+            reciprocal: r.extra_fields().reciprocal.clone(),
+        }
+    }
+}
+
+/// The start of an authorization request: where to send the user, and what to remember.
+pub struct AuthorizationStart {
+    pub url: String,
+    pub state: String,
+    pub pkce_verifier: String,
+}
+
+/// This party's client of the peer: cached metadata and per-user refresh locks.
+#[derive(Default)]
+pub struct PeerClient {
+    metadata: RwLock<Option<(Arc<PeerMetadata>, i64)>>,
+    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl PeerClient {
+    const METADATA_TTL: i64 = 300;
+
+    /// RFC 8414 3: the peer's metadata, whose `issuer` must be the configured peer URL.
+    pub async fn metadata(&self, app: &AppState) -> Result<Arc<PeerMetadata>, PeerError> {
+        let now = app.now();
+        if let Some((m, at)) = self.metadata.read().expect("peer metadata").as_ref() {
+            if now - at < Self::METADATA_TTL {
+                return Ok(m.clone());
+            }
+        }
+        let url = format!("{}/.well-known/oauth-authorization-server", app.config.peer_url);
+        let res = app.http.get(&url).send().await.map_err(PeerError::from_reqwest)?;
+        if !res.status().is_success() {
+            return Err(PeerError::Malformed(format!("its metadata answered {}", res.status())));
+        }
+        let m: PeerMetadata =
+            res.json().await.map_err(|_| PeerError::Malformed("its metadata is not valid JSON".into()))?;
+        // RFC 8414 3.3: a document naming another issuer must not be used.
+        if m.issuer != app.config.peer_url {
+            return Err(PeerError::Malformed(format!("its metadata names the issuer {}", m.issuer)));
+        }
+        let m = Arc::new(m);
+        *self.metadata.write().expect("peer metadata") = Some((m.clone(), now));
+        Ok(m)
+    }
+
+    fn oauth(&self, app: &AppState, m: &PeerMetadata, with_redirect: bool) -> Result<OAuthClient, PeerError> {
+        let bad = |what: &str| PeerError::Malformed(format!("its {what} is not a URL"));
+        let client = oauth2::Client::new(ClientId::new(app.config.party.own_client_id.to_owned()))
+            .set_client_secret(ClientSecret::new(app.config.client_secret.clone()))
+            .set_auth_uri(AuthUrl::new(m.authorization_endpoint.clone()).map_err(|_| bad("authorization endpoint"))?)
+            .set_token_uri(TokenUrl::new(m.token_endpoint.clone()).map_err(|_| bad("token endpoint"))?);
+        Ok(if with_redirect {
+            client.set_redirect_uri(RedirectUrl::new(self.redirect_uri(app)).map_err(|_| bad("redirect URI"))?)
+        } else {
+            client
+        })
+    }
+
+    /// Where the peer sends the user back: this party's `/link/callback`.
+    pub fn redirect_uri(&self, app: &AppState) -> String {
+        app.config.endpoint("/link/callback")
+    }
+
+    /// RFC 6749 4.1.1 with PKCE S256 (RFC 7636 4.1–4.3) and a fresh `state`.
+    pub async fn start_authorization(&self, app: &AppState, scope: &str) -> Result<AuthorizationStart, PeerError> {
+        let m = self.metadata(app).await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let client = self.oauth(app, &m, true)?;
+        let mut request = client.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge);
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            request = request.add_scope(Scope::new(s.to_owned()));
+        }
+        let (url, state) = request.url();
+        Ok(AuthorizationStart { url: url.to_string(), state: state.secret().clone(), pkce_verifier: verifier.into_secret() })
+    }
+
+    /// RFC 6749 4.1.3: redeems the code of our own authorization request.
+    pub async fn exchange_code(&self, app: &AppState, code: &str, verifier: &str) -> Result<IssuedTokens, PeerError> {
+        let m = self.metadata(app).await?;
+        let response = self
+            .oauth(app, &m, true)?
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
+            .request_async(&app.http)
+            .await
+            .map_err(token_error)?;
+        Ok(response.into())
+    }
+
+    /// Step 7: redeems a code the peer minted for us and pushed with the
+    /// reciprocal grant, as an ordinary `authorization_code` grant (no redirect URI, no PKCE).
+    pub async fn redeem_pushed_code(&self, app: &AppState, code: &str) -> Result<IssuedTokens, PeerError> {
+        let m = self.metadata(app).await?;
+        let response = self
+            .oauth(app, &m, false)?
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .request_async(&app.http)
+            .await
+            .map_err(token_error)?;
+        Ok(response.into())
+    }
+
+    /// RFC 6749 6, with rotation: the answer carries the next refresh token.
+    pub async fn refresh(&self, app: &AppState, refresh_token: &str) -> Result<IssuedTokens, PeerError> {
+        let m = self.metadata(app).await?;
+        let response = self
+            .oauth(app, &m, false)?
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
+            .request_async(&app.http)
+            .await
+            .map_err(token_error)?;
+        Ok(response.into())
+    }
+
+    /// Step 6: pushes the code we minted for the peer, with the access token
+    /// the peer issued to us naming the user. `legacy` sends the
+    /// draft-hardt-oauth-mutual-00 form (token in `Authorization: Bearer`).
+    pub async fn push_reciprocal(
+        &self,
+        app: &AppState,
+        code: &str,
+        access_token: &str,
+        legacy: bool,
+    ) -> Result<(), PeerError> {
+        let m = self.metadata(app).await?;
+        let client_id = app.config.party.own_client_id;
+        let mut form = vec![("code", code), ("client_id", client_id)];
+        let request = if legacy {
+            form.push(("grant_type", MUTUAL_GRANT));
+            form.push(("client_secret", &app.config.client_secret));
+            app.http.post(&m.token_endpoint).bearer_auth(access_token)
+        } else {
+            form.push(("grant_type", RECIPROCAL_GRANT));
+            form.push(("access_token", access_token));
+            self.authenticated(app, &m.token_endpoint)
+        };
+        let res = request.form(&form).send().await.map_err(PeerError::from_reqwest)?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        Err(oauth_error_body(res).await)
+    }
+
+    /// RFC 7009 2.1: asks the peer to revoke a token it issued to us.
+    pub async fn revoke(&self, app: &AppState, token: &str, hint: &str) -> Result<(), PeerError> {
+        let m = self.metadata(app).await?;
+        let endpoint = m.revocation_endpoint.clone().ok_or_else(|| PeerError::Malformed("no revocation endpoint".into()))?;
+        let res = self
+            .authenticated(app, &endpoint)
+            .form(&[("token", token), ("token_type_hint", hint)])
+            .send()
+            .await
+            .map_err(PeerError::from_reqwest)?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        Err(oauth_error_body(res).await)
+    }
+
+    /// RFC 7662 2: whether the peer still honours a token it issued to us.
+    pub async fn is_active(&self, app: &AppState, token: &str) -> Result<bool, PeerError> {
+        let m = self.metadata(app).await?;
+        let endpoint =
+            m.introspection_endpoint.clone().ok_or_else(|| PeerError::Malformed("no introspection endpoint".into()))?;
+        let res = self
+            .authenticated(app, &endpoint)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .map_err(PeerError::from_reqwest)?;
+        if !res.status().is_success() {
+            return Err(oauth_error_body(res).await);
+        }
+        #[derive(Deserialize)]
+        struct Introspection {
+            active: bool,
+        }
+        let body: Introspection =
+            res.json().await.map_err(|_| PeerError::Malformed("introspection is not valid JSON".into()))?;
+        Ok(body.active)
+    }
+
+    /// RFC 6749 2.3.1: `client_secret_basic`, id and secret form-encoded first.
+    fn authenticated(&self, app: &AppState, url: &str) -> reqwest::RequestBuilder {
+        app.http
+            .post(url)
+            .basic_auth(urlencode(app.config.party.own_client_id), Some(urlencode(&app.config.client_secret)))
+    }
+
+    /// One refresh at a time per user, so concurrent requests never present
+    /// the same refresh token twice (which the peer would treat as theft).
+    pub fn refresh_lock(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refresh_locks.lock().expect("refresh locks");
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(user_id.to_owned()).or_default().clone()
+    }
+}
+
+fn token_error(e: RequestTokenError<oauth2::HttpClientError<reqwest::Error>, BasicErrorResponse>) -> PeerError {
+    match e {
+        RequestTokenError::ServerResponse(r) => PeerError::Refused {
+            error: r.error().as_ref().to_owned(),
+            description: r.error_description().cloned().unwrap_or_default(),
+        },
+        RequestTokenError::Request(oauth2::HttpClientError::Reqwest(e)) => PeerError::from_reqwest(*e),
+        RequestTokenError::Request(_) => PeerError::Unreachable("the connection failed".into()),
+        RequestTokenError::Parse(_, _) => PeerError::Malformed("its token response is not valid".into()),
+        RequestTokenError::Other(why) => PeerError::Malformed(why),
+    }
+}
+
+/// An RFC 6749 5.2 error body, or a description of what came instead.
+async fn oauth_error_body(res: reqwest::Response) -> PeerError {
+    #[derive(Deserialize)]
+    struct Body {
+        error: String,
+        #[serde(default)]
+        error_description: Option<String>,
+    }
+    let status = res.status();
+    match res.json::<Body>().await {
+        Ok(b) => PeerError::Refused { error: b.error, description: b.error_description.unwrap_or_default() },
+        Err(_) => PeerError::Malformed(format!("HTTP {status} without an OAuth error")),
+    }
+}

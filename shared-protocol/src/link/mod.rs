@@ -1,0 +1,399 @@
+//! The link between a user's account here and at the peer: the tokens held
+//! from the peer (refreshed before they expire), the reciprocal sender
+//! (CONTRACT section 4, steps 5–6, and the authorization update of
+//! draft-ietf-oauth-reciprocal 3), unlinking, and what the home page shows.
+//!
+//! A link attempt is a persisted state machine ([`crate::store::LinkFlow`]):
+//!
+//! ```text
+//! authorizing ──callback──▶ consent ──approve──▶ sending ──200──▶ done
+//!      │                       │                    │
+//!      └──error──▶ failed      └──deny──▶ done      └──error──▶ failed ──retry──▶ sending
+//! ```
+//!
+//! Each arrow is a compare-and-set on the stored step, so a double submit,
+//! the back button or a replayed callback can never run a step twice, and a
+//! restart between two steps leaves a state the user can continue from.
+
+pub mod pages;
+pub mod trace;
+
+use crate::client::{IssuedTokens, PeerError};
+use crate::config::{ReciprocalForm, ScopeInfo};
+use crate::server::scope::Scope;
+use crate::state::AppState;
+use crate::store::{GrantRecord, NewCode, PeerToken, StoreResult};
+use crate::tokens::secrets::{digest, new_id, new_secret};
+
+/// The steps of a [`crate::store::LinkFlow`].
+pub mod step {
+    /// Sent to the peer's `/authorize`; waiting for the callback.
+    pub const AUTHORIZING: &str = "authorizing";
+    /// Holding the peer's token; waiting for the user to answer its reciprocal request.
+    pub const CONSENT: &str = "consent";
+    /// Pushing the reciprocal code to the peer.
+    pub const SENDING: &str = "sending";
+    pub const DONE: &str = "done";
+    /// Stopped with a message; the user may retry.
+    pub const FAILED: &str = "failed";
+}
+
+/// Refresh a held token this long before it expires.
+const REFRESH_MARGIN: i64 = 60;
+
+/// Why a held token cannot be used right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// This user has no link to the peer in this direction.
+    NotLinked,
+    /// The peer no longer accepts the link; it must be made again.
+    Broken(String),
+    /// The peer could not be asked; try again later.
+    Unreachable(String),
+    /// The peer's API answered with an error.
+    Refused(String),
+}
+
+impl LinkProblem {
+    pub fn describe(&self, peer: &str) -> String {
+        match self {
+            Self::NotLinked => format!("You have not linked with {peer} yet."),
+            Self::Broken(why) => why.clone(),
+            Self::Unreachable(why) => format!("{peer} gave {why}. Try again in a moment."),
+            Self::Refused(why) => format!("{peer} refused: {why}."),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for LinkProblem {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "storage failure reading a held token");
+        Self::Unreachable("no answer (our storage failed)".into())
+    }
+}
+
+/// Keeps the tokens the peer issued to us for a user (replacing older ones).
+pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -> StoreResult<()> {
+    let now = app.now();
+    app.store
+        .save_peer_token(&PeerToken {
+            user_id: user_id.to_owned(),
+            access_token: t.access_token.clone(),
+            refresh_token: t.refresh_token.clone(),
+            scope: t.scope.clone(),
+            expires_at: now + t.expires_in,
+            broken: None,
+            updated_at: now,
+        })
+        .await
+}
+
+/// The user's usable token at the peer, refreshed first when it is about to
+/// expire (RFC 6749 6). A refused refresh marks the link broken.
+pub async fn held_token(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
+    let held = app.store.peer_token(user_id).await?.ok_or(LinkProblem::NotLinked)?;
+    if let Some(why) = held.broken {
+        return Err(LinkProblem::Broken(why));
+    }
+    if held.expires_at - app.now() > REFRESH_MARGIN {
+        return Ok(held);
+    }
+    refresh(app, user_id).await
+}
+
+/// Refreshes the user's held token now, one refresh at a time per user.
+pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
+    let lock = app.peer.refresh_lock(user_id);
+    let _one_at_a_time = lock.lock().await;
+    // Another request may have refreshed while we waited.
+    let held = app.store.peer_token(user_id).await?.ok_or(LinkProblem::NotLinked)?;
+    if let Some(why) = held.broken {
+        return Err(LinkProblem::Broken(why));
+    }
+    let now = app.now();
+    if held.expires_at - now > REFRESH_MARGIN {
+        return Ok(held);
+    }
+    let peer = app.config.party.peer_name;
+    let Some(refresh_token) = held.refresh_token.clone() else {
+        let why = format!("The access {peer} gave has expired and cannot be renewed. Link again.");
+        app.store.mark_peer_token_broken(user_id, &why, now).await?;
+        return Err(LinkProblem::Broken(why));
+    };
+    match app.peer.refresh(app, &refresh_token).await {
+        Ok(t) => {
+            let next = PeerToken {
+                user_id: user_id.to_owned(),
+                access_token: t.access_token,
+                // RFC 6749 6: without a new refresh token the old one stays valid.
+                refresh_token: t.refresh_token.or(Some(refresh_token.clone())),
+                scope: t.scope,
+                expires_at: now + t.expires_in,
+                broken: None,
+                updated_at: now,
+            };
+            app.store.replace_refreshed_token(&refresh_token, &next).await?;
+            Ok(next)
+        }
+        Err(e @ PeerError::Refused { .. }) => {
+            let why = format!("{peer} no longer accepts this link (renewing the access was {e}). Link again.");
+            app.store.mark_peer_token_broken(user_id, &why, now).await?;
+            Err(LinkProblem::Broken(why))
+        }
+        Err(e) => Err(LinkProblem::Unreachable(e.to_string())),
+    }
+}
+
+/// One scope with the words a user reads.
+#[derive(Debug, Clone)]
+pub struct ScopeWords {
+    pub name: String,
+    pub description: String,
+}
+
+impl ScopeWords {
+    pub fn list(scope: &Scope, known: &[ScopeInfo]) -> Vec<Self> {
+        scope
+            .iter()
+            .map(|s| Self {
+                name: s.to_owned(),
+                description: known.iter().find(|k| k.name == s).map_or(s, |k| k.description).to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// The link as the home page shows it (CONTRACT section 3: `none`, `one-way`, `mutual`).
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    pub state: &'static str,
+    /// What this party may do at the peer, for this user.
+    pub here_at_peer: Vec<ScopeWords>,
+    /// Why this party's access at the peer does not work, if it does not.
+    pub here_at_peer_problem: Option<String>,
+    /// What the peer may do here, for this user.
+    pub peer_here: Vec<ScopeWords>,
+}
+
+impl LinkView {
+    pub fn is_linked(&self) -> bool {
+        self.state != "none"
+    }
+}
+
+/// What the peer may do here for the user: the scopes of its live grants.
+pub async fn peer_scope_here(app: &AppState, user_id: &str) -> StoreResult<Scope> {
+    let grants = app.store.redeemed_grants(user_id, app.config.party.peer_client_id).await?;
+    Ok(grants.iter().fold(Scope::default(), |acc, g| acc.union(&Scope::parse(&g.scope))))
+}
+
+/// Both directions of the user's link, checking with the peer (RFC 7662)
+/// that the access it gave us still stands, since it can withdraw it at its end.
+pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
+    let party = app.config.party;
+    let (mut here_at_peer, mut problem) = (Scope::default(), None);
+    if let Some(held) = app.store.peer_token(user_id).await? {
+        match held.broken {
+            Some(why) => problem = Some(why),
+            None => match app.peer.is_active(app, &held.access_token).await {
+                Ok(true) => here_at_peer = Scope::parse(&held.scope),
+                // Expired, or withdrawn at the peer: a refresh tells which.
+                Ok(false) => match refresh_now(app, user_id).await {
+                    Ok(t) => here_at_peer = Scope::parse(&t.scope),
+                    Err(p) => problem = Some(p.describe(party.peer_name)),
+                },
+                Err(e) => {
+                    here_at_peer = Scope::parse(&held.scope);
+                    problem = Some(format!("{} could not be asked whether this still works: {e}.", party.peer_name));
+                }
+            },
+        }
+    }
+    let peer_here = peer_scope_here(app, user_id).await?;
+    let state = match (here_at_peer.is_empty(), peer_here.is_empty()) {
+        (false, false) => "mutual",
+        (true, true) => "none",
+        _ => "one-way",
+    };
+    Ok(LinkView {
+        state,
+        here_at_peer: ScopeWords::list(&here_at_peer, party.peer_scopes),
+        here_at_peer_problem: problem,
+        peer_here: ScopeWords::list(&peer_here, party.scopes),
+    })
+}
+
+/// Refreshes regardless of the stored expiry (the peer said the token is no longer active).
+async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
+    app.store
+        .mark_peer_token_expired(user_id)
+        .await
+        .map_err(LinkProblem::from)?;
+    refresh(app, user_id).await
+}
+
+/// Steps 5–6 (and the authorization update): mints a code for the peer's
+/// client, for this user and exactly `scope`, and pushes it to the peer with
+/// the access token the peer issued to us. On success the peer holds a token
+/// for exactly `scope` and every older grant of the peer here is revoked; on
+/// failure nothing the peer could use is left behind. The error is the
+/// sentence the user reads.
+pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), String> {
+    let party = app.config.party;
+    let peer = party.peer_name;
+    let storage = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "storage failure sending a reciprocal code");
+        "Something went wrong on our side. Try again.".to_owned()
+    };
+    let held = held_token(app, user_id).await.map_err(|p| p.describe(peer))?;
+    let previous = app.store.live_grants(user_id, party.peer_client_id).await.map_err(storage)?;
+    let before = peer_scope_here(app, user_id).await.map_err(storage)?;
+    // A removed scope must stop working at once, not when the peer answers.
+    let narrows = !before.is_subset(scope);
+    if narrows {
+        for id in &previous {
+            app.revoke_grant(id).await.map_err(storage)?;
+        }
+    }
+
+    let now = app.now();
+    let grant = GrantRecord {
+        id: new_id(app.entropy.as_ref()),
+        client_id: party.peer_client_id.to_owned(),
+        user_id: Some(user_id.to_owned()),
+        scope: scope.to_string(),
+        audience: app.config.resource().to_owned(),
+        created_at: now,
+        revoked_at: None,
+    };
+    app.store.insert_grant(&grant).await.map_err(storage)?;
+    let code = new_secret(app.entropy.as_ref());
+    // Single use, short-lived, bound to the peer's client and this user; no
+    // redirect URI or PKCE, since it never travels through a browser.
+    app.store
+        .insert_code(&NewCode {
+            digest: &digest(&code),
+            grant_id: &grant.id,
+            client_id: &grant.client_id,
+            user_id,
+            redirect_uri: None,
+            scope: &grant.scope,
+            audience: &grant.audience,
+            code_challenge: None,
+            expires_at: now + app.config.lifetimes.authorization_code,
+        })
+        .await
+        .map_err(storage)?;
+
+    let legacy = app.config.reciprocal_form == ReciprocalForm::Legacy;
+    let form = if legacy { "mutual_authorization_code" } else { "reciprocal grant" };
+    let me = party.name;
+    trace::record(app, user_id, attempt, "F", me, peer, &format!("{form}: code (scope {scope}), access_token (redacted)"))
+        .await;
+    match app.peer.push_reciprocal(app, &code, &held.access_token, legacy).await {
+        Ok(()) => {
+            trace::record(app, user_id, attempt, "F", peer, me, "200 {}").await;
+            if !narrows {
+                for id in &previous {
+                    app.revoke_grant(id).await.map_err(storage)?;
+                }
+            }
+            app.store.save_consent(user_id, party.peer_client_id, &scope.to_string(), now).await.map_err(storage)?;
+            Ok(())
+        }
+        Err(e) => {
+            trace::record(app, user_id, attempt, "F", peer, me, &e.to_string()).await;
+            // Whatever the peer did with the code, it is not part of the link.
+            app.revoke_grant(&grant.id).await.map_err(storage)?;
+            let lost = if narrows && !previous.is_empty() {
+                format!(" {peer}'s earlier access here was withdrawn as you asked.")
+            } else {
+                String::new()
+            };
+            Err(match e {
+                PeerError::Unreachable(_) => format!("{peer} gave {e}, so it did not get its access.{lost} Try again."),
+                _ => format!("{peer} did not accept its access: {e}.{lost}"),
+            })
+        }
+    }
+}
+
+/// Withdraws everything the peer may do here for the user (authorization
+/// update to no scope, or unlink).
+pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<()> {
+    let client = app.config.party.peer_client_id;
+    for id in app.store.live_grants(user_id, client).await? {
+        app.revoke_grant(&id).await?;
+    }
+    app.store.delete_consent(user_id, client).await?;
+    Ok(())
+}
+
+/// Drops the tokens held from the peer for the user and asks the peer to
+/// revoke them (RFC 7009). Returns the problem when the peer could not be told.
+pub async fn drop_held_tokens(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
+    let Some(held) = app.store.take_peer_token(user_id).await? else {
+        return Ok(None);
+    };
+    // Revoking the refresh token revokes its whole grant at the peer (RFC 7009 2.1).
+    let (token, hint) = match &held.refresh_token {
+        Some(r) => (r.as_str(), "refresh_token"),
+        None => (held.access_token.as_str(), "access_token"),
+    };
+    Ok(app.peer.revoke(app, token, hint).await.err())
+}
+
+/// Unlink (CONTRACT section 4): both directions, here and at the peer.
+pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
+    withdraw_peer_access(app, user_id).await?;
+    drop_held_tokens(app, user_id).await
+}
+
+/// The peer revoked (RFC 7009) a token of its link for this user: it is
+/// unlinking, so this party drops its side too.
+pub async fn peer_unlinked(app: &AppState, user_id: &str) {
+    if let Err(e) = withdraw_peer_access(app, user_id).await {
+        tracing::error!(error = %e, "storage failure following the peer's unlink");
+    }
+    match drop_held_tokens(app, user_id).await {
+        Ok(Some(e)) => tracing::warn!(error = %e, "the peer could not be told to revoke our tokens"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "storage failure following the peer's unlink"),
+    }
+}
+
+/// Calls the peer's API for the user with the token it gave us (RFC 6750 2.1),
+/// POSTing `body` as JSON. A 401 `invalid_token` gets one refresh and one retry.
+pub async fn call_peer_api(
+    app: &AppState,
+    user_id: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, LinkProblem> {
+    let url = format!("{}{path}", app.config.peer_url);
+    let mut token = held_token(app, user_id).await?;
+    for attempt in 0..2 {
+        let res = app
+            .http
+            .post(&url)
+            .bearer_auth(&token.access_token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| LinkProblem::Unreachable(PeerError::from(e).to_string()))?;
+        let status = res.status();
+        if status.is_success() {
+            return res.json().await.map_err(|_| LinkProblem::Refused("its answer was not JSON".into()));
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+            token = refresh_now(app, user_id).await?;
+            continue;
+        }
+        let why = match res.json::<serde_json::Value>().await {
+            Ok(v) => v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no details").to_owned(),
+            Err(_) => format!("HTTP {status}"),
+        };
+        return Err(LinkProblem::Refused(why));
+    }
+    Err(LinkProblem::Refused("the renewed access was refused too".into()))
+}

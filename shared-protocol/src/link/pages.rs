@@ -1,0 +1,440 @@
+//! The link pages (CONTRACT section 3): start, callback, the reciprocal
+//! consent, the outcome, settings (authorization update), unlink and the trace.
+//! Either party runs the same code; the one the user starts at is party A of
+//! the draft.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+
+use super::{step, trace, ScopeWords};
+use crate::client::PeerError;
+use crate::error::PageError;
+use crate::server::scope::Scope;
+use crate::state::AppState;
+use crate::store::{LinkFlow, TraceEvent};
+use crate::tokens::secrets::{digest, new_id};
+use crate::web::form::{PageForm, PageQuery, ScopeForm};
+use crate::web::pages::{chrome, redirect, render, Chrome};
+use crate::web::session;
+
+fn signed_in(session: &Session) -> Result<String, PageError> {
+    session::user_id(session).ok_or_else(|| {
+        PageError::new(StatusCode::UNAUTHORIZED, "You are signed out", "Sign in, then start the link again.")
+    })
+}
+
+/// A flow of the signed-in user; someone else's is as good as unknown.
+async fn own_flow(app: &AppState, user_id: &str, id: Option<&str>) -> Result<LinkFlow, PageError> {
+    let flow = match id {
+        Some(id) => app.store.flow(id).await?,
+        None => app.store.latest_flow(user_id).await?,
+    };
+    flow.filter(|f| f.user_id == user_id).ok_or_else(|| PageError::bad_request("There is no such link attempt."))
+}
+
+fn outcome(flow_id: &str) -> HttpResponse {
+    redirect(&format!("/link/outcome?flow={flow_id}"))
+}
+
+fn new_flow(app: &AppState, user_id: &str, step: &str) -> LinkFlow {
+    let now = app.now();
+    LinkFlow {
+        id: new_id(app.entropy.as_ref()),
+        user_id: user_id.to_owned(),
+        step: step.to_owned(),
+        state_digest: None,
+        pkce_verifier: None,
+        reciprocal_scope: None,
+        message: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Ends a flow that could not go on, with the sentence the user reads.
+async fn fail(app: &AppState, flow: &LinkFlow, from: &str, message: &str) -> Result<HttpResponse, PageError> {
+    app.store.advance_flow(&flow.id, from, step::FAILED, Some(message), app.now()).await?;
+    Ok(outcome(&flow.id))
+}
+
+/// Step 1: send the user to the peer's authorization endpoint.
+#[post("/link/start")]
+pub async fn start(app: web::Data<AppState>, session: Session, PageForm(form): PageForm) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let user_id = signed_in(&session)?;
+    let party = app.config.party;
+    let mut flow = new_flow(&app, &user_id, step::AUTHORIZING);
+    match app.peer.start_authorization(&app, &party.wants_from_peer()).await {
+        Ok(start) => {
+            flow.state_digest = Some(digest(&start.state));
+            flow.pkce_verifier = Some(start.pkce_verifier);
+            app.store.insert_flow(&flow).await?;
+            let summary = format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer_name, party.wants_from_peer());
+            trace::record(&app, &user_id, &flow.id, "A", party.name, party.peer_name, &summary).await;
+            Ok(redirect(&start.url))
+        }
+        Err(e) => {
+            flow.step = step::FAILED.to_owned();
+            flow.message = Some(format!("{} gave {e}, so linking could not start. Try again in a moment.", party.peer_name));
+            app.store.insert_flow(&flow).await?;
+            Ok(outcome(&flow.id))
+        }
+    }
+}
+
+/// Steps 2–4: the authorization response comes back; check `state` and
+/// `iss` (RFC 9207 2.4, the mix-up defence), redeem the code, read the
+/// peer's reciprocal request.
+#[get("/link/callback")]
+pub async fn callback(app: web::Data<AppState>, session: Session, PageQuery(q): PageQuery) -> Result<HttpResponse, PageError> {
+    let user_id = signed_in(&session)?;
+    let party = app.config.party;
+    let state = q.get("state").ok_or_else(|| PageError::bad_request("The answer from the other site has no state."))?;
+    let flow = app
+        .store
+        .flow_by_state(&digest(state))
+        .await?
+        .filter(|f| f.user_id == user_id)
+        .ok_or_else(|| PageError::bad_request("This answer does not belong to a link you started here."))?;
+    // A replayed callback, or the back button: the step was taken already.
+    if flow.step != step::AUTHORIZING {
+        return Ok(outcome(&flow.id));
+    }
+    let peer = party.peer_name;
+    if q.get("iss") != Some(app.config.peer_url.as_str()) {
+        trace::record(&app, &user_id, &flow.id, "B", peer, party.name, "authorization response with a wrong or missing iss").await;
+        let why = format!("The answer did not come from {peer} (its issuer did not match), so it was ignored. Start again.");
+        return fail(&app, &flow, step::AUTHORIZING, &why).await;
+    }
+    if let Some(error) = q.get("error") {
+        trace::record(&app, &user_id, &flow.id, "B", peer, party.name, &format!("authorization response: error={error}")).await;
+        let why = if error == "access_denied" {
+            format!("You did not allow it at {peer}, so nothing was linked.")
+        } else {
+            format!("{peer} refused the request ({error}: {}).", q.get("error_description").unwrap_or("no details"))
+        };
+        return fail(&app, &flow, step::AUTHORIZING, &why).await;
+    }
+    let Some(code) = q.get("code") else {
+        return fail(&app, &flow, step::AUTHORIZING, &format!("{peer} sent neither a code nor an error.")).await;
+    };
+    // Take the step before redeeming, so a second callback cannot redeem twice.
+    if !app.store.advance_flow(&flow.id, step::AUTHORIZING, step::SENDING, None, app.now()).await? {
+        return Ok(outcome(&flow.id));
+    }
+    trace::record(&app, &user_id, &flow.id, "B", peer, party.name, "authorization response: code (redacted), state, iss").await;
+    trace::record(&app, &user_id, &flow.id, "C", party.name, peer, "POST /token authorization_code: code, code_verifier (redacted)").await;
+    let verifier = flow.pkce_verifier.as_deref().unwrap_or_default();
+    let tokens = match app.peer.exchange_code(&app, code, verifier).await {
+        Ok(t) => t,
+        Err(e) => {
+            trace::record(&app, &user_id, &flow.id, "D", peer, party.name, &e.to_string()).await;
+            let why = match e {
+                PeerError::Unreachable(_) => format!("{peer} gave {e} when asked for the access. Start again."),
+                _ => format!("{peer} did not give the access: {e}. Start again."),
+            };
+            return fail(&app, &flow, step::SENDING, &why).await;
+        }
+    };
+    let asked = tokens.reciprocal.as_deref().or(q.get("reciprocal"));
+    let summary = format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
+    trace::record(&app, &user_id, &flow.id, "D", peer, party.name, &summary).await;
+    super::keep_peer_tokens(&app, &user_id, &tokens).await?;
+
+    // Step 4: what the peer asks for here; the agreed scope when it names none.
+    let offered = Scope::parse(party.peer_scope);
+    let wanted = Scope::parse(asked.unwrap_or(party.peer_scope));
+    let reciprocal = Scope::parse(&wanted.iter().filter(|s| offered.iter().any(|o| o == *s)).collect::<Vec<_>>().join(" "));
+    if reciprocal.is_empty() {
+        let why = format!("Linked one way: {} may now use {peer}. {peer} asked for nothing in return.", party.name);
+        app.store.advance_flow(&flow.id, step::SENDING, step::DONE, Some(&why), app.now()).await?;
+        return Ok(outcome(&flow.id));
+    }
+    app.store.set_flow_reciprocal_scope(&flow.id, &reciprocal.to_string()).await?;
+    app.store.advance_flow(&flow.id, step::SENDING, step::CONSENT, None, app.now()).await?;
+    Ok(redirect(&format!("/link/reciprocal?flow={}", flow.id)))
+}
+
+#[derive(Template)]
+#[template(path = "reciprocal_consent.html")]
+struct ReciprocalConsentPage {
+    chrome: Chrome,
+    peer_name: &'static str,
+    flow_id: String,
+    scopes: Vec<ScopeWords>,
+}
+
+/// Step 5: ask the same user, still here, to let the peer in too.
+#[get("/link/reciprocal")]
+pub async fn reciprocal_page(app: web::Data<AppState>, session: Session, PageQuery(q): PageQuery) -> Result<HttpResponse, PageError> {
+    let user_id = signed_in(&session)?;
+    let flow = own_flow(&app, &user_id, q.get("flow")).await?;
+    if flow.step != step::CONSENT {
+        return Ok(outcome(&flow.id));
+    }
+    let scope = Scope::parse(flow.reciprocal_scope.as_deref().unwrap_or_default());
+    let chrome = chrome(&app, &session, "reciprocal-consent", Some(user_id)).await?;
+    let page = ReciprocalConsentPage {
+        chrome,
+        peer_name: app.config.party.peer_name,
+        flow_id: flow.id,
+        scopes: ScopeWords::list(&scope, app.config.party.scopes),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// Steps 5–6: the user's answer; on approval mint the code and push it.
+/// `decision=retry` sends again after a failure.
+#[post("/link/reciprocal")]
+pub async fn reciprocal_decision(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let user_id = signed_in(&session)?;
+    let flow = own_flow(&app, &user_id, Some(form.get("flow").unwrap_or_default())).await?;
+    let party = app.config.party;
+    let peer = party.peer_name;
+    let now = app.now();
+    let from = match form.get("decision") {
+        Some("approve") => step::CONSENT,
+        Some("retry") => step::FAILED,
+        Some("deny") => {
+            let why = format!(
+                "Linked one way: {} may use {peer}, but {peer} may not use {}. You can change this in link settings.",
+                party.name, party.name
+            );
+            if app.store.advance_flow(&flow.id, step::CONSENT, step::DONE, Some(&why), now).await? {
+                trace::record(&app, &user_id, &flow.id, "E", "You", party.name, "denied the reciprocal request").await;
+            }
+            return Ok(outcome(&flow.id));
+        }
+        _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
+    };
+    let Some(scope) = flow.reciprocal_scope.as_deref().map(Scope::parse).filter(|s| !s.is_empty()) else {
+        return Ok(outcome(&flow.id));
+    };
+    // A double submit or the back button finds the step already taken.
+    if !app.store.advance_flow(&flow.id, from, step::SENDING, None, now).await? {
+        return Ok(outcome(&flow.id));
+    }
+    if from == step::CONSENT {
+        trace::record(&app, &user_id, &flow.id, "E", "You", party.name, &format!("approved: {scope}")).await;
+    }
+    push(&app, &user_id, &flow.id, &scope).await
+}
+
+/// Step 6 and the outcome, for consent, retry and settings alike.
+async fn push(app: &AppState, user_id: &str, flow_id: &str, scope: &Scope) -> Result<HttpResponse, PageError> {
+    let peer = app.config.party.peer_name;
+    let (to, message) = match super::send_reciprocal(app, user_id, flow_id, scope).await {
+        Ok(()) => (step::DONE, format!("Done: {peer} may now {}.", sentence(scope, app))),
+        Err(why) => (step::FAILED, why),
+    };
+    app.store.advance_flow(flow_id, step::SENDING, to, Some(&message), app.now()).await?;
+    Ok(outcome(flow_id))
+}
+
+fn sentence(scope: &Scope, app: &AppState) -> String {
+    ScopeWords::list(scope, app.config.party.scopes)
+        .iter()
+        .map(|s| s.description.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+#[derive(Template)]
+#[template(path = "outcome.html")]
+struct OutcomePage {
+    chrome: Chrome,
+    flow_id: String,
+    step: String,
+    message: String,
+    can_retry: bool,
+}
+
+/// What became of a link attempt, with a retry where one makes sense.
+#[get("/link/outcome")]
+pub async fn outcome_page(app: web::Data<AppState>, session: Session, PageQuery(q): PageQuery) -> Result<HttpResponse, PageError> {
+    let user_id = signed_in(&session)?;
+    let flow = own_flow(&app, &user_id, q.get("flow")).await?;
+    let peer = app.config.party.peer_name;
+    let message = flow.message.clone().unwrap_or_else(|| match flow.step.as_str() {
+        step::AUTHORIZING => format!("Waiting for {peer}'s answer. If you closed that page, start again."),
+        step::CONSENT => format!("{peer}'s request is waiting for your answer."),
+        _ => format!("Talking to {peer}…"),
+    });
+    let can_retry = flow.step == step::FAILED && flow.reciprocal_scope.is_some();
+    let chrome = chrome(&app, &session, "link-outcome", Some(user_id)).await?;
+    render(StatusCode::OK, &OutcomePage { chrome, flow_id: flow.id, step: flow.step, message, can_retry })
+}
+
+/// A checkbox on the settings page.
+struct ScopeChoice {
+    name: String,
+    description: String,
+    granted: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    peer_name: &'static str,
+    choices: Vec<ScopeChoice>,
+    can_push: bool,
+}
+
+/// What the peer may do here, one checkbox per scope (draft section 3).
+#[get("/link/settings")]
+pub async fn settings_page(app: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
+    let user_id = signed_in(&session)?;
+    let party = app.config.party;
+    let granted = super::peer_scope_here(&app, &user_id).await?;
+    let can_push = app.store.peer_token(&user_id).await?.is_some_and(|t| t.broken.is_none());
+    let choices = Scope::parse(party.peer_scope)
+        .iter()
+        .map(|s| ScopeChoice {
+            name: s.to_owned(),
+            description: ScopeWords::list(&Scope::parse(s), party.scopes).remove(0).description,
+            granted: granted.iter().any(|g| g == s),
+        })
+        .collect();
+    let chrome = chrome(&app, &session, "settings", Some(user_id)).await?;
+    render(StatusCode::OK, &SettingsPage { chrome, peer_name: party.peer_name, choices, can_push })
+}
+
+/// Authorization update: a new code for exactly the chosen scopes, pushed
+/// the same way; no scope left withdraws the peer's access here.
+#[post("/link/settings")]
+pub async fn settings_save(app: web::Data<AppState>, session: Session, form: ScopeForm) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form.params)?;
+    let user_id = signed_in(&session)?;
+    let party = app.config.party;
+    let offered = Scope::parse(party.peer_scope);
+    let chosen = Scope::parse(&form.scopes.join(" "));
+    if !chosen.is_subset(&offered) {
+        return Err(PageError::bad_request("Choose among the listed permissions."));
+    }
+    let mut flow = new_flow(&app, &user_id, step::SENDING);
+    flow.reciprocal_scope = Some(chosen.to_string());
+    let current = super::peer_scope_here(&app, &user_id).await?;
+    let peer = party.peer_name;
+    if chosen == current {
+        flow.step = step::DONE.to_owned();
+        flow.message = Some("Nothing changed.".to_owned());
+        app.store.insert_flow(&flow).await?;
+        return Ok(outcome(&flow.id));
+    }
+    if chosen.is_empty() {
+        super::withdraw_peer_access(&app, &user_id).await?;
+        flow.step = step::DONE.to_owned();
+        flow.message = Some(format!("{peer} may no longer do anything on your {} account.", party.name));
+        app.store.insert_flow(&flow).await?;
+        trace::record(&app, &user_id, &flow.id, "E", "You", party.name, "withdrew every scope").await;
+        return Ok(outcome(&flow.id));
+    }
+    app.store.insert_flow(&flow).await?;
+    trace::record(&app, &user_id, &flow.id, "E", "You", party.name, &format!("changed to: {chosen}")).await;
+    push(&app, &user_id, &flow.id, &chosen).await
+}
+
+/// Unlink at this party removes both directions (CONTRACT section 4).
+#[post("/link/unlink")]
+pub async fn unlink(app: web::Data<AppState>, session: Session, PageForm(form): PageForm) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let user_id = signed_in(&session)?;
+    let peer = app.config.party.peer_name;
+    let problem = super::unlink(&app, &user_id).await?;
+    let mut flow = new_flow(&app, &user_id, step::DONE);
+    flow.message = Some(match problem {
+        None => format!("Unlinked: {peer} can no longer use your account here, and this site no longer uses {peer}."),
+        Some(e) => format!(
+            "Unlinked here: {peer}'s access is withdrawn and the access {peer} gave was deleted, but {peer} gave {e} \
+             when told, so its records may still show the link."
+        ),
+    });
+    app.store.insert_flow(&flow).await?;
+    trace::record(&app, &user_id, &flow.id, "-", app.config.party.name, peer, "POST /revoke (RFC 7009): refresh token (redacted)").await;
+    Ok(outcome(&flow.id))
+}
+
+/// A message of the trace, placed on the diagram.
+struct Arrow {
+    leg: String,
+    summary: String,
+    from_x: i64,
+    to_x: i64,
+    y: i64,
+    label_x: i64,
+}
+
+struct Attempt {
+    id: String,
+    /// Tells the diagrams' arrowhead definitions apart (ids are per document).
+    index: usize,
+    height: i64,
+    arrows: Vec<Arrow>,
+}
+
+#[derive(Template)]
+#[template(path = "trace.html")]
+struct TracePage {
+    chrome: Chrome,
+    lanes: Vec<(String, i64)>,
+    attempts: Vec<Attempt>,
+}
+
+/// The protocol as it happened for this user, drawn as an SVG sequence diagram.
+#[get("/link/trace")]
+pub async fn trace_page(app: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
+    let user_id = signed_in(&session)?;
+    let party = app.config.party;
+    let events = app.store.trace_of(&user_id, 200).await?;
+    let lanes = vec![("You".to_owned(), 90), (party.name.to_owned(), 360), (party.peer_name.to_owned(), 630)];
+    let attempts = diagram(&events, &lanes);
+    let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
+    render(StatusCode::OK, &TracePage { chrome, lanes, attempts })
+}
+
+/// Lays the events out, newest attempt first, one arrow per message.
+fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
+    let x = |who: &str| lanes.iter().find(|(n, _)| n == who).map_or(lanes[0].1, |(_, x)| *x);
+    let mut attempts: Vec<Attempt> = Vec::new();
+    for e in events {
+        if attempts.last().is_none_or(|a| a.id != e.attempt) {
+            let index = attempts.len();
+            attempts.push(Attempt { id: e.attempt.clone(), index, height: 0, arrows: Vec::new() });
+        }
+        let attempt = attempts.last_mut().expect("just pushed");
+        let y = 60 + 48 * attempt.arrows.len() as i64;
+        let (from_x, to_x) = (x(&e.sender), x(&e.receiver));
+        attempt.arrows.push(Arrow {
+            leg: e.leg.clone(),
+            summary: e.summary.clone(),
+            from_x,
+            to_x,
+            y,
+            label_x: from_x.min(to_x) + 8,
+        });
+        attempt.height = y + 30;
+    }
+    attempts.reverse();
+    attempts.truncate(5);
+    attempts
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(start)
+        .service(callback)
+        .service(reciprocal_page)
+        .service(reciprocal_decision)
+        .service(outcome_page)
+        .service(settings_page)
+        .service(settings_save)
+        .service(unlink)
+        .service(trace_page);
+}

@@ -1,0 +1,62 @@
+//! The protocol trace: each party records the messages of each link attempt
+//! it takes part in (legs A–G of draft-ietf-oauth-reciprocal Figure 1, as
+//! this project maps them below), never a secret, and `/link/trace` draws
+//! them as a sequence diagram.
+//!
+//! | leg | message |
+//! |---|---|
+//! | A | authorization request (browser to the peer's `/authorize`) |
+//! | B | authorization response: code, state, iss (back through the browser) |
+//! | C | access token request: the code, PKCE verifier, client authentication |
+//! | D | access token response, with `reciprocal` |
+//! | E | the user's consent to the reciprocal request |
+//! | F | the reciprocal grant: the minted code and the access token; `{}` back |
+//! | G | the peer redeems that code as an `authorization_code` grant |
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::state::AppState;
+use crate::store::{GrantRecord, TraceEvent};
+
+/// Orders events recorded in the same second.
+static SEQ: AtomicI64 = AtomicI64::new(0);
+
+/// Stores one message of an attempt. A trace is a debugging aid: failing to
+/// store it is logged and never fails the protocol step itself.
+pub async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, from: &str, to: &str, summary: &str) {
+    let at = app.now();
+    let seq = at * 1_000_000 + SEQ.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000);
+    let event = TraceEvent {
+        seq,
+        user_id: user_id.to_owned(),
+        attempt: attempt.to_owned(),
+        leg: leg.to_owned(),
+        sender: from.to_owned(),
+        receiver: to.to_owned(),
+        summary: summary.to_owned(),
+        at,
+    };
+    if let Err(e) = app.store.insert_trace(&event).await {
+        tracing::warn!(error = %e, "a trace event was not stored");
+    }
+}
+
+/// Legs A and B at the authorization server: a code issued to the peer's client.
+pub async fn record_authorization(app: &AppState, grant: &GrantRecord) {
+    let Some(user) = grant.user_id.as_deref() else { return };
+    let (me, peer) = (app.config.party.name, app.config.party.peer_name);
+    let asked = format!("GET /authorize: client_id={}, scope {}, PKCE S256, state", grant.client_id, grant.scope);
+    record(app, user, &grant.id, "A", peer, me, &asked).await;
+    record(app, user, &grant.id, "B", me, peer, "302 to /link/callback: code (redacted), state, iss").await;
+}
+
+/// Tokens issued to the peer's client: legs C and D for a code of the
+/// browser flow, leg G for a code this party pushed with the reciprocal grant.
+pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
+    let Some(user) = grant.user_id.as_deref() else { return };
+    let (me, peer) = (app.config.party.name, app.config.party.peer_name);
+    let (ask, answer) = if pushed { ("G", "G") } else { ("C", "D") };
+    record(app, user, &grant.id, ask, peer, me, "POST /token authorization_code: code (redacted)").await;
+    let tokens = format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
+    record(app, user, &grant.id, answer, me, peer, &tokens).await;
+}

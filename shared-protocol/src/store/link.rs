@@ -1,0 +1,294 @@
+//! The link's own state: the tokens held from the peer, the persisted link
+//! flows (a state machine whose transitions are compare-and-set updates, so
+//! double submits and replays cannot run a step twice) and the trace.
+
+use super::{Store, StoreResult};
+
+/// Tokens the peer issued to this party's client for one user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PeerToken {
+    pub user_id: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub scope: String,
+    pub expires_at: i64,
+    /// Why the token stopped working, when it did.
+    pub broken: Option<String>,
+    pub updated_at: i64,
+}
+
+/// One link attempt (or authorization update) of one user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkFlow {
+    pub id: String,
+    pub user_id: String,
+    pub step: String,
+    pub state_digest: Option<String>,
+    pub pkce_verifier: Option<String>,
+    pub reciprocal_scope: Option<String>,
+    pub message: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One protocol message of a link attempt, as shown on `/link/trace`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TraceEvent {
+    pub seq: i64,
+    pub user_id: String,
+    pub attempt: String,
+    pub leg: String,
+    pub sender: String,
+    pub receiver: String,
+    pub summary: String,
+    pub at: i64,
+}
+
+const FLOW_COLUMNS: &str =
+    "id, user_id, step, state_digest, pkce_verifier, reciprocal_scope, message, created_at, updated_at";
+
+impl Store {
+    pub async fn peer_token(&self, user_id: &str) -> StoreResult<Option<PeerToken>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, access_token, refresh_token, scope, expires_at, broken, updated_at
+             FROM peer_tokens WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Stores (or replaces) the tokens held for a user; they are usable again.
+    pub async fn save_peer_token(&self, t: &PeerToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO peer_tokens (user_id, access_token, refresh_token, scope, expires_at, broken, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6)
+             ON CONFLICT (user_id) DO UPDATE SET access_token = $2, refresh_token = $3, scope = $4,
+                 expires_at = $5, broken = NULL, updated_at = $6",
+        )
+        .bind(&t.user_id)
+        .bind(&t.access_token)
+        .bind(&t.refresh_token)
+        .bind(&t.scope)
+        .bind(t.expires_at)
+        .bind(t.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces the tokens after a refresh, but only if nobody refreshed them
+    /// meanwhile (the refresh token presented is still the one stored).
+    pub async fn replace_refreshed_token(&self, previous_refresh: &str, t: &PeerToken) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE peer_tokens SET access_token = $3, refresh_token = $4, scope = $5, expires_at = $6,
+                 broken = NULL, updated_at = $7
+             WHERE user_id = $1 AND refresh_token = $2",
+        )
+        .bind(&t.user_id)
+        .bind(previous_refresh)
+        .bind(&t.access_token)
+        .bind(&t.refresh_token)
+        .bind(&t.scope)
+        .bind(t.expires_at)
+        .bind(t.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn mark_peer_token_broken(&self, user_id: &str, why: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE peer_tokens SET broken = $2, updated_at = $3 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(why)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the held access token count as expired, so the next use refreshes it.
+    pub async fn mark_peer_token_expired(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE peer_tokens SET expires_at = 0 WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the tokens held for a user, returning them so they can be revoked at the peer.
+    pub async fn take_peer_token(&self, user_id: &str) -> StoreResult<Option<PeerToken>> {
+        let held = self.peer_token(user_id).await?;
+        if let Some(t) = &held {
+            let gone = sqlx::query("DELETE FROM peer_tokens WHERE user_id = $1 AND access_token = $2")
+                .bind(user_id)
+                .bind(&t.access_token)
+                .execute(self.pool())
+                .await?;
+            // Someone else took (or replaced) them first: theirs to revoke.
+            if gone.rows_affected() == 0 {
+                return Ok(None);
+            }
+        }
+        Ok(held)
+    }
+
+    pub async fn insert_flow(&self, f: &LinkFlow) -> StoreResult<()> {
+        sqlx::query(&format!("INSERT INTO link_flows ({FLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+            .bind(&f.id)
+            .bind(&f.user_id)
+            .bind(&f.step)
+            .bind(&f.state_digest)
+            .bind(&f.pkce_verifier)
+            .bind(&f.reciprocal_scope)
+            .bind(&f.message)
+            .bind(f.created_at)
+            .bind(f.updated_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn flow(&self, id: &str) -> StoreResult<Option<LinkFlow>> {
+        Ok(sqlx::query_as(&format!("SELECT {FLOW_COLUMNS} FROM link_flows WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn flow_by_state(&self, state_digest: &str) -> StoreResult<Option<LinkFlow>> {
+        Ok(sqlx::query_as(&format!("SELECT {FLOW_COLUMNS} FROM link_flows WHERE state_digest = $1"))
+            .bind(state_digest)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// The user's most recent flow.
+    pub async fn latest_flow(&self, user_id: &str) -> StoreResult<Option<LinkFlow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {FLOW_COLUMNS} FROM link_flows WHERE user_id = $1 ORDER BY updated_at DESC, created_at DESC LIMIT 1"
+        ))
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Moves a flow from step `from` to step `to`; false when it was not at
+    /// `from` (another request took the step first).
+    pub async fn advance_flow(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        message: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE link_flows SET step = $3, message = $4, updated_at = $5 WHERE id = $1 AND step = $2",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(message)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_flow_reciprocal_scope(&self, id: &str, scope: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE link_flows SET reciprocal_scope = $2 WHERE id = $1")
+            .bind(id)
+            .bind(scope)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_trace(&self, e: &TraceEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO link_trace (seq, user_id, attempt, leg, sender, receiver, summary, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.seq)
+        .bind(&e.user_id)
+        .bind(&e.attempt)
+        .bind(&e.leg)
+        .bind(&e.sender)
+        .bind(&e.receiver)
+        .bind(&e.summary)
+        .bind(e.at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The user's most recent trace events, oldest first.
+    pub async fn trace_of(&self, user_id: &str, limit: i64) -> StoreResult<Vec<TraceEvent>> {
+        let mut events: Vec<TraceEvent> = sqlx::query_as(
+            "SELECT seq, user_id, attempt, leg, sender, receiver, summary, at FROM link_trace
+             WHERE user_id = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        events.reverse();
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::stores;
+
+    fn flow(id: &str, step: &str) -> LinkFlow {
+        LinkFlow {
+            id: id.into(),
+            user_id: "u1".into(),
+            step: step.into(),
+            state_digest: Some(format!("sd-{id}")),
+            pkce_verifier: None,
+            reciprocal_scope: None,
+            message: None,
+            created_at: 10,
+            updated_at: 10,
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_flow_step_is_taken_once() {
+        for store in stores().await {
+            store.insert_flow(&flow("f1", "consent")).await.unwrap();
+            assert!(store.advance_flow("f1", "consent", "sending", None, 11).await.unwrap());
+            assert!(!store.advance_flow("f1", "consent", "sending", None, 12).await.unwrap(), "second submit");
+            let f = store.flow_by_state("sd-f1").await.unwrap().unwrap();
+            assert_eq!(f.step, "sending");
+            assert_eq!(store.latest_flow("u1").await.unwrap().unwrap().id, "f1");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_refresh_replaces_tokens_only_if_nobody_else_did() {
+        for store in stores().await {
+            let t = PeerToken {
+                user_id: "u1".into(),
+                access_token: "at1".into(),
+                refresh_token: Some("rt1".into()),
+                scope: "player:read".into(),
+                expires_at: 100,
+                broken: None,
+                updated_at: 1,
+            };
+            store.save_peer_token(&t).await.unwrap();
+            let next = PeerToken { access_token: "at2".into(), refresh_token: Some("rt2".into()), ..t.clone() };
+            assert!(store.replace_refreshed_token("rt1", &next).await.unwrap());
+            assert!(!store.replace_refreshed_token("rt1", &next).await.unwrap(), "rt1 was already rotated");
+            store.mark_peer_token_broken("u1", "refused", 5).await.unwrap();
+            assert_eq!(store.peer_token("u1").await.unwrap().unwrap().broken.as_deref(), Some("refused"));
+            assert_eq!(store.take_peer_token("u1").await.unwrap().unwrap().access_token, "at2");
+            assert!(store.take_peer_token("u1").await.unwrap().is_none());
+        }
+    }
+}
