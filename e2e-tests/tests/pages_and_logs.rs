@@ -176,25 +176,19 @@ async fn withdrawing_consent_revokes_the_tokens_and_asks_again() {
     let (access, refresh) = token_pair(redeem_code_at_b(&pair, &code, &verifier).await).await;
     assert_eq!(player_at_b(&pair, &access).await.status(), 200);
 
+    // The peer's access is shown with the link, and taken back in the link settings.
     let home = home_page(&user, &pair.b.url).await;
-    assert_eq!(
-        input_value(&home, "client_id").as_deref(),
-        Some(A_CLIENT),
-        "home lists the application with access: {home}"
-    );
-    let csrf = input_value(&home, "csrf_token").unwrap();
-    let res = user
-        .post(format!("{}/consents/revoke", pair.b.url))
-        .form(&[("csrf_token", csrf.as_str()), ("client_id", A_CLIENT)])
-        .send()
-        .await
-        .unwrap();
+    assert!(home.contains("data-link-state=\"one-way\"") && home.contains("Aria Assistant may:"), "{home}");
+    let settings = user.get(format!("{}/link/settings", pair.b.url)).send().await.unwrap().text().await.unwrap();
+    let csrf = input_value(&settings, "csrf_token").unwrap();
+    let res =
+        user.post(format!("{}/link/settings", pair.b.url)).form(&[("csrf_token", csrf.as_str())]).send().await.unwrap();
     assert_eq!(res.status(), 303);
 
     expect_api_error(player_at_b(&pair, &access).await, 401, "invalid_token").await;
     expect_oauth_error(refresh_at_b(&pair, &refresh).await, 400, "invalid_grant").await;
     let home = home_page(&user, &pair.b.url).await;
-    assert_eq!(input_value(&home, "client_id"), None, "the application is gone from home: {home}");
+    assert!(home.contains("data-link-state=\"none\""), "the application is gone from home: {home}");
 
     let (_, challenge) = pkce_pair();
     let again = user.get(b_authorize_url(&pair, "player:read", &challenge, "s")).send().await.unwrap();

@@ -35,7 +35,11 @@ pub fn panel<'a>(app: &'a AppState, user_id: &'a str, csrf: &'a str) -> LocalBox
 
 /// "Play something": A calls B's `/api/player/play` with the token B issued to A.
 #[post("/assistant/play")]
-pub async fn play(app: web::Data<AppState>, session: Session, PageForm(form): PageForm) -> Result<HttpResponse, PageError> {
+pub async fn play(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
     let user_id = session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
     let query = form.get("query").map(str::trim).unwrap_or_default();

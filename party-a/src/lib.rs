@@ -44,7 +44,7 @@ pub static PARTY: Party = Party {
         description: "now playing",
         sql: include_str!("../migrations/0100_now_playing.sql"),
     }],
-    routes: routes,
+    routes,
 };
 
 fn routes(cfg: &mut actix_web::web::ServiceConfig) {

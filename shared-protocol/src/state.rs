@@ -36,7 +36,6 @@ pub struct AppState {
     pub db_seen_at: std::sync::atomic::AtomicI64,
 }
 
-
 impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now()

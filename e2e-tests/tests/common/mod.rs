@@ -223,7 +223,9 @@ pub fn unescape_html(s: &str) -> String {
             "gt" => Some('>'),
             "quot" => Some('"'),
             "apos" => Some('\''),
-            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
+            }
             e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -482,6 +484,11 @@ pub async fn json_ok(res: reqwest::Response) -> serde_json::Value {
 /// Checks an RFC 6749 5.2 error response: `status`, JSON with both `error` and a
 /// non-empty `error_description`, `Cache-Control: no-store`. Returns `error`.
 pub async fn oauth_error(res: reqwest::Response, status: u16) -> String {
+    oauth_error_parts(res, status).await.0
+}
+
+/// `(error, error_description)` of an RFC 6749 5.2 error response with `status`.
+pub async fn oauth_error_parts(res: reqwest::Response, status: u16) -> (String, String) {
     let got = res.status();
     let cache = header(&res, "cache-control").unwrap_or_default();
     let content_type = header(&res, "content-type").unwrap_or_default();
@@ -492,7 +499,7 @@ pub async fn oauth_error(res: reqwest::Response, status: u16) -> String {
     let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     let description = body["error_description"].as_str().unwrap_or_else(|| panic!("no error_description: {text}"));
     assert!(!description.is_empty(), "empty error_description: {text}");
-    body["error"].as_str().unwrap_or_else(|| panic!("no error: {text}")).to_owned()
+    (body["error"].as_str().unwrap_or_else(|| panic!("no error: {text}")).to_owned(), description.to_owned())
 }
 
 /// Asserts an RFC 6749 5.2 error response with `status` and `error` = `code`.
@@ -659,7 +666,14 @@ pub async fn link_until_reciprocal(
 
 /// The whole link from `from`, answering the reciprocal request with
 /// `decision`; returns the outcome page.
-pub async fn link(browser: &reqwest::Client, from: &Party, to: &Party, user: &str, password: &str, decision: &str) -> String {
+pub async fn link(
+    browser: &reqwest::Client,
+    from: &Party,
+    to: &Party,
+    user: &str,
+    password: &str,
+    decision: &str,
+) -> String {
     let (_, html) = link_until_reciprocal(browser, from, to, user, password).await;
     assert_eq!(data_page(&html).as_deref(), Some("reciprocal-consent"), "{html}");
     answer_reciprocal(browser, from, &html, decision).await

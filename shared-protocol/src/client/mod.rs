@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
@@ -198,7 +200,11 @@ impl PeerClient {
             request = request.add_scope(Scope::new(s.to_owned()));
         }
         let (url, state) = request.url();
-        Ok(AuthorizationStart { url: url.to_string(), state: state.secret().clone(), pkce_verifier: verifier.into_secret() })
+        Ok(AuthorizationStart {
+            url: url.to_string(),
+            state: state.secret().clone(),
+            pkce_verifier: verifier.into_secret(),
+        })
     }
 
     /// RFC 6749 4.1.3: redeems the code of our own authorization request.
@@ -271,7 +277,8 @@ impl PeerClient {
     /// RFC 7009 2.1: asks the peer to revoke a token it issued to us.
     pub async fn revoke(&self, app: &AppState, token: &str, hint: &str) -> Result<(), PeerError> {
         let m = self.metadata(app).await?;
-        let endpoint = m.revocation_endpoint.clone().ok_or_else(|| PeerError::Malformed("no revocation endpoint".into()))?;
+        let endpoint =
+            m.revocation_endpoint.clone().ok_or_else(|| PeerError::Malformed("no revocation endpoint".into()))?;
         let res = self
             .authenticated(app, &endpoint)
             .form(&[("token", token), ("token_type_hint", hint)])

@@ -225,10 +225,7 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
 
 /// Refreshes regardless of the stored expiry (the peer said the token is no longer active).
 async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
-    app.store
-        .mark_peer_token_expired(user_id)
-        .await
-        .map_err(LinkProblem::from)?;
+    app.store.mark_peer_token_expired(user_id).await.map_err(LinkProblem::from)?;
     refresh(app, user_id).await
 }
 
@@ -288,8 +285,16 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
     let legacy = app.config.reciprocal_form == ReciprocalForm::Legacy;
     let form = if legacy { "mutual_authorization_code" } else { "reciprocal grant" };
     let me = party.name;
-    trace::record(app, user_id, attempt, "F", me, peer, &format!("{form}: code (scope {scope}), access_token (redacted)"))
-        .await;
+    trace::record(
+        app,
+        user_id,
+        attempt,
+        "F",
+        me,
+        peer,
+        &format!("{form}: code (scope {scope}), access_token (redacted)"),
+    )
+    .await;
     match app.peer.push_reciprocal(app, &code, &held.access_token, legacy).await {
         Ok(()) => {
             trace::record(app, user_id, attempt, "F", peer, me, "200 {}").await;

@@ -61,7 +61,11 @@ async fn fail(app: &AppState, flow: &LinkFlow, from: &str, message: &str) -> Res
 
 /// Step 1: send the user to the peer's authorization endpoint.
 #[post("/link/start")]
-pub async fn start(app: web::Data<AppState>, session: Session, PageForm(form): PageForm) -> Result<HttpResponse, PageError> {
+pub async fn start(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
     let user_id = signed_in(&session)?;
     let party = app.config.party;
@@ -71,13 +75,15 @@ pub async fn start(app: web::Data<AppState>, session: Session, PageForm(form): P
             flow.state_digest = Some(digest(&start.state));
             flow.pkce_verifier = Some(start.pkce_verifier);
             app.store.insert_flow(&flow).await?;
-            let summary = format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer_name, party.wants_from_peer());
+            let summary =
+                format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer_name, party.wants_from_peer());
             trace::record(&app, &user_id, &flow.id, "A", party.name, party.peer_name, &summary).await;
             Ok(redirect(&start.url))
         }
         Err(e) => {
             flow.step = step::FAILED.to_owned();
-            flow.message = Some(format!("{} gave {e}, so linking could not start. Try again in a moment.", party.peer_name));
+            flow.message =
+                Some(format!("{} gave {e}, so linking could not start. Try again in a moment.", party.peer_name));
             app.store.insert_flow(&flow).await?;
             Ok(outcome(&flow.id))
         }
@@ -88,7 +94,11 @@ pub async fn start(app: web::Data<AppState>, session: Session, PageForm(form): P
 /// `iss` (RFC 9207 2.4, the mix-up defence), redeem the code, read the
 /// peer's reciprocal request.
 #[get("/link/callback")]
-pub async fn callback(app: web::Data<AppState>, session: Session, PageQuery(q): PageQuery) -> Result<HttpResponse, PageError> {
+pub async fn callback(
+    app: web::Data<AppState>,
+    session: Session,
+    PageQuery(q): PageQuery,
+) -> Result<HttpResponse, PageError> {
     let user_id = signed_in(&session)?;
     let party = app.config.party;
     let state = q.get("state").ok_or_else(|| PageError::bad_request("The answer from the other site has no state."))?;
@@ -104,12 +114,31 @@ pub async fn callback(app: web::Data<AppState>, session: Session, PageQuery(q): 
     }
     let peer = party.peer_name;
     if q.get("iss") != Some(app.config.peer_url.as_str()) {
-        trace::record(&app, &user_id, &flow.id, "B", peer, party.name, "authorization response with a wrong or missing iss").await;
-        let why = format!("The answer did not come from {peer} (its issuer did not match), so it was ignored. Start again.");
+        trace::record(
+            &app,
+            &user_id,
+            &flow.id,
+            "B",
+            peer,
+            party.name,
+            "authorization response with a wrong or missing iss",
+        )
+        .await;
+        let why =
+            format!("The answer did not come from {peer} (its issuer did not match), so it was ignored. Start again.");
         return fail(&app, &flow, step::AUTHORIZING, &why).await;
     }
     if let Some(error) = q.get("error") {
-        trace::record(&app, &user_id, &flow.id, "B", peer, party.name, &format!("authorization response: error={error}")).await;
+        trace::record(
+            &app,
+            &user_id,
+            &flow.id,
+            "B",
+            peer,
+            party.name,
+            &format!("authorization response: error={error}"),
+        )
+        .await;
         let why = if error == "access_denied" {
             format!("You did not allow it at {peer}, so nothing was linked.")
         } else {
@@ -124,8 +153,26 @@ pub async fn callback(app: web::Data<AppState>, session: Session, PageQuery(q): 
     if !app.store.advance_flow(&flow.id, step::AUTHORIZING, step::SENDING, None, app.now()).await? {
         return Ok(outcome(&flow.id));
     }
-    trace::record(&app, &user_id, &flow.id, "B", peer, party.name, "authorization response: code (redacted), state, iss").await;
-    trace::record(&app, &user_id, &flow.id, "C", party.name, peer, "POST /token authorization_code: code, code_verifier (redacted)").await;
+    trace::record(
+        &app,
+        &user_id,
+        &flow.id,
+        "B",
+        peer,
+        party.name,
+        "authorization response: code (redacted), state, iss",
+    )
+    .await;
+    trace::record(
+        &app,
+        &user_id,
+        &flow.id,
+        "C",
+        party.name,
+        peer,
+        "POST /token authorization_code: code, code_verifier (redacted)",
+    )
+    .await;
     let verifier = flow.pkce_verifier.as_deref().unwrap_or_default();
     let tokens = match app.peer.exchange_code(&app, code, verifier).await {
         Ok(t) => t,
@@ -139,14 +186,16 @@ pub async fn callback(app: web::Data<AppState>, session: Session, PageQuery(q): 
         }
     };
     let asked = tokens.reciprocal.as_deref().or(q.get("reciprocal"));
-    let summary = format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
+    let summary =
+        format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
     trace::record(&app, &user_id, &flow.id, "D", peer, party.name, &summary).await;
     super::keep_peer_tokens(&app, &user_id, &tokens).await?;
 
     // Step 4: what the peer asks for here; the agreed scope when it names none.
     let offered = Scope::parse(party.peer_scope);
     let wanted = Scope::parse(asked.unwrap_or(party.peer_scope));
-    let reciprocal = Scope::parse(&wanted.iter().filter(|s| offered.iter().any(|o| o == *s)).collect::<Vec<_>>().join(" "));
+    let reciprocal =
+        Scope::parse(&wanted.iter().filter(|s| offered.iter().any(|o| o == *s)).collect::<Vec<_>>().join(" "));
     if reciprocal.is_empty() {
         let why = format!("Linked one way: {} may now use {peer}. {peer} asked for nothing in return.", party.name);
         app.store.advance_flow(&flow.id, step::SENDING, step::DONE, Some(&why), app.now()).await?;
@@ -168,7 +217,11 @@ struct ReciprocalConsentPage {
 
 /// Step 5: ask the same user, still here, to let the peer in too.
 #[get("/link/reciprocal")]
-pub async fn reciprocal_page(app: web::Data<AppState>, session: Session, PageQuery(q): PageQuery) -> Result<HttpResponse, PageError> {
+pub async fn reciprocal_page(
+    app: web::Data<AppState>,
+    session: Session,
+    PageQuery(q): PageQuery,
+) -> Result<HttpResponse, PageError> {
     let user_id = signed_in(&session)?;
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
     if flow.step != step::CONSENT {
@@ -258,7 +311,11 @@ struct OutcomePage {
 
 /// What became of a link attempt, with a retry where one makes sense.
 #[get("/link/outcome")]
-pub async fn outcome_page(app: web::Data<AppState>, session: Session, PageQuery(q): PageQuery) -> Result<HttpResponse, PageError> {
+pub async fn outcome_page(
+    app: web::Data<AppState>,
+    session: Session,
+    PageQuery(q): PageQuery,
+) -> Result<HttpResponse, PageError> {
     let user_id = signed_in(&session)?;
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
     let peer = app.config.party.peer_name;
@@ -310,7 +367,11 @@ pub async fn settings_page(app: web::Data<AppState>, session: Session) -> Result
 /// Authorization update: a new code for exactly the chosen scopes, pushed
 /// the same way; no scope left withdraws the peer's access here.
 #[post("/link/settings")]
-pub async fn settings_save(app: web::Data<AppState>, session: Session, form: ScopeForm) -> Result<HttpResponse, PageError> {
+pub async fn settings_save(
+    app: web::Data<AppState>,
+    session: Session,
+    form: ScopeForm,
+) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form.params)?;
     let user_id = signed_in(&session)?;
     let party = app.config.party;
@@ -344,7 +405,11 @@ pub async fn settings_save(app: web::Data<AppState>, session: Session, form: Sco
 
 /// Unlink at this party removes both directions (CONTRACT section 4).
 #[post("/link/unlink")]
-pub async fn unlink(app: web::Data<AppState>, session: Session, PageForm(form): PageForm) -> Result<HttpResponse, PageError> {
+pub async fn unlink(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
     let user_id = signed_in(&session)?;
     let peer = app.config.party.peer_name;
@@ -358,7 +423,16 @@ pub async fn unlink(app: web::Data<AppState>, session: Session, PageForm(form): 
         ),
     });
     app.store.insert_flow(&flow).await?;
-    trace::record(&app, &user_id, &flow.id, "-", app.config.party.name, peer, "POST /revoke (RFC 7009): refresh token (redacted)").await;
+    trace::record(
+        &app,
+        &user_id,
+        &flow.id,
+        "-",
+        app.config.party.name,
+        peer,
+        "POST /revoke (RFC 7009): refresh token (redacted)",
+    )
+    .await;
     Ok(outcome(&flow.id))
 }
 

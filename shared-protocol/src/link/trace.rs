@@ -57,6 +57,7 @@ pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
     let (me, peer) = (app.config.party.name, app.config.party.peer_name);
     let (ask, answer) = if pushed { ("G", "G") } else { ("C", "D") };
     record(app, user, &grant.id, ask, peer, me, "POST /token authorization_code: code (redacted)").await;
-    let tokens = format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
+    let tokens =
+        format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
     record(app, user, &grant.id, answer, me, peer, &tokens).await;
 }

@@ -183,16 +183,15 @@ impl Store {
         message: Option<&str>,
         now: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE link_flows SET step = $3, message = $4, updated_at = $5 WHERE id = $1 AND step = $2",
-        )
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .bind(message)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
+        let done =
+            sqlx::query("UPDATE link_flows SET step = $3, message = $4, updated_at = $5 WHERE id = $1 AND step = $2")
+                .bind(id)
+                .bind(from)
+                .bind(to)
+                .bind(message)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -153,7 +153,9 @@ impl FromRequest for ScopeForm {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = read_form_with_list(req, payload, Some("scope"));
         Box::pin(async move {
-            fut.await.map(|(params, scopes)| ScopeForm { params, scopes }).map_err(|e| PageError::bad_request(e.describe()))
+            fut.await
+                .map(|(params, scopes)| ScopeForm { params, scopes })
+                .map_err(|e| PageError::bad_request(e.describe()))
         })
     }
 }

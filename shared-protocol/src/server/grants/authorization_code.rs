@@ -44,7 +44,12 @@ impl Grant for AuthorizationCode {
         // CONTRACT 4, step 4: the peer's client is told what this party wants back.
         if req.client.client.id == state.config.party.peer_client_id {
             tokens.extra.insert("reciprocal", state.config.party.wants_from_peer());
-            crate::link::trace::record_issued(state, &grant, record.redirect_uri.is_none() && record.code_challenge.is_none()).await;
+            crate::link::trace::record_issued(
+                state,
+                &grant,
+                record.redirect_uri.is_none() && record.code_challenge.is_none(),
+            )
+            .await;
         }
         Ok(tokens.into())
     }

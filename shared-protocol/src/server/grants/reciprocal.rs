@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{Empty, Grant, GrantRequest, GrantResponse};
 use crate::client::{PeerError, MUTUAL_GRANT, RECIPROCAL_GRANT};
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{ApiError, ErrorCode, OAuthError};
 use crate::link::{self, trace};
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:reciprocal`, the token in `access_token`.
@@ -50,10 +50,10 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     let app = req.state;
     let code = req.params.require("code")?;
     // Step 7: the access token must be one we issued, still live, to this very client.
-    let claims = app
-        .verify_access_token(access_token)
-        .await
-        .map_err(|e| OAuthError::invalid_grant(format!("the access_token is not valid here: {}", e.describe())))?;
+    let claims = app.verify_access_token(access_token).await.map_err(|e| match e {
+        ApiError::Internal => OAuthError::new(ErrorCode::ServerError, "the access_token could not be checked"),
+        e => OAuthError::invalid_grant(format!("the access_token is not valid here: {}", e.describe())),
+    })?;
     if claims.client_id != req.client.client.id {
         return Err(OAuthError::invalid_grant("the access_token was issued to another client"));
     }
@@ -63,8 +63,7 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     };
     let peer = app.config.party.peer_name;
     let me = app.config.party.name;
-    trace::record(app, &user_id, &claims.gid, "F", peer, me, "reciprocal grant: code + access_token (redacted)")
-        .await;
+    trace::record(app, &user_id, &claims.gid, "F", peer, me, "reciprocal grant: code + access_token (redacted)").await;
 
     trace::record(app, &user_id, &claims.gid, "G", me, peer, "authorization_code grant: the pushed code").await;
     let tokens = app.peer.redeem_pushed_code(app, code).await.map_err(|e| {
@@ -89,4 +88,69 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     link::keep_peer_tokens(app, &user_id, &tokens).await?;
     trace::record(app, &user_id, &claims.gid, "F", me, peer, "200 {}").await;
     Ok(GrantResponse::Accepted(Empty {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::server::grants::issue_tokens;
+    use crate::state::AppState;
+    use crate::store::GrantRecord;
+    use crate::testing::{exchange, state, user_grant};
+
+    async fn token_of(app: &AppState, client_id: &str, id: &str) -> String {
+        let grant = GrantRecord { client_id: client_id.into(), ..user_grant(app, id).await };
+        let grant = GrantRecord { id: format!("{id}-{client_id}"), ..grant };
+        app.store.insert_grant(&grant).await.unwrap();
+        issue_tokens(app, &grant, None, false).await.unwrap().access_token
+    }
+
+    async fn push(app: &AppState, token: &str) -> OAuthError {
+        exchange(&Reciprocal, app, &format!("code=c1&access_token={token}")).await.unwrap_err()
+    }
+
+    #[actix_web::test]
+    async fn a_token_issued_to_another_client_is_foreign() {
+        let app = state(ManualClock::new(1_000)).await;
+        let token = token_of(&app, "speaker", "g1").await;
+        let err = push(&app, &token).await;
+        assert_eq!(
+            (err.code, err.description.as_ref()),
+            (ErrorCode::InvalidGrant, "the access_token was issued to another client")
+        );
+    }
+
+    #[actix_web::test]
+    async fn an_expired_or_revoked_or_unknown_token_is_refused() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        let expiring = token_of(&app, "peer", "g2").await;
+        let revoked = token_of(&app, "peer", "g3").await;
+        app.revoke_grant("g3-peer").await.unwrap();
+        assert!(push(&app, &revoked).await.description.contains("revoked"));
+        assert_eq!(push(&app, "not-a-token").await.code, ErrorCode::InvalidGrant);
+        clock.advance(app.config.lifetimes.access_token);
+        assert!(push(&app, &expiring).await.description.contains("expired"));
+    }
+
+    #[actix_web::test]
+    async fn the_code_and_token_are_required() {
+        let app = state(ManualClock::new(1_000)).await;
+        let err = exchange(&Reciprocal, &app, "access_token=x").await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        let err = exchange(&Reciprocal, &app, "code=c").await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        // The legacy form wants the token in the Authorization header.
+        let err = exchange(&LegacyMutual, &app, "code=c").await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+
+    #[actix_web::test]
+    async fn a_peer_that_cannot_be_reached_is_a_temporary_failure() {
+        let app = state(ManualClock::new(1_000)).await;
+        let token = token_of(&app, "peer", "g4").await;
+        let err = push(&app, &token).await;
+        assert_eq!(err.code, ErrorCode::TemporarilyUnavailable, "{}", err.description);
+    }
 }

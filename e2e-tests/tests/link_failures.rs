@@ -1,0 +1,271 @@
+//! Everything that can go wrong around the reciprocal link: every error row
+//! of CONTRACT section 4 step 8, the peer down or silent at each outbound
+//! leg, a restart between legs, double submits, the back button, replayed or
+//! forged callbacks, and a link the peer withdrew.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const RECIPROCAL: &str = "urn:ietf:params:oauth:grant-type:reciprocal";
+
+/// POSTs the reciprocal grant to B as `voice-assistant` with `form`.
+async fn push_to_b(pair: &Pair, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    let mut body = vec![("grant_type", RECIPROCAL), ("client_id", A_CLIENT)];
+    body.extend_from_slice(form);
+    http().post(format!("{}/token", pair.b.url)).basic_auth(A_CLIENT, Some(secret)).form(&body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_error_row_of_the_reciprocal_grant() {
+    let mut pair = spawn_pair().await;
+    let (access, refresh) = token_for(&pair, "alice", "player:read").await;
+
+    // A code A never minted: A refuses it, so B answers invalid_grant.
+    let res = push_to_b(&pair, A_SECRET, &[("code", "made-up"), ("access_token", &access)]).await;
+    let (error, why) = oauth_error_parts(res, 400).await;
+    assert!(error == "invalid_grant" && why.contains("refused the code"), "{why}");
+
+    // Bad, foreign-issuer and user-less access tokens.
+    let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", "not-a-jwt")]).await;
+    expect_oauth_error(res, 400, "invalid_grant").await;
+    let a_token = json_ok(client_credentials(&pair.a.url, B_CLIENT, B_SECRET, &[]).await).await;
+    let foreign = a_token["access_token"].as_str().unwrap();
+    expect_oauth_error(
+        push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", foreign)]).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let no_user = client_credentials_token_at_b(&pair, &[]).await;
+    let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", &no_user)]).await;
+    assert_eq!(
+        oauth_error_parts(res, 400).await,
+        ("invalid_grant".into(), "the access_token does not name a user".into())
+    );
+
+    // Missing parameters.
+    expect_oauth_error(push_to_b(&pair, A_SECRET, &[("code", "c")]).await, 400, "invalid_request").await;
+    expect_oauth_error(push_to_b(&pair, A_SECRET, &[("access_token", &access)]).await, 400, "invalid_request").await;
+
+    // Client authentication (RFC 6749 2.3).
+    let res = push_to_b(&pair, "wrong-secret", &[("code", "c"), ("access_token", &access)]).await;
+    assert!(www_authenticate(&res).starts_with("Basic"));
+    expect_oauth_error(res, 401, "invalid_client").await;
+    let anonymous = http()
+        .post(format!("{}/token", pair.b.url))
+        .form(&[("grant_type", RECIPROCAL), ("code", "c"), ("access_token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(anonymous, 401, "invalid_client").await;
+
+    // The legacy form takes the token from the Authorization header only.
+    let legacy = |token: Option<&str>| {
+        let mut req = http().post(format!("{}/token", pair.b.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.form(&[
+            ("grant_type", "mutual_authorization_code"),
+            ("code", "made-up"),
+            ("client_id", A_CLIENT),
+            ("client_secret", A_SECRET),
+        ])
+        .send()
+    };
+    expect_oauth_error(legacy(None).await.unwrap(), 400, "invalid_request").await;
+    expect_oauth_error(legacy(Some(&access)).await.unwrap(), 400, "invalid_grant").await;
+
+    // Party A down: B cannot redeem the code and says it is temporary.
+    pair.a.stop();
+    let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", &access)]).await;
+    expect_oauth_error(res, 503, "temporarily_unavailable").await;
+
+    // A revoked token.
+    assert_eq!(revoke_at_b(&pair, &refresh, None).await.status(), 200);
+    let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", &access)]).await;
+    let (error, why) = oauth_error_parts(res, 400).await;
+    assert!(error == "invalid_grant" && why.contains("revoked"), "{why}");
+}
+
+#[tokio::test]
+async fn the_peer_down_when_linking_starts_is_said_plainly() {
+    let mut pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    pair.b.stop();
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    let (_, outcome) = submit(&alice, &format!("{}/link/start", pair.a.url), &home, &[]).await;
+    assert_eq!(flow_step(&outcome), "failed");
+    assert!(outcome.contains("Tempo Music gave no answer (it could not be reached)"), "{outcome}");
+    assert!(outcome.contains("Start linking again"), "a way to retry: {outcome}");
+    assert_eq!(link_state(&alice, &pair.a.url).await, "none");
+}
+
+#[tokio::test]
+async fn a_silent_peer_times_out_with_a_message() {
+    // A "peer" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let dir = scratch_dir();
+    let db = database_url(&dir, "party-a", false).await;
+    let port = free_port();
+    let a = start("party-a", port, &silent_url, &db, &dir, &["--peer-timeout".into(), "1".into()]).await;
+    let alice = browser();
+    login(&alice, &a.url, "alice", "wonderland").await;
+    let (_, home) = page(&alice, &format!("{}/", a.url)).await;
+    let began = Instant::now();
+    let (_, outcome) = submit(&alice, &format!("{}/link/start", a.url), &home, &[]).await;
+    assert!(began.elapsed() < Duration::from_secs(5), "bounded by --peer-timeout");
+    assert!(outcome.contains("did not answer in time"), "{outcome}");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn the_peer_down_at_the_callback_fails_cleanly_and_linking_again_works() {
+    let mut pair = spawn_pair().await;
+    let alice = user_at_both(&pair, "alice").await;
+    // Walk to B's redirect back to A, and stop B before A redeems the code.
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    let csrf = input_value(&home, "csrf_token").unwrap();
+    let to_b = alice.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", csrf)]).send().await.unwrap();
+    let consent = alice.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let back = decide(&alice, &pair.b.url, &consent, "approve").await;
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+    pair.b.stop();
+    let (_, outcome) = page(&alice, &callback).await;
+    assert_eq!(flow_step(&outcome), "failed");
+    assert!(outcome.contains("Tempo Music gave no answer"), "{outcome}");
+    assert_eq!(link_state(&alice, &pair.a.url).await, "none");
+
+    pair.b.restart().await;
+    let outcome = link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    assert_eq!(flow_step(&outcome), "done", "{outcome}");
+    assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
+}
+
+#[tokio::test]
+async fn the_peer_down_at_the_reciprocal_push_offers_a_retry_that_completes() {
+    let mut pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    pair.b.stop();
+    let outcome = answer_reciprocal(&alice, &pair.a, &consent, "approve").await;
+    assert_eq!(flow_step(&outcome), "failed");
+    assert!(outcome.contains("Tempo Music gave no answer") && outcome.contains("Try again"), "{outcome}");
+
+    pair.b.restart().await;
+    assert_eq!(link_state(&alice, &pair.b.url).await, "one-way", "B never got A's token");
+    let flow = input_value(&outcome, "flow").unwrap();
+    let (_, done) =
+        submit(&alice, &format!("{}/link/reciprocal", pair.a.url), &outcome, &[("flow", &flow), ("decision", "retry")])
+            .await;
+    assert_eq!(flow_step(&done), "done", "{done}");
+    assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
+}
+
+#[tokio::test]
+async fn a_restart_of_b_between_steps_3_and_6_lets_the_link_complete() {
+    let mut pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    assert_eq!(data_page(&consent).as_deref(), Some("reciprocal-consent"));
+    pair.b.restart().await;
+    let outcome = answer_reciprocal(&alice, &pair.a, &consent, "approve").await;
+    assert_eq!(flow_step(&outcome), "done", "{outcome}");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
+}
+
+#[tokio::test]
+async fn double_submits_the_back_button_and_replayed_callbacks_are_harmless() {
+    let pair = spawn_pair().await;
+    let alice = user_at_both(&pair, "alice").await;
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    let csrf = input_value(&home, "csrf_token").unwrap();
+    let to_b = alice.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", &csrf)]).send().await.unwrap();
+    let consent = alice.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let back = decide(&alice, &pair.b.url, &consent, "approve").await;
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+
+    // A forged issuer is refused before the code is used (RFC 9207 mix-up defence).
+    let forged = callback.replace(&format!("iss={}", urlencoded(&pair.b.url)), "iss=http%3A%2F%2Fevil.example");
+    assert_ne!(forged, callback);
+    let (_, outcome) = page(&alice, &forged).await;
+    assert!(outcome.contains("its issuer did not match"), "{outcome}");
+    // ... and that attempt is over: the genuine answer replayed now changes nothing.
+    let (_, again) = page(&alice, &callback).await;
+    assert_eq!(flow_step(&again), "failed");
+
+    // A fresh attempt; its callback is replayed after it completed.
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    let flow = input_value(&consent, "flow").unwrap();
+    let form = consent_fields(&consent, &flow, "approve");
+    let first = alice.post(format!("{}/link/reciprocal", pair.a.url)).form(&form).send().await.unwrap();
+    let second = alice.post(format!("{}/link/reciprocal", pair.a.url)).form(&form).send().await.unwrap();
+    let (_, first) = follow(&alice, first).await;
+    let (_, second) = follow(&alice, second).await;
+    assert_eq!((flow_step(&first), flow_step(&second)), ("done".into(), "done".into()));
+    // The back button to the consent page shows the outcome instead.
+    let (_, back_to_consent) = page(&alice, &format!("{}/link/reciprocal?flow={flow}", pair.a.url)).await;
+    assert_eq!(data_page(&back_to_consent).as_deref(), Some("link-outcome"));
+    let (_, trace) = page(&alice, &format!("{}/link/trace", pair.a.url)).await;
+    assert_eq!(trace.matches("reciprocal grant: code").count(), 1, "one push for two submits: {trace}");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
+
+    // Someone else's browser cannot use alice's callback.
+    let bob = browser();
+    login(&bob, &pair.a.url, "bob", "builder").await;
+    expect_error_page(bob.get(&callback).send().await.unwrap(), 400).await;
+    // Nor can a made-up state.
+    let made_up = format!("{}/link/callback?code=x&state=nope&iss={}", pair.a.url, urlencoded(&pair.b.url));
+    expect_error_page(alice.get(made_up).send().await.unwrap(), 400).await;
+}
+
+fn urlencoded(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn consent_fields(html: &str, flow: &str, decision: &str) -> Vec<(String, String)> {
+    vec![
+        ("csrf_token".into(), input_value(html, "csrf_token").unwrap()),
+        ("flow".into(), flow.into()),
+        ("decision".into(), decision.into()),
+    ]
+}
+
+#[tokio::test]
+async fn a_link_withdrawn_at_the_peer_shows_as_broken() {
+    let pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    // At B, take back everything Aria may do there.
+    let (_, settings) = page(&alice, &format!("{}/link/settings", pair.b.url)).await;
+    submit(&alice, &format!("{}/link/settings", pair.b.url), &settings, &[]).await;
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    assert!(home.contains("data-link-state=\"one-way\""), "{home}");
+    assert!(home.contains("Tempo Music no longer accepts this link"), "the home page says so: {home}");
+    let after = play_from_a(&alice, &pair, "jazz").await;
+    assert!(after.contains("no longer accepts this link"), "{after}");
+}
+
+#[tokio::test]
+async fn held_tokens_are_refreshed_before_they_expire() {
+    // B issues tokens that live 30 s, inside A's one-minute refresh margin.
+    let pair = spawn_pair_with(&[], &["--access-token-ttl", "30"]).await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    let first = held_token(&pair.a, "alice").await.unwrap();
+    let home = play_from_a(&alice, &pair, "jazz").await;
+    assert!(home.contains("is playing So What"), "{home}");
+    let second = held_token(&pair.a, "alice").await.unwrap();
+    assert_ne!(first, second, "refreshed before use");
+    assert_eq!(player_at_b(&pair, &second).await.status(), 200);
+}
