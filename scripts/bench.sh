@@ -4,8 +4,10 @@
 # (client_credentials, client_secret_basic, ES256), a protected API call with a
 # valid token (/api/whoami: the guard alone; /api/player: guard plus a
 # database read), and /healthz (the framework's ceiling in the same run); then
-# criterion benches of token signing and verification.
-#   DURATION=10s CONNECTIONS=64 scripts/bench.sh
+# criterion benches of token signing and verification; then whole reciprocal
+# links per second with both parties (one worker each, one core each) and the
+# p50/p99 of the server-side reciprocal part (steps 6-8).
+#   DURATION=10s CONNECTIONS=64 LINK_USERS=200 LINK_CONCURRENCY=16 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,8 @@ if ! command -v wrk >/dev/null; then
 fi
 
 echo "== building (release)"
-cargo build --release -q -p party-b
+cargo build --release -q -p party-a -p party-b
+cargo build --release -q -p e2e-tests --bin link-bench
 
 work="$(mktemp -d)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18002)
@@ -27,7 +30,8 @@ B="http://127.0.0.1:$port"
 taskset -c 0 target/release/party-b --listen "127.0.0.1:$port" --public-url "$B" --peer-url http://127.0.0.1:9 \
   --database-url "sqlite://$work/b.db" --workers 1 >"$work/out.log" 2>"$work/err.log" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+pids="$server"
+trap 'kill $pids 2>/dev/null; wait $pids 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.1; done
 
 # A user's access token through the real code flow (login, consent, PKCE).
@@ -80,3 +84,17 @@ run "GET /api/player with a valid token (+SQLite)" -H "Authorization: Bearer $to
 
 echo "== criterion: token signing and verification"
 cargo bench -q -p shared-protocol --bench tokens 2>/dev/null | grep -E "^(sign|verify|guard)|time:"
+
+echo "== links (party A: 1 worker on core 0; party B: 1 worker on core 1; A on SQLite, B on SQLite)"
+kill "$server"; wait "$server" 2>/dev/null || true
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pa=$(free_port); pb=$(free_port)
+LA="http://127.0.0.1:$pa"; LB="http://127.0.0.1:$pb"
+taskset -c 0 target/release/party-a --listen "127.0.0.1:$pa" --public-url "$LA" --peer-url "$LB" \
+  --database-url "sqlite://$work/la.db" --workers 1 --no-demo-data >"$work/la.out" 2>"$work/la.err" &
+pids="$pids $!"
+taskset -c 1 target/release/party-b --listen "127.0.0.1:$pb" --public-url "$LB" --peer-url "$LA" \
+  --database-url "sqlite://$work/lb.db" --workers 1 --no-demo-data >"$work/lb.out" 2>"$work/lb.err" &
+pids="$pids $!"
+for url in "$LA" "$LB"; do for _ in $(seq 1 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done; done
+target/release/link-bench "$LA" "$LB" "${LINK_USERS:-200}" "${LINK_CONCURRENCY:-16}"

@@ -142,7 +142,7 @@ async fn the_peer_down_at_the_callback_fails_cleanly_and_linking_again_works() {
     assert_eq!(link_state(&alice, &pair.a.url).await, "none");
 
     pair.b.restart().await;
-    let outcome = link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    let outcome = link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     assert_eq!(flow_step(&outcome), "done", "{outcome}");
     assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
 }
@@ -152,9 +152,9 @@ async fn the_peer_down_at_the_reciprocal_push_offers_a_retry_that_completes() {
     let mut pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland").await;
     pair.b.stop();
-    let outcome = answer_reciprocal(&alice, &pair.a, &consent, "approve").await;
+    let outcome = answer_reciprocal(&alice, &pair.a.url, &consent, "approve").await;
     assert_eq!(flow_step(&outcome), "failed");
     assert!(outcome.contains("Tempo Music gave no answer") && outcome.contains("Try again"), "{outcome}");
 
@@ -174,10 +174,10 @@ async fn a_restart_of_b_between_steps_3_and_6_lets_the_link_complete() {
     let mut pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland").await;
     assert_eq!(data_page(&consent).as_deref(), Some("reciprocal-consent"));
     pair.b.restart().await;
-    let outcome = answer_reciprocal(&alice, &pair.a, &consent, "approve").await;
+    let outcome = answer_reciprocal(&alice, &pair.a.url, &consent, "approve").await;
     assert_eq!(flow_step(&outcome), "done", "{outcome}");
     assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
 }
@@ -203,7 +203,7 @@ async fn double_submits_the_back_button_and_replayed_callbacks_are_harmless() {
     assert_eq!(flow_step(&again), "failed");
 
     // A fresh attempt; its callback is replayed after it completed.
-    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland").await;
     let flow = input_value(&consent, "flow").unwrap();
     let form = consent_fields(&consent, &flow, "approve");
     let first = alice.post(format!("{}/link/reciprocal", pair.a.url)).form(&form).send().await.unwrap();
@@ -244,7 +244,7 @@ async fn a_link_withdrawn_at_the_peer_shows_as_broken() {
     let pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     // At B, take back everything Aria may do there.
     let (_, settings) = page(&alice, &format!("{}/link/settings", pair.b.url)).await;
     submit(&alice, &format!("{}/link/settings", pair.b.url), &settings, &[]).await;
@@ -261,7 +261,7 @@ async fn held_tokens_are_refreshed_before_they_expire() {
     let pair = spawn_pair_with(&[], &["--access-token-ttl", "30"]).await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     let first = held_token(&pair.a, "alice").await.unwrap();
     let home = play_from_a(&alice, &pair, "jazz").await;
     assert!(home.contains("is playing So What"), "{home}");

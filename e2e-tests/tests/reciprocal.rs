@@ -13,14 +13,14 @@ async fn linking_at_a_links_both_ways_and_music_shows_on_the_assistant() {
     login(&alice, &pair.a.url, "alice", "wonderland").await;
     assert_eq!(link_state(&alice, &pair.a.url).await, "none");
 
-    let (_, consent) = link_until_reciprocal(&alice, &pair.a, &pair.b, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland").await;
     assert_eq!(data_page(&consent).as_deref(), Some("reciprocal-consent"), "{consent}");
     assert!(
         consent.contains("Tempo Music")
             && consent.contains("assistant:notify")
             && consent.contains("assistant:announce")
     );
-    let outcome = answer_reciprocal(&alice, &pair.a, &consent, "approve").await;
+    let outcome = answer_reciprocal(&alice, &pair.a.url, &consent, "approve").await;
     assert_eq!(flow_step(&outcome), "done", "{outcome}");
 
     assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
@@ -47,12 +47,12 @@ async fn linking_at_b_is_the_mirror_image() {
     let pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.b.url, "alice", "wonderland").await;
-    let (_, consent) = link_until_reciprocal(&alice, &pair.b, &pair.a, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.b.url, &pair.a.url, "alice", "wonderland").await;
     assert_eq!(data_page(&consent).as_deref(), Some("reciprocal-consent"), "{consent}");
     assert!(
         consent.contains("Aria Assistant") && consent.contains("player:control") && consent.contains("player:read")
     );
-    let outcome = answer_reciprocal(&alice, &pair.b, &consent, "approve").await;
+    let outcome = answer_reciprocal(&alice, &pair.b.url, &consent, "approve").await;
     assert_eq!(flow_step(&outcome), "done", "{outcome}");
     assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
     assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
@@ -70,7 +70,7 @@ async fn denying_the_reciprocal_request_leaves_a_one_way_link() {
     let pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    let outcome = link(&alice, &pair.a, &pair.b, "alice", "wonderland", "deny").await;
+    let outcome = link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "deny").await;
     assert_eq!(flow_step(&outcome), "done");
     assert!(outcome.contains("Linked one way"), "{outcome}");
     let (_, a_home) = page(&alice, &format!("{}/", pair.a.url)).await;
@@ -99,7 +99,7 @@ async fn the_settings_page_updates_exactly_what_the_peer_may_do() {
     let pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     let first = held_token(&pair.b, "alice").await.unwrap();
     let (_, settings) = page(&alice, &format!("{}/link/settings", pair.a.url)).await;
     assert_eq!(settings.matches(" checked").count(), 2, "both scopes ticked: {settings}");
@@ -143,7 +143,7 @@ async fn the_settings_page_updates_exactly_what_the_peer_may_do() {
 async fn unlink_and_check(pair: &Pair, at: &Party) {
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     let a_holds = held_token(&pair.a, "alice").await.unwrap();
     let b_holds = held_token(&pair.b, "alice").await.unwrap();
     assert_eq!(player_at_b(pair, &a_holds).await.status(), 200);
@@ -178,7 +178,7 @@ async fn the_legacy_mutual_grant_links_the_same_way() {
     let pair = spawn_pair_with(&["--reciprocal-form", "legacy"], &[]).await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    let outcome = link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    let outcome = link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     assert_eq!(flow_step(&outcome), "done", "{outcome}");
     assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
     let (_, trace) = page(&alice, &format!("{}/link/trace", pair.a.url)).await;
@@ -193,7 +193,7 @@ async fn the_trace_shows_every_leg_and_no_secret() {
     let pair = spawn_pair().await;
     let alice = browser();
     login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a, &pair.b, "alice", "wonderland", "approve").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
     let (_, a_trace) = page(&alice, &format!("{}/link/trace", pair.a.url)).await;
     assert_eq!(data_page(&a_trace).as_deref(), Some("trace"));
     assert!(a_trace.contains("<svg") && !a_trace.contains("<script"), "drawn by the server: {a_trace}");
@@ -210,14 +210,6 @@ async fn the_trace_shows_every_leg_and_no_secret() {
     }
 }
 
-/// Creates `username` at `base` through the signup form (which signs them in).
-async fn sign_up(user: &reqwest::Client, base: &str, username: &str, password: &str) {
-    let (_, form) = page(user, &format!("{base}/signup")).await;
-    let fields = [("username", username), ("password", password), ("next", "/")];
-    let (_, home) = submit(user, &format!("{base}/signup"), &form, &fields).await;
-    assert_eq!(data_page(&home).as_deref(), Some("home"), "{home}");
-}
-
 #[tokio::test]
 async fn fifty_users_link_at_once_without_mixing_anything_up() {
     let pair = spawn_pair().await;
@@ -229,7 +221,7 @@ async fn fifty_users_link_at_once_without_mixing_anything_up() {
             let user = browser();
             sign_up(&user, &pair.a.url, &name, &password).await;
             sign_up(&user, &pair.b.url, &name, &password).await;
-            let outcome = link(&user, &pair.a, &pair.b, &name, &password, "approve").await;
+            let outcome = link(&user, &pair.a.url, &pair.b.url, &name, &password, "approve").await;
             assert_eq!(flow_step(&outcome), "done", "{name}: {outcome}");
             play_from_a(&user, pair, &format!("{name} mix")).await;
             (name, user)

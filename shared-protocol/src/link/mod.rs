@@ -144,6 +144,24 @@ pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
     }
 }
 
+/// Step 4: what the peer asks for here. The token response's `reciprocal`
+/// wins over the authorization response's; with neither, the scope the two
+/// parties agreed beforehand (`agreed`) applies. Only scopes in `agreed` may
+/// be granted, whatever the peer asks for.
+pub fn reciprocal_request(
+    in_token_response: Option<&str>,
+    in_authorization_response: Option<&str>,
+    agreed: &str,
+) -> Scope {
+    let agreed = Scope::parse(agreed);
+    let asked = match in_token_response.or(in_authorization_response) {
+        Some(s) if Scope::is_well_formed(s) => Scope::parse(s),
+        Some(_) => Scope::default(),
+        None => agreed.clone(),
+    };
+    asked.intersection(&agreed)
+}
+
 /// One scope with the words a user reads.
 #[derive(Debug, Clone)]
 pub struct ScopeWords {
@@ -401,4 +419,26 @@ pub async fn call_peer_api(
         return Err(LinkProblem::Refused(why));
     }
     Err(LinkProblem::Refused("the renewed access was refused too".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reciprocal_request;
+
+    const AGREED: &str = "assistant:announce assistant:notify";
+
+    #[test]
+    fn the_token_response_wins_then_the_authorization_response_then_the_agreed_scope() {
+        assert_eq!(reciprocal_request(Some("assistant:notify"), Some(AGREED), AGREED).to_string(), "assistant:notify");
+        assert_eq!(reciprocal_request(None, Some("assistant:announce"), AGREED).to_string(), "assistant:announce");
+        assert_eq!(reciprocal_request(None, None, AGREED).to_string(), AGREED);
+    }
+
+    #[test]
+    fn the_peer_gets_no_more_than_was_agreed() {
+        let asked = "assistant:notify admin:everything";
+        assert_eq!(reciprocal_request(Some(asked), None, AGREED).to_string(), "assistant:notify");
+        assert!(reciprocal_request(Some("admin"), None, AGREED).is_empty());
+        assert!(reciprocal_request(Some("bad\"quote"), None, AGREED).is_empty());
+    }
 }

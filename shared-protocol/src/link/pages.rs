@@ -191,11 +191,7 @@ pub async fn callback(
     trace::record(&app, &user_id, &flow.id, "D", peer, party.name, &summary).await;
     super::keep_peer_tokens(&app, &user_id, &tokens).await?;
 
-    // Step 4: what the peer asks for here; the agreed scope when it names none.
-    let offered = Scope::parse(party.peer_scope);
-    let wanted = Scope::parse(asked.unwrap_or(party.peer_scope));
-    let reciprocal =
-        Scope::parse(&wanted.iter().filter(|s| offered.iter().any(|o| o == *s)).collect::<Vec<_>>().join(" "));
+    let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.peer_scope);
     if reciprocal.is_empty() {
         let why = format!("Linked one way: {} may now use {peer}. {peer} asked for nothing in return.", party.name);
         app.store.advance_flow(&flow.id, step::SENDING, step::DONE, Some(&why), app.now()).await?;

@@ -19,6 +19,9 @@ impl Scope {
     pub fn union(&self, other: &Scope) -> Scope {
         Scope(self.0.union(&other.0).cloned().collect())
     }
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Scope(self.0.intersection(&other.0).cloned().collect())
+    }
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
