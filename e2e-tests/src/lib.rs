@@ -157,7 +157,7 @@ pub mod walk {
                     .await;
         }
         if data_page(&html).as_deref() == Some("consent") {
-            let res = decide(browser, &to, &html, "approve").await;
+            let res = decide(browser, to, &html, "approve").await;
             (url, html) = follow(browser, res).await;
         }
         (url, html)
