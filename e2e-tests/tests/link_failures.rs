@@ -269,3 +269,47 @@ async fn held_tokens_are_refreshed_before_they_expire() {
     assert_ne!(first, second, "refreshed before use");
     assert_eq!(player_at_b(&pair, &second).await.status(), 200);
 }
+
+#[tokio::test]
+async fn unlinking_while_the_peer_is_down_can_be_finished_later() {
+    let mut pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let b_holds = held_token(&pair.b, "alice").await.unwrap();
+    pair.b.stop();
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    let (_, outcome) = submit(&alice, &format!("{}/link/unlink", pair.a.url), &home, &[]).await;
+    assert!(outcome.contains("Unlink again once it is back"), "{outcome}");
+    // A's side is gone at once: B's token no longer works at A.
+    let card = serde_json::json!({"title": "T", "artist": "A"});
+    let res =
+        http().post(format!("{}/api/now-playing", pair.a.url)).bearer_auth(&b_holds).json(&card).send().await.unwrap();
+    expect_api_error(res, 401, "invalid_token").await;
+
+    pair.b.restart().await;
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    assert!(home.contains("Unlinking did not reach Tempo Music"), "the home page says what is left: {home}");
+    let (_, outcome) = submit(&alice, &format!("{}/link/unlink", pair.a.url), &home, &[]).await;
+    assert!(outcome.contains("Unlinked:"), "{outcome}");
+    assert_eq!(link_state(&alice, &pair.a.url).await, "none");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "none");
+}
+
+#[tokio::test]
+async fn denying_when_linking_again_withdraws_the_earlier_access() {
+    let pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let first = held_token(&pair.a, "alice").await.unwrap();
+    let outcome = link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "deny").await;
+    assert!(outcome.contains("Linked one way"), "{outcome}");
+    let (_, a_home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    assert!(a_home.contains("data-link-state=\"one-way\""), "{a_home}");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "one-way");
+    // The replaced token from the first link was revoked at B; the new one works.
+    expect_api_error(player_at_b(&pair, &first).await, 401, "invalid_token").await;
+    let second = held_token(&pair.a, "alice").await.unwrap();
+    assert_eq!(player_at_b(&pair, &second).await.status(), 200);
+}

@@ -178,13 +178,22 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
     Ok(server.run())
 }
 
-/// Learns of revocations made by other instances sharing the database.
+/// Learns of revocations made by other instances sharing the database, and
+/// once an hour forgets link history past its retention (a week of trace, a
+/// month of finished link attempts).
 fn spawn_revocation_sync(state: aw::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             let now = state.now();
+            if ticks.is_multiple_of(3600) {
+                if let Err(e) = state.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await {
+                    tracing::warn!(error = %e, "pruning link history failed");
+                }
+            }
+            ticks += 1;
             let forget_before = now - state.config.lifetimes.access_token - 60;
             if let Err(e) = state.revocations.sync(&state.store, now, forget_before).await {
                 tracing::warn!(error = %e, "revocation sync failed");

@@ -119,13 +119,16 @@ pub struct IssuedTokens {
     pub reciprocal: Option<String>,
 }
 
-impl From<PeerTokenResponse> for IssuedTokens {
-    fn from(r: PeerTokenResponse) -> Self {
+impl IssuedTokens {
+    /// `requested` stands in for an omitted `scope` (RFC 6749 5.1: then it is the one requested).
+    fn from_response(r: PeerTokenResponse, requested: &str) -> Self {
+        let scope = r.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
         Self {
             access_token: r.access_token().secret().clone(),
             refresh_token: r.refresh_token().map(|t| t.secret().clone()),
-            expires_in: r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300),
-            scope: r.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+            // Bounded, so a strange answer neither overflows nor forces a refresh on every use.
+            expires_in: r.expires_in().map_or(300, |d| d.as_secs().clamp(1, 366 * 24 * 3600) as i64),
+            scope: scope.unwrap_or_else(|| requested.to_owned()),
             reciprocal: r.extra_fields().reciprocal.clone(),
         }
     }
@@ -138,11 +141,33 @@ pub struct AuthorizationStart {
     pub pkce_verifier: String,
 }
 
-/// This party's client of the peer: cached metadata and per-user refresh locks.
+/// One async lock per user, created on demand.
+#[derive(Default)]
+pub struct UserLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl UserLocks {
+    pub fn of(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().expect("user locks");
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(user_id.to_owned()).or_default().clone()
+    }
+}
+
+/// This party's client of the peer: cached metadata, per-user locks and
+/// recent confirmations that a held token is still active.
 #[derive(Default)]
 pub struct PeerClient {
     metadata: RwLock<Option<(Arc<PeerMetadata>, i64)>>,
-    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One refresh at a time per user, so concurrent requests never present
+    /// the same refresh token twice (which the peer would treat as theft).
+    pub refresh_locks: UserLocks,
+    /// One change of what the peer may do here at a time per user (link,
+    /// retry, settings), so two pushes never race over the same grants.
+    pub update_locks: UserLocks,
+    /// user → (access token digest, when the peer last said it is active).
+    confirmed: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl PeerClient {
@@ -166,6 +191,16 @@ impl PeerClient {
         // RFC 8414 3.3: a document naming another issuer must not be used.
         if m.issuer != app.config.peer_url {
             return Err(PeerError::Malformed(format!("its metadata names the issuer {}", m.issuer)));
+        }
+        // Our credentials go to these endpoints: they must be the peer's own.
+        let endpoints = [Some(&m.authorization_endpoint), Some(&m.token_endpoint)]
+            .into_iter()
+            .chain([m.revocation_endpoint.as_ref(), m.introspection_endpoint.as_ref()])
+            .flatten();
+        for e in endpoints {
+            if !same_origin(e, &app.config.peer_url) {
+                return Err(PeerError::Malformed(format!("its metadata points elsewhere ({e})")));
+            }
         }
         let m = Arc::new(m);
         *self.metadata.write().expect("peer metadata") = Some((m.clone(), now));
@@ -217,7 +252,7 @@ impl PeerClient {
             .request_async(&app.http)
             .await
             .map_err(token_error)?;
-        Ok(response.into())
+        Ok(IssuedTokens::from_response(response, &app.config.party.wants_from_peer()))
     }
 
     /// Step 7: redeems a code the peer minted for us and pushed with the
@@ -230,11 +265,11 @@ impl PeerClient {
             .request_async(&app.http)
             .await
             .map_err(token_error)?;
-        Ok(response.into())
+        Ok(IssuedTokens::from_response(response, ""))
     }
 
     /// RFC 6749 6, with rotation: the answer carries the next refresh token.
-    pub async fn refresh(&self, app: &AppState, refresh_token: &str) -> Result<IssuedTokens, PeerError> {
+    pub async fn refresh(&self, app: &AppState, refresh_token: &str, scope: &str) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
         let response = self
             .oauth(app, &m, false)?
@@ -242,7 +277,7 @@ impl PeerClient {
             .request_async(&app.http)
             .await
             .map_err(token_error)?;
-        Ok(response.into())
+        Ok(IssuedTokens::from_response(response, scope))
     }
 
     /// Step 6: pushes the code we minted for the peer, with the access token
@@ -267,7 +302,10 @@ impl PeerClient {
             form.push(("access_token", access_token));
             self.authenticated(app, &m.token_endpoint)
         };
-        let res = request.form(&form).send().await.map_err(PeerError::from_reqwest)?;
+        // The peer redeems the code at our token endpoint (and may fetch our
+        // metadata) before it answers: allow for those calls of its own.
+        let res =
+            request.timeout(app.config.peer_timeout * 3).form(&form).send().await.map_err(PeerError::from_reqwest)?;
         if res.status().is_success() {
             return Ok(());
         }
@@ -282,6 +320,8 @@ impl PeerClient {
         let res = self
             .authenticated(app, &endpoint)
             .form(&[("token", token), ("token_type_hint", hint)])
+            // The peer may revoke its side with us before it answers.
+            .timeout(app.config.peer_timeout * 3)
             .send()
             .await
             .map_err(PeerError::from_reqwest)?;
@@ -321,14 +361,35 @@ impl PeerClient {
             .basic_auth(urlencode(app.config.party.own_client_id), Some(urlencode(&app.config.client_secret)))
     }
 
-    /// One refresh at a time per user, so concurrent requests never present
-    /// the same refresh token twice (which the peer would treat as theft).
-    pub fn refresh_lock(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.refresh_locks.lock().expect("refresh locks");
-        if locks.len() > 10_000 {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
+    /// RFC 7662, remembered for a few seconds: whether the peer still
+    /// honours the token, without asking on every page view.
+    pub async fn is_active_cached(&self, app: &AppState, user_id: &str, token: &str) -> Result<bool, PeerError> {
+        const FRESH_FOR: i64 = 5;
+        let now = app.now();
+        let key = crate::tokens::secrets::digest(token);
+        if let Some((k, at)) = self.confirmed.lock().expect("confirmations").get(user_id) {
+            if *k == key && now - at < FRESH_FOR {
+                return Ok(true);
+            }
         }
-        locks.entry(user_id.to_owned()).or_default().clone()
+        let active = self.is_active(app, token).await?;
+        let mut confirmed = self.confirmed.lock().expect("confirmations");
+        if confirmed.len() > 100_000 {
+            confirmed.clear();
+        }
+        if active {
+            confirmed.insert(user_id.to_owned(), (key, now));
+        } else {
+            confirmed.remove(user_id);
+        }
+        Ok(active)
+    }
+}
+
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
     }
 }
 
@@ -355,6 +416,9 @@ async fn oauth_error_body(res: reqwest::Response) -> PeerError {
     }
     let status = res.status();
     match res.json::<Body>().await {
+        Ok(b) if b.error == "temporarily_unavailable" || status.is_server_error() => {
+            PeerError::Unreachable(format!("a temporary failure ({})", b.error_description.unwrap_or(b.error)))
+        }
         Ok(b) => PeerError::Refused { error: b.error, description: b.error_description.unwrap_or_default() },
         Err(_) => PeerError::Malformed(format!("HTTP {status} without an OAuth error")),
     }

@@ -72,9 +72,11 @@ impl From<crate::store::StoreError> for LinkProblem {
     }
 }
 
-/// Keeps the tokens the peer issued to us for a user (replacing older ones).
+/// Keeps the tokens the peer issued to us for a user. Older ones (a link
+/// made again) are revoked at the peer, so no second refresh family lingers.
 pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -> StoreResult<()> {
     let now = app.now();
+    let older = app.store.peer_token(user_id).await?;
     app.store
         .save_peer_token(&PeerToken {
             user_id: user_id.to_owned(),
@@ -85,7 +87,14 @@ pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -
             broken: None,
             updated_at: now,
         })
-        .await
+        .await?;
+    if let Some(old) = older.filter(|o| o.access_token != t.access_token) {
+        let (token, hint) = revocable(&old);
+        if let Err(e) = app.peer.revoke(app, token, hint).await {
+            tracing::warn!(error = %e, "the peer could not be asked to revoke replaced tokens");
+        }
+    }
+    Ok(())
 }
 
 /// The user's usable token at the peer, refreshed first when it is about to
@@ -103,7 +112,7 @@ pub async fn held_token(app: &AppState, user_id: &str) -> Result<PeerToken, Link
 
 /// Refreshes the user's held token now, one refresh at a time per user.
 pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
-    let lock = app.peer.refresh_lock(user_id);
+    let lock = app.peer.refresh_locks.of(user_id);
     let _one_at_a_time = lock.lock().await;
     // Another request may have refreshed while we waited.
     let held = app.store.peer_token(user_id).await?.ok_or(LinkProblem::NotLinked)?;
@@ -120,7 +129,7 @@ pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
         app.store.mark_peer_token_broken(user_id, &why, now).await?;
         return Err(LinkProblem::Broken(why));
     };
-    match app.peer.refresh(app, &refresh_token).await {
+    match app.peer.refresh(app, &refresh_token, &held.scope).await {
         Ok(t) => {
             let next = PeerToken {
                 user_id: user_id.to_owned(),
@@ -135,7 +144,9 @@ pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
             app.store.replace_refreshed_token(&refresh_token, &next).await?;
             Ok(next)
         }
-        Err(e @ PeerError::Refused { .. }) => {
+        // Only invalid_grant says the authorization itself is gone (RFC 6749 5.2);
+        // anything else may pass, so the link is kept.
+        Err(e) if e.is_refusal("invalid_grant") => {
             let why = format!("{peer} no longer accepts this link (renewing the access was {e}). Link again.");
             app.store.mark_peer_token_broken(user_id, &why, now).await?;
             Err(LinkProblem::Broken(why))
@@ -213,7 +224,7 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
     if let Some(held) = app.store.peer_token(user_id).await? {
         match held.broken {
             Some(why) => problem = Some(why),
-            None => match app.peer.is_active(app, &held.access_token).await {
+            None => match app.peer.is_active_cached(app, user_id, &held.access_token).await {
                 Ok(true) => here_at_peer = Scope::parse(&held.scope),
                 // Expired, or withdrawn at the peer: a refresh tells which.
                 Ok(false) => match refresh_now(app, user_id).await {
@@ -260,16 +271,24 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
         tracing::error!(error = %e, "storage failure sending a reciprocal code");
         "Something went wrong on our side. Try again.".to_owned()
     };
-    let held = held_token(app, user_id).await.map_err(|p| p.describe(peer))?;
+    let lock = app.peer.update_locks.of(user_id);
+    let _one_change_at_a_time = lock.lock().await;
     let previous = app.store.live_grants(user_id, party.peer_client_id).await.map_err(storage)?;
     let before = peer_scope_here(app, user_id).await.map_err(storage)?;
-    // A removed scope must stop working at once, not when the peer answers.
+    // A removed scope must stop working at once, not when (or if) the peer answers.
     let narrows = !before.is_subset(scope);
     if narrows {
         for id in &previous {
             app.revoke_grant(id).await.map_err(storage)?;
         }
+        app.store.save_consent(user_id, party.peer_client_id, &scope.to_string(), app.now()).await.map_err(storage)?;
     }
+    let lost = if narrows && !before.is_empty() {
+        format!(" {peer}'s earlier access here was withdrawn as you asked.")
+    } else {
+        String::new()
+    };
+    let held = held_token(app, user_id).await.map_err(|p| format!("{}{lost}", p.describe(peer)))?;
 
     let now = app.now();
     let grant = GrantRecord {
@@ -328,11 +347,6 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
             trace::record(app, user_id, attempt, "F", peer, me, &e.to_string()).await;
             // Whatever the peer did with the code, it is not part of the link.
             app.revoke_grant(&grant.id).await.map_err(storage)?;
-            let lost = if narrows && !previous.is_empty() {
-                format!(" {peer}'s earlier access here was withdrawn as you asked.")
-            } else {
-                String::new()
-            };
             Err(match e {
                 PeerError::Unreachable(_) => format!("{peer} gave {e}, so it did not get its access.{lost} Try again."),
                 _ => format!("{peer} did not accept its access: {e}.{lost}"),
@@ -358,18 +372,37 @@ pub async fn drop_held_tokens(app: &AppState, user_id: &str) -> StoreResult<Opti
     let Some(held) = app.store.take_peer_token(user_id).await? else {
         return Ok(None);
     };
-    // Revoking the refresh token revokes its whole grant at the peer (RFC 7009 2.1).
-    let (token, hint) = match &held.refresh_token {
-        Some(r) => (r.as_str(), "refresh_token"),
-        None => (held.access_token.as_str(), "access_token"),
-    };
+    let (token, hint) = revocable(&held);
     Ok(app.peer.revoke(app, token, hint).await.err())
 }
 
-/// Unlink (CONTRACT section 4): both directions, here and at the peer.
+/// The token to revoke to end a held grant at the peer, with its type hint:
+/// the refresh token revokes the whole grant (RFC 7009 2.1).
+fn revocable(held: &PeerToken) -> (&str, &'static str) {
+    match &held.refresh_token {
+        Some(r) => (r, "refresh_token"),
+        None => (&held.access_token, "access_token"),
+    }
+}
+
+/// Unlink (CONTRACT section 4): both directions, here and at the peer. When
+/// the peer cannot be told, the tokens it gave are kept (unused) so that
+/// unlinking again can still revoke them there.
 pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
     withdraw_peer_access(app, user_id).await?;
-    drop_held_tokens(app, user_id).await
+    let Some(held) = app.store.take_peer_token(user_id).await? else {
+        return Ok(None);
+    };
+    let (token, hint) = revocable(&held);
+    match app.peer.revoke(app, token, hint).await {
+        Ok(()) => Ok(None),
+        Err(e) => {
+            app.store.save_peer_token(&held).await?;
+            let why = format!("Unlinking did not reach {} ({e}). Unlink again.", app.config.party.peer_name);
+            app.store.mark_peer_token_broken(user_id, &why, app.now()).await?;
+            Ok(Some(e))
+        }
+    }
 }
 
 /// The peer revoked (RFC 7009) a token of its link for this user: it is

@@ -248,6 +248,7 @@ pub async fn reciprocal_decision(
     let party = app.config.party;
     let peer = party.peer_name;
     let now = app.now();
+    interrupt_if_stale(&app, &flow).await?;
     let from = match form.get("decision") {
         Some("approve") => step::CONSENT,
         Some("retry") => step::FAILED,
@@ -257,6 +258,8 @@ pub async fn reciprocal_decision(
                 party.name, party.name
             );
             if app.store.advance_flow(&flow.id, step::CONSENT, step::DONE, Some(&why), now).await? {
+                // No means no: access the peer kept from an earlier link ends too.
+                super::withdraw_peer_access(&app, &user_id).await?;
                 trace::record(&app, &user_id, &flow.id, "E", "You", party.name, "denied the reciprocal request").await;
             }
             return Ok(outcome(&flow.id));
@@ -314,6 +317,10 @@ pub async fn outcome_page(
 ) -> Result<HttpResponse, PageError> {
     let user_id = signed_in(&session)?;
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
+    let flow = match interrupt_if_stale(&app, &flow).await? {
+        true => own_flow(&app, &user_id, Some(&flow.id)).await?,
+        false => flow,
+    };
     let peer = app.config.party.peer_name;
     let message = flow.message.clone().unwrap_or_else(|| match flow.step.as_str() {
         step::AUTHORIZING => format!("Waiting for {peer}'s answer. If you closed that page, start again."),
@@ -414,8 +421,8 @@ pub async fn unlink(
     flow.message = Some(match problem {
         None => format!("Unlinked: {peer} can no longer use your account here, and this site no longer uses {peer}."),
         Some(e) => format!(
-            "Unlinked here: {peer}'s access is withdrawn and the access {peer} gave was deleted, but {peer} gave {e} \
-             when told, so its records may still show the link."
+            "Unlinked here: {peer} can no longer use your account here. But {peer} gave {e} when asked to revoke \
+             the access it gave this site, so it may still show the link. Unlink again once it is back."
         ),
     });
     app.store.insert_flow(&flow).await?;
@@ -430,6 +437,17 @@ pub async fn unlink(
     )
     .await;
     Ok(outcome(&flow.id))
+}
+
+/// A flow left talking to the peer far longer than any call may take was
+/// interrupted (a restart, a crash): it becomes failed, so it can be retried.
+async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, PageError> {
+    let limit = 4 * app.config.peer_timeout.as_secs() as i64;
+    if flow.step != step::SENDING || app.now() - flow.updated_at <= limit {
+        return Ok(false);
+    }
+    let why = format!("Talking to {} was interrupted. Try again.", app.config.party.peer_name);
+    Ok(app.store.advance_flow(&flow.id, step::SENDING, step::FAILED, Some(&why), app.now()).await?)
 }
 
 /// A message of the trace, placed on the diagram.

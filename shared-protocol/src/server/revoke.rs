@@ -33,11 +33,15 @@ pub async fn revocation_endpoint(
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client"));
         }
         state.revoke_grant(&grant_id).await?;
-        // CONTRACT 4: the peer revoking a token of its link is the peer
-        // unlinking; this party drops its own side for that user too.
-        if client.client.id == state.config.party.peer_client_id {
+        // CONTRACT 4: the peer revoking the last grant of its link is the peer
+        // unlinking; this party drops its own side for that user too. (Revoking
+        // a grant a newer link replaced is housekeeping, not unlinking.)
+        let peer = state.config.party.peer_client_id;
+        if client.client.id == peer {
             if let Some(user_id) = state.store.grant(&grant_id).await?.and_then(|g| g.user_id) {
-                crate::link::peer_unlinked(&state, &user_id).await;
+                if state.store.redeemed_grants(&user_id, peer).await?.is_empty() {
+                    crate::link::peer_unlinked(&state, &user_id).await;
+                }
             }
         }
     }

@@ -222,6 +222,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets trace events recorded before `trace_before` and finished
+    /// flows last touched before `flows_before`.
+    pub async fn prune_link_history(&self, trace_before: i64, flows_before: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM link_trace WHERE at < $1").bind(trace_before).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM link_flows WHERE updated_at < $1 AND step IN ('done', 'failed')")
+            .bind(flows_before)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// The user's most recent trace events, oldest first.
     pub async fn trace_of(&self, user_id: &str, limit: i64) -> StoreResult<Vec<TraceEvent>> {
         let mut events: Vec<TraceEvent> = sqlx::query_as(
