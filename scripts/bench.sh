@@ -97,4 +97,7 @@ taskset -c 1 target/release/party-b --listen "127.0.0.1:$pb" --public-url "$LB" 
   --database-url "sqlite://$work/lb.db" --workers 1 --no-demo-data >"$work/lb.out" 2>"$work/lb.err" &
 pids="$pids $!"
 for url in "$LA" "$LB"; do for _ in $(seq 1 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done; done
+echo "-- many users at once (throughput; latency includes queueing behind one worker per party)"
 target/release/link-bench "$LA" "$LB" "${LINK_USERS:-200}" "${LINK_CONCURRENCY:-16}"
+echo "-- one user at a time (the latency of the protocol work itself)"
+target/release/link-bench "$LA" "$LB" 50 1
