@@ -454,6 +454,7 @@ async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, Pag
 struct Arrow {
     leg: String,
     summary: String,
+    label: String,
     from_x: i64,
     to_x: i64,
     y: i64,
@@ -482,11 +483,14 @@ pub async fn trace_page(app: web::Data<AppState>, session: Session) -> Result<Ht
     let user_id = signed_in(&session)?;
     let party = app.config.party;
     let events = app.store.trace_of(&user_id, 200).await?;
-    let lanes = vec![("You".to_owned(), 90), (party.name.to_owned(), 360), (party.peer_name.to_owned(), 630)];
+    let lanes = vec![("You".to_owned(), 70), (party.name.to_owned(), 300), (party.peer_name.to_owned(), 830)];
     let attempts = diagram(&events, &lanes);
     let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
     render(StatusCode::OK, &TracePage { chrome, lanes, attempts })
 }
+
+/// The diagram's width in SVG units.
+const TRACE_WIDTH: i64 = 900;
 
 /// Lays the events out, newest attempt first, one arrow per message.
 fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
@@ -500,14 +504,15 @@ fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
         let attempt = attempts.last_mut().expect("just pushed");
         let y = 60 + 48 * attempt.arrows.len() as i64;
         let (from_x, to_x) = (x(&e.sender), x(&e.receiver));
-        attempt.arrows.push(Arrow {
-            leg: e.leg.clone(),
-            summary: e.summary.clone(),
-            from_x,
-            to_x,
-            y,
-            label_x: from_x.min(to_x) + 8,
-        });
+        let label_x = from_x.min(to_x) + 8;
+        // SVG text does not wrap: cut long labels to the room left, full text in the tooltip.
+        let room = ((TRACE_WIDTH - label_x) / 6).max(10) as usize;
+        let label = if e.summary.chars().count() > room {
+            format!("{}…", e.summary.chars().take(room - 1).collect::<String>())
+        } else {
+            e.summary.clone()
+        };
+        attempt.arrows.push(Arrow { leg: e.leg.clone(), summary: e.summary.clone(), label, from_x, to_x, y, label_x });
         attempt.height = y + 30;
     }
     attempts.reverse();

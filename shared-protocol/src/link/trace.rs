@@ -56,8 +56,14 @@ pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
     let Some(user) = grant.user_id.as_deref() else { return };
     let (me, peer) = (app.config.party.name, app.config.party.peer_name);
     let (ask, answer) = if pushed { ("G", "G") } else { ("C", "D") };
-    record(app, user, &grant.id, ask, peer, me, "POST /token authorization_code: code (redacted)").await;
+    // A pushed code belongs to the link attempt now sending it, when there is one.
+    let sending = match pushed {
+        true => app.store.latest_flow(user).await.ok().flatten().filter(|f| f.step == super::step::SENDING),
+        false => None,
+    };
+    let attempt = sending.as_ref().map_or(grant.id.as_str(), |f| f.id.as_str());
+    record(app, user, attempt, ask, peer, me, "POST /token authorization_code: code (redacted)").await;
     let tokens =
         format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
-    record(app, user, &grant.id, answer, me, peer, &tokens).await;
+    record(app, user, attempt, answer, me, peer, &tokens).await;
 }

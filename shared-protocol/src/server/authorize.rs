@@ -139,7 +139,9 @@ pub async fn authorize_endpoint(
     let chrome = pages::chrome(&app, &session, "consent", Some(user_id)).await?;
     let scopes = request.scope.iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
     let hidden = consent_fields(&request);
-    pages::render(StatusCode::OK, &ConsentPage { chrome, client_name: request.client.name.clone(), scopes, hidden })
+    let linking = request.client.id == app.config.party.peer_client_id;
+    let client_name = request.client.name.clone();
+    pages::render(StatusCode::OK, &ConsentPage { chrome, client_name, linking, scopes, hidden })
 }
 
 /// The user's answer on the consent page.

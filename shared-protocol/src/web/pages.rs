@@ -118,6 +118,8 @@ pub fn error_page(app: &AppState, err: &PageError) -> HttpResponse {
 pub struct ConsentPage {
     pub chrome: Chrome,
     pub client_name: String,
+    /// The client is the peer: this is the first direction of a link.
+    pub linking: bool,
     pub scopes: Vec<ScopeLine>,
     pub hidden: Vec<(&'static str, String)>,
 }

@@ -1,0 +1,451 @@
+//! A real browser (Debian's Chromium through chromedriver) clicks through
+//! every consent flow against the two real binaries, as a person would:
+//! typing into fields, pressing buttons, following redirects. Each step
+//! saves a screenshot under `target/e2e-artifacts/<scenario>/`; a failing
+//! step saves one too and names it in the failure message.
+//!
+//! `scripts/test.sh` installs Chromium and chromedriver, starts chromedriver
+//! and passes its URL in `WEBDRIVER_URL`; without it, a chromedriver on the
+//! PATH is started for the run.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Chromium is heavy on two cores: at most two browsers at a time.
+static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// The chromedriver this run started, when `scripts/test.sh` did not start one.
+struct OwnDriver {
+    url: String,
+    _child: Child,
+}
+
+fn webdriver_url() -> String {
+    if let Ok(url) = std::env::var("WEBDRIVER_URL") {
+        return url;
+    }
+    static OWN: OnceLock<OwnDriver> = OnceLock::new();
+    let own = OWN.get_or_init(|| {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed: run scripts/test.sh, which installs chromium and chromium-driver");
+        OwnDriver { url: format!("http://127.0.0.1:{port}"), _child: child }
+    });
+    own.url.clone()
+}
+
+/// One browser session of one scenario, with its screenshots.
+struct Browser {
+    client: Client,
+    scenario: &'static str,
+    dir: PathBuf,
+    step: std::sync::atomic::AtomicUsize,
+    _slot: tokio::sync::SemaphorePermit<'static>,
+    profile: PathBuf,
+}
+
+impl Browser {
+    async fn open(scenario: &'static str) -> Self {
+        let slot = BROWSERS.acquire().await.expect("browser slots");
+        let profile = scratch_dir().join("chromium-profile");
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-extensions",
+                    "--window-size=1280,1000", format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let caps = caps.as_object().expect("capabilities object").clone();
+        let url = webdriver_url();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+                Ok(c) => break c,
+                // chromedriver may still be starting.
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no browser session from {url}: {e}"),
+            }
+        };
+        let dir = artifacts_dir().join(scenario);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("artifacts folder");
+        Self { client, scenario, dir, step: Default::default(), _slot: slot, profile }
+    }
+
+    /// Saves a screenshot named after the step; returns its path.
+    async fn shot(&self, name: &str) -> PathBuf {
+        let n = self.step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let path = self.dir.join(format!("{n:02}-{name}.png"));
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(&path, png);
+        }
+        path
+    }
+
+    /// Fails the scenario with a screenshot of where it stood.
+    async fn fail(&self, what: &str) -> ! {
+        let path = self.shot(&format!("FAILED-{}", what.replace(|c: char| !c.is_alphanumeric(), "-"))).await;
+        let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        panic!("[{}] {what} (at {url}); screenshot: {}", self.scenario, path.display());
+    }
+
+    async fn goto(&self, url: &str) {
+        if let Err(e) = self.client.goto(url).await {
+            self.fail(&format!("could not open {url}: {e}")).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(e) => return e,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => self.fail(&format!("no element {css}: {e}")).await,
+            }
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        if let Err(e) = field.send_keys(text).await {
+            self.fail(&format!("could not type into {css}: {e}")).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let button = self.find(css).await;
+        if let Err(e) = button.click().await {
+            self.fail(&format!("could not click {css}: {e}")).await;
+        }
+    }
+
+    /// Waits until the page is the one marked `data-page="<page>"`, then screenshots it.
+    async fn expect_page(&self, page: &str, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let current = self.body_attr("data-page").await;
+            if current.as_deref() == Some(page) {
+                self.shot(step).await;
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("expected the {page} page, found {current:?}")).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn body_attr(&self, name: &str) -> Option<String> {
+        let body = self.client.find(Locator::Css("body")).await.ok()?;
+        body.attr(name).await.ok().flatten()
+    }
+
+    async fn text(&self) -> String {
+        match self.client.find(Locator::Css("body")).await {
+            Ok(b) => b.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    async fn expect_text(&self, needle: &str) {
+        let text = self.text().await;
+        if !text.contains(needle) {
+            self.fail(&format!("the page does not say {needle:?}: {text}")).await;
+        }
+    }
+
+    /// Opens `base`'s home page and checks its link state.
+    async fn expect_home(&self, base: &str, state: &str, step: &str) {
+        self.goto(&format!("{base}/")).await;
+        self.expect_page("home", step).await;
+        let found = self.body_attr("data-link-state").await;
+        if found.as_deref() != Some(state) {
+            self.fail(&format!("expected link state {state}, found {found:?}")).await;
+        }
+    }
+
+    async fn sign_in(&self, base: &str, user: &str, password: &str) {
+        self.goto(&format!("{base}/login")).await;
+        self.expect_page("login", "sign-in-page").await;
+        self.type_into("#username", user).await;
+        self.type_into("#password", password).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+        self.expect_page("home", "signed-in").await;
+    }
+
+    /// Starts linking at `from` (signed in there), signs in and approves at
+    /// `to`, and answers the reciprocal request at `from` with `decision`.
+    async fn link(&self, from: &str, to: &str, decision: &str) {
+        self.goto(&format!("{from}/")).await;
+        self.click("form[action='/link/start'] button").await;
+        self.expect_page("login", "peer-sign-in").await;
+        let here = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        if !here.starts_with(to) {
+            self.fail(&format!("expected to be at the peer {to}")).await;
+        }
+        self.type_into("#username", "alice").await;
+        self.type_into("#password", "wonderland").await;
+        self.click("form[action='/login'] button[type=submit]").await;
+        self.expect_page("consent", "peer-consent").await;
+        self.click("button[name=decision][value=approve]").await;
+        self.expect_page("reciprocal-consent", "reciprocal-consent").await;
+        self.click(&format!("button[name=decision][value={decision}]")).await;
+        self.expect_page("link-outcome", "outcome").await;
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    // target/debug/deps/<test> → target/e2e-artifacts
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors().nth(3).expect("target folder").join("e2e-artifacts")
+}
+
+#[tokio::test]
+async fn linking_initiated_at_a_is_mutual_on_both_homes() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("link-from-a").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.expect_text("Not linked with Tempo Music").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.expect_text("Done: Tempo Music may now").await;
+    b.expect_home(&pair.a.url, "mutual", "home-a-mutual").await;
+    b.expect_text("Linked both ways with Tempo Music").await;
+    b.expect_home(&pair.b.url, "mutual", "home-b-mutual").await;
+    b.expect_text("Aria Assistant may:").await;
+    b.goto(&format!("{}/link/trace", pair.a.url)).await;
+    b.expect_page("trace", "trace-a").await;
+    b.expect_text("reciprocal grant: code").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn linking_initiated_at_b_is_mutual_on_both_homes() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("link-from-b").await;
+    b.sign_in(&pair.b.url, "alice", "wonderland").await;
+    b.link(&pair.b.url, &pair.a.url, "approve").await;
+    b.expect_home(&pair.b.url, "mutual", "home-b-mutual").await;
+    b.expect_home(&pair.a.url, "mutual", "home-a-mutual").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn denying_the_reciprocal_request_is_one_way_on_both_homes() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("deny").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "deny").await;
+    b.expect_text("Linked one way").await;
+    b.expect_home(&pair.a.url, "one-way", "home-a-one-way").await;
+    b.expect_text("Tempo Music cannot use your Aria Assistant account.").await;
+    b.expect_home(&pair.b.url, "one-way", "home-b-one-way").await;
+    b.expect_text("Tempo Music cannot use Aria Assistant.").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn playing_from_a_shows_the_card_without_a_reload() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("play").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.expect_home(&pair.a.url, "mutual", "home-before").await;
+    b.type_into("#query", "some jazz").await;
+    b.click("form[action='/assistant/play'] button").await;
+    b.expect_page("home", "played").await;
+    b.expect_text("Tempo Music is playing So What by Miles Davis.").await;
+    let card = b.find("#now-playing").await.text().await.unwrap_or_default();
+    if !card.contains("So What") {
+        b.fail(&format!("the card shows {card:?}")).await;
+    }
+
+    // Music started elsewhere (the music service's own app, say) reaches this
+    // open page by itself: mark the page, start playback, watch the card.
+    b.client.execute("window.stillTheSamePage = true;", vec![]).await.expect("script");
+    let token = held_token(&pair.a, "alice").await.expect("A holds B's token");
+    let res = http()
+        .post(format!("{}/api/player/play", pair.b.url))
+        .bearer_auth(token)
+        .json(&json!({"query": "queen"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let card = b.find("#now-playing").await.text().await.unwrap_or_default();
+        if card.contains("Bohemian Rhapsody") {
+            break;
+        }
+        if Instant::now() > deadline {
+            b.fail(&format!("the card did not update by itself: {card}")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let same = b.client.execute("return window.stillTheSamePage === true;", vec![]).await.expect("script");
+    if same != json!(true) {
+        b.fail("the page was reloaded").await;
+    }
+    b.client.execute("document.getElementById('now-playing').scrollIntoView();", vec![]).await.expect("script");
+    b.shot("card-updated-live").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn changing_the_peers_scopes_in_settings_takes_effect() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("settings").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.goto(&format!("{}/link/settings", pair.a.url)).await;
+    b.expect_page("settings", "settings-before").await;
+    // Untick "announce": Tempo Music keeps only now-playing cards.
+    b.click("input[name=scope][value='assistant:announce']").await;
+    b.shot("announce-unticked").await;
+    b.click("form[action='/link/settings'] button[type=submit]").await;
+    b.expect_page("link-outcome", "saved").await;
+    b.expect_text("Done: Tempo Music may now show now-playing cards on your assistant.").await;
+    b.expect_home(&pair.a.url, "mutual", "home-a-after").await;
+    let a_home = b.text().await;
+    if a_home.contains("assistant:announce") {
+        b.fail("A still lists announce for Tempo Music").await;
+    }
+    b.expect_home(&pair.b.url, "mutual", "home-b-after").await;
+    let b_home = b.text().await;
+    if !b_home.contains("assistant:notify") || b_home.contains("assistant:announce") {
+        b.fail("B's token should carry exactly assistant:notify").await;
+    }
+    b.close().await;
+}
+
+#[tokio::test]
+async fn unlinking_shows_no_link_on_both_homes() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("unlink").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.expect_home(&pair.b.url, "mutual", "home-b-linked").await;
+    b.click("form[action='/link/unlink'] button").await;
+    b.expect_page("link-outcome", "unlinked").await;
+    b.expect_text("Unlinked:").await;
+    b.expect_home(&pair.b.url, "none", "home-b-none").await;
+    b.expect_home(&pair.a.url, "none", "home-a-none").await;
+    b.close().await;
+}
+
+/// Presses Tab until the focused element matches `css` (at most 30 times);
+/// every element focused on the way must have a name a screen reader reads.
+async fn tab_to(b: &Browser, css: &str) -> Element {
+    for _ in 0..30 {
+        let active = b.client.active_element().await.expect("a focused element");
+        let name = accessible_name(b, &active).await;
+        let matches = b
+            .client
+            .execute("return arguments[0].matches(arguments[1]);", vec![json!(active), json!(css)])
+            .await
+            .expect("script");
+        if matches == json!(true) {
+            if name.trim().is_empty() {
+                b.fail(&format!("{css} has no accessible name")).await;
+            }
+            return active;
+        }
+        let tag = active.tag_name().await.unwrap_or_default();
+        if tag != "body" && name.trim().is_empty() {
+            let html = active.html(false).await.unwrap_or_default();
+            b.fail(&format!("a focusable control without a label: {html}")).await;
+        }
+        active.send_keys(&Key::Tab.to_string()).await.expect("Tab");
+    }
+    b.fail(&format!("Tab never reached {css}")).await;
+}
+
+/// The text a screen reader would announce: aria-label, a `<label for>`,
+/// the enclosing label, or the element's own text.
+async fn accessible_name(b: &Browser, element: &Element) -> String {
+    let script = "const e = arguments[0];
+        if (e.getAttribute('aria-label')) return e.getAttribute('aria-label');
+        if (e.id) { const l = document.querySelector('label[for=\"' + e.id + '\"]'); if (l) return l.textContent; }
+        const wrap = e.closest('label'); if (wrap) return wrap.textContent;
+        return e.textContent || e.value || '';";
+    let name = b.client.execute(script, vec![json!(element)]).await.expect("script");
+    name.as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn the_whole_link_works_with_the_keyboard_alone() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("keyboard").await;
+    let (enter, space, tab) = (Key::Enter.to_string(), " ".to_owned(), Key::Tab.to_string());
+
+    b.goto(&format!("{}/login", pair.a.url)).await;
+    b.expect_page("login", "a-sign-in").await;
+    let user = tab_to(&b, "#username").await;
+    user.send_keys(&format!("alice{tab}wonderland{enter}")).await.expect("typing");
+    b.expect_page("home", "a-home").await;
+
+    tab_to(&b, "form[action='/link/start'] button").await.send_keys(&enter).await.expect("Enter");
+    b.expect_page("login", "b-sign-in").await;
+    let user = tab_to(&b, "#username").await;
+    user.send_keys(&format!("alice{tab}wonderland{enter}")).await.expect("typing");
+    b.expect_page("consent", "b-consent").await;
+    tab_to(&b, "button[value=approve]").await.send_keys(&space).await.expect("Space");
+    b.expect_page("reciprocal-consent", "a-reciprocal-consent").await;
+    tab_to(&b, "button[value=approve]").await.send_keys(&enter).await.expect("Enter");
+    b.expect_page("link-outcome", "a-outcome").await;
+    tab_to(&b, "a[href='/']").await.send_keys(&enter).await.expect("Enter");
+    b.expect_page("home", "a-home-linked").await;
+    if b.body_attr("data-link-state").await.as_deref() != Some("mutual") {
+        b.fail("not linked both ways").await;
+    }
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_pages_read_well_on_a_phone() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("phone").await;
+    b.client.set_window_size(390, 844).await.expect("phone-sized window");
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.expect_home(&pair.a.url, "mutual", "home-phone").await;
+    // Nothing wider than the screen: no sideways scrolling.
+    let wide = b
+        .client
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![])
+        .await
+        .expect("script");
+    if wide != json!(true) {
+        b.fail("the home page scrolls sideways on a phone").await;
+    }
+    b.close().await;
+}
