@@ -242,9 +242,7 @@ fn consent_fields(html: &str, flow: &str, decision: &str) -> Vec<(String, String
 #[tokio::test]
 async fn a_link_withdrawn_at_the_peer_shows_as_broken() {
     let pair = spawn_pair().await;
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(&pair).await;
     // At B, take back everything Aria may do there.
     let (_, settings) = page(&alice, &format!("{}/link/settings", pair.b.url)).await;
     submit(&alice, &format!("{}/link/settings", pair.b.url), &settings, &[]).await;
@@ -259,9 +257,7 @@ async fn a_link_withdrawn_at_the_peer_shows_as_broken() {
 async fn held_tokens_are_refreshed_before_they_expire() {
     // B issues tokens that live 30 s, inside A's one-minute refresh margin.
     let pair = spawn_pair_with(&[], &["--access-token-ttl", "30"]).await;
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(&pair).await;
     let first = held_token(&pair.a, "alice").await.unwrap();
     let home = play_from_a(&alice, &pair, "jazz").await;
     assert!(home.contains("is playing So What"), "{home}");
@@ -273,9 +269,7 @@ async fn held_tokens_are_refreshed_before_they_expire() {
 #[tokio::test]
 async fn unlinking_while_the_peer_is_down_can_be_finished_later() {
     let mut pair = spawn_pair().await;
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(&pair).await;
     let b_holds = held_token(&pair.b, "alice").await.unwrap();
     pair.b.stop();
     let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
@@ -299,9 +293,7 @@ async fn unlinking_while_the_peer_is_down_can_be_finished_later() {
 #[tokio::test]
 async fn denying_when_linking_again_withdraws_the_earlier_access() {
     let pair = spawn_pair().await;
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(&pair).await;
     let first = held_token(&pair.a, "alice").await.unwrap();
     let outcome = link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "deny").await;
     assert!(outcome.contains("Linked one way"), "{outcome}");
@@ -312,4 +304,18 @@ async fn denying_when_linking_again_withdraws_the_earlier_access() {
     expect_api_error(player_at_b(&pair, &first).await, 401, "invalid_token").await;
     let second = held_token(&pair.a, "alice").await.unwrap();
     assert_eq!(player_at_b(&pair, &second).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_restart_of_a_at_the_reciprocal_consent_lets_the_link_complete() {
+    let mut pair = spawn_pair().await;
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    let (_, consent) = link_until_reciprocal(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland").await;
+    pair.a.restart().await;
+    // The session cookie and the flow both survive: the same page still works.
+    let outcome = answer_reciprocal(&alice, &pair.a.url, &consent, "approve").await;
+    assert_eq!(flow_step(&outcome), "done", "{outcome}");
+    assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
 }

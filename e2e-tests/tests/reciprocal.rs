@@ -97,9 +97,7 @@ async fn save_settings(user: &reqwest::Client, party: &Party, scopes: &[&str]) -
 #[tokio::test]
 async fn the_settings_page_updates_exactly_what_the_peer_may_do() {
     let pair = spawn_pair().await;
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(&pair).await;
     let first = held_token(&pair.b, "alice").await.unwrap();
     let (_, settings) = page(&alice, &format!("{}/link/settings", pair.a.url)).await;
     assert_eq!(settings.matches(" checked").count(), 2, "both scopes ticked: {settings}");
@@ -141,9 +139,7 @@ async fn the_settings_page_updates_exactly_what_the_peer_may_do() {
 
 /// Unlinks at `at` and checks that every token of the link fails at both APIs.
 async fn unlink_and_check(pair: &Pair, at: &Party) {
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(pair).await;
     let a_holds = held_token(&pair.a, "alice").await.unwrap();
     let b_holds = held_token(&pair.b, "alice").await.unwrap();
     assert_eq!(player_at_b(pair, &a_holds).await.status(), 200);
@@ -191,9 +187,7 @@ async fn the_legacy_mutual_grant_links_the_same_way() {
 #[tokio::test]
 async fn the_trace_shows_every_leg_and_no_secret() {
     let pair = spawn_pair().await;
-    let alice = browser();
-    login(&alice, &pair.a.url, "alice", "wonderland").await;
-    link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    let alice = linked_alice(&pair).await;
     let (_, a_trace) = page(&alice, &format!("{}/link/trace", pair.a.url)).await;
     assert_eq!(data_page(&a_trace).as_deref(), Some("trace"));
     assert!(a_trace.contains("<svg") && !a_trace.contains("<script"), "drawn by the server: {a_trace}");
@@ -249,4 +243,19 @@ async fn held_token_subject(party: &Party, username: &str) -> String {
         sqlx::query_as("SELECT id FROM users WHERE username = $1").bind(username).fetch_one(&pool).await.unwrap();
     pool.close().await;
     id
+}
+
+#[tokio::test]
+async fn the_reciprocal_request_can_ride_on_the_authorization_response() {
+    let pair = spawn_pair_with(&[], &["--reciprocal-in-authorization-response"]).await;
+    let alice = user_at_both(&pair, "alice").await;
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    let csrf = input_value(&home, "csrf_token").unwrap();
+    let to_b = alice.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", csrf)]).send().await.unwrap();
+    let consent = alice.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let back = decide(&alice, &pair.b.url, &consent, "approve").await;
+    let params = location_params(&back);
+    assert_eq!(params.get("reciprocal").map(String::as_str), Some("assistant:notify assistant:announce"));
+    let (_, reciprocal) = follow(&alice, back).await;
+    assert_eq!(data_page(&reciprocal).as_deref(), Some("reciprocal-consent"), "{reciprocal}");
 }

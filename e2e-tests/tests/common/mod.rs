@@ -518,6 +518,15 @@ pub async fn user_at_both(pair: &Pair, user: &str) -> reqwest::Client {
     b
 }
 
+/// Alice, signed in at A, linked both ways from A (her browser is signed in at both).
+pub async fn linked_alice(pair: &Pair) -> reqwest::Client {
+    let alice = browser();
+    login(&alice, &pair.a.url, "alice", "wonderland").await;
+    let outcome = link(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland", "approve").await;
+    assert_eq!(flow_step(&outcome), "done", "{outcome}");
+    alice
+}
+
 /// The access token `party` holds from its peer for `username`, read from
 /// its database (the tests check what a peer would see when using it).
 pub async fn held_token(party: &Party, username: &str) -> Option<String> {

@@ -20,10 +20,10 @@ pub mod trace;
 
 use crate::client::{IssuedTokens, PeerError};
 use crate::config::{ReciprocalForm, ScopeInfo};
+use crate::server::grants::authorization_code::{mint_code, CodeBinding};
 use crate::server::scope::Scope;
 use crate::state::AppState;
-use crate::store::{GrantRecord, NewCode, PeerToken, StoreResult};
-use crate::tokens::secrets::{digest, new_id, new_secret};
+use crate::store::{PeerToken, StoreResult};
 
 /// The steps of a [`crate::store::LinkFlow`].
 pub mod step {
@@ -290,34 +290,22 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
     };
     let held = held_token(app, user_id).await.map_err(|p| format!("{}{lost}", p.describe(peer)))?;
 
-    let now = app.now();
-    let grant = GrantRecord {
-        id: new_id(app.entropy.as_ref()),
-        client_id: party.peer_client_id.to_owned(),
-        user_id: Some(user_id.to_owned()),
-        scope: scope.to_string(),
-        audience: app.config.resource().to_owned(),
-        created_at: now,
-        revoked_at: None,
-    };
-    app.store.insert_grant(&grant).await.map_err(storage)?;
-    let code = new_secret(app.entropy.as_ref());
-    // Single use, short-lived, bound to the peer's client and this user; no
-    // redirect URI or PKCE, since it never travels through a browser.
-    app.store
-        .insert_code(&NewCode {
-            digest: &digest(&code),
-            grant_id: &grant.id,
-            client_id: &grant.client_id,
+    // Bound to the peer's client and this user; no redirect URI or PKCE, since
+    // it never travels through a browser.
+    let (grant, code) = mint_code(
+        app,
+        CodeBinding {
+            client_id: party.peer_client_id,
             user_id,
+            scope: &scope.to_string(),
+            audience: app.config.resource(),
             redirect_uri: None,
-            scope: &grant.scope,
-            audience: &grant.audience,
             code_challenge: None,
-            expires_at: now + app.config.lifetimes.authorization_code,
-        })
-        .await
-        .map_err(storage)?;
+        },
+    )
+    .await
+    .map_err(storage)?;
+    let now = app.now();
 
     let legacy = app.config.reciprocal_form == ReciprocalForm::Legacy;
     let form = if legacy { "mutual_authorization_code" } else { "reciprocal grant" };

@@ -13,13 +13,12 @@ use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
 use url::Url;
 
 use super::client_auth::Client;
+use super::grants::authorization_code::{mint_code, CodeBinding};
 use super::grants::client_credentials::target;
 use super::pkce;
 use super::scope::Scope;
 use crate::error::{ErrorCode, OAuthError, PageError};
 use crate::state::AppState;
-use crate::store::{GrantRecord, NewCode};
-use crate::tokens::secrets::{digest, new_id, new_secret};
 use crate::web::form::{PageForm, PageQuery, Params};
 use crate::web::pages::{self, ConsentPage, ScopeLine};
 use crate::web::session;
@@ -189,31 +188,18 @@ async fn issue_code(
     user_id: &str,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let now = app.now();
-    let grant = GrantRecord {
-        id: new_id(app.entropy.as_ref()),
-        client_id: request.client.id.clone(),
-        user_id: Some(user_id.to_owned()),
-        scope: request.scope.to_string(),
-        audience: request.audience.clone(),
-        created_at: now,
-        revoked_at: None,
-    };
-    app.store.insert_grant(&grant).await?;
-    let code = new_secret(app.entropy.as_ref());
-    app.store
-        .insert_code(&NewCode {
-            digest: &digest(&code),
-            grant_id: &grant.id,
-            client_id: &grant.client_id,
+    let (grant, code) = mint_code(
+        app,
+        CodeBinding {
+            client_id: &request.client.id,
             user_id,
+            scope: &request.scope.to_string(),
+            audience: &request.audience,
             redirect_uri: request.redirect_uri_sent.then_some(request.redirect_uri.as_str()),
-            scope: &grant.scope,
-            audience: &grant.audience,
             code_challenge: Some(&request.code_challenge),
-            expires_at: now + app.config.lifetimes.authorization_code,
-        })
-        .await?;
+        },
+    )
+    .await?;
     let mut params = vec![("code", code)];
     if request.client.id == app.config.party.peer_client_id {
         crate::link::trace::record_authorization(app, &grant).await;

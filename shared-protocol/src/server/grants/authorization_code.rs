@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::error::OAuthError;
 use crate::server::pkce;
-use crate::store::{CodeRecord, RedeemOutcome};
-use crate::tokens::secrets::digest;
+use crate::state::AppState;
+use crate::store::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, StoreResult};
+use crate::tokens::secrets::{digest, new_id, new_secret};
 
 pub struct AuthorizationCode;
 
@@ -55,6 +56,48 @@ impl Grant for AuthorizationCode {
     }
 }
 
+/// What a new code is bound to (RFC 6749 4.1.2, RFC 7636 4.4).
+pub struct CodeBinding<'a> {
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    /// Set when the authorization request named one; the token request must repeat it.
+    pub redirect_uri: Option<&'a str>,
+    pub code_challenge: Option<&'a str>,
+}
+
+/// Mints a single-use code (`--code-ttl`) and the grant it stands for; the
+/// code itself is returned once and only its digest is stored.
+pub async fn mint_code(app: &AppState, b: CodeBinding<'_>) -> StoreResult<(GrantRecord, String)> {
+    let now = app.now();
+    let grant = GrantRecord {
+        id: new_id(app.entropy.as_ref()),
+        client_id: b.client_id.to_owned(),
+        user_id: Some(b.user_id.to_owned()),
+        scope: b.scope.to_owned(),
+        audience: b.audience.to_owned(),
+        created_at: now,
+        revoked_at: None,
+    };
+    app.store.insert_grant(&grant).await?;
+    let code = new_secret(app.entropy.as_ref());
+    app.store
+        .insert_code(&NewCode {
+            digest: &digest(&code),
+            grant_id: &grant.id,
+            client_id: b.client_id,
+            user_id: b.user_id,
+            redirect_uri: b.redirect_uri,
+            scope: b.scope,
+            audience: b.audience,
+            code_challenge: b.code_challenge,
+            expires_at: now + app.config.lifetimes.authorization_code,
+        })
+        .await?;
+    Ok((grant, code))
+}
+
 /// RFC 6749 4.1.3: the code is live, was issued to this client, and the
 /// redirect URI and PKCE verifier match the authorization request.
 pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Result<(), OAuthError> {
@@ -87,7 +130,6 @@ pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Resu
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::NewCode;
     use crate::testing::{exchange, state, user_grant};
 
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
