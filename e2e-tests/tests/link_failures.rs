@@ -129,11 +129,7 @@ async fn the_peer_down_at_the_callback_fails_cleanly_and_linking_again_works() {
     let mut pair = spawn_pair().await;
     let alice = user_at_both(&pair, "alice").await;
     // Walk to B's redirect back to A, and stop B before A redeems the code.
-    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
-    let csrf = input_value(&home, "csrf_token").unwrap();
-    let to_b = alice.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", csrf)]).send().await.unwrap();
-    let consent = alice.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
-    let back = decide(&alice, &pair.b.url, &consent, "approve").await;
+    let back = authorization_response(&alice, &pair).await;
     let callback = back.headers()["location"].to_str().unwrap().to_owned();
     pair.b.stop();
     let (_, outcome) = page(&alice, &callback).await;
@@ -186,11 +182,7 @@ async fn a_restart_of_b_between_steps_3_and_6_lets_the_link_complete() {
 async fn double_submits_the_back_button_and_replayed_callbacks_are_harmless() {
     let pair = spawn_pair().await;
     let alice = user_at_both(&pair, "alice").await;
-    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
-    let csrf = input_value(&home, "csrf_token").unwrap();
-    let to_b = alice.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", &csrf)]).send().await.unwrap();
-    let consent = alice.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
-    let back = decide(&alice, &pair.b.url, &consent, "approve").await;
+    let back = authorization_response(&alice, &pair).await;
     let callback = back.headers()["location"].to_str().unwrap().to_owned();
 
     // A forged issuer is refused before the code is used (RFC 9207 mix-up defence).

@@ -249,11 +249,7 @@ async fn held_token_subject(party: &Party, username: &str) -> String {
 async fn the_reciprocal_request_can_ride_on_the_authorization_response() {
     let pair = spawn_pair_with(&[], &["--reciprocal-in-authorization-response"]).await;
     let alice = user_at_both(&pair, "alice").await;
-    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
-    let csrf = input_value(&home, "csrf_token").unwrap();
-    let to_b = alice.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", csrf)]).send().await.unwrap();
-    let consent = alice.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
-    let back = decide(&alice, &pair.b.url, &consent, "approve").await;
+    let back = authorization_response(&alice, &pair).await;
     let params = location_params(&back);
     assert_eq!(params.get("reciprocal").map(String::as_str), Some("assistant:notify assistant:announce"));
     let (_, reciprocal) = follow(&alice, back).await;

@@ -518,6 +518,16 @@ pub async fn user_at_both(pair: &Pair, user: &str) -> reqwest::Client {
     b
 }
 
+/// Starts a link at A as `browser` (signed in at both) and approves at B;
+/// returns B's redirect back to A's callback, not yet followed.
+pub async fn authorization_response(browser: &reqwest::Client, pair: &Pair) -> reqwest::Response {
+    let (_, home) = page(browser, &format!("{}/", pair.a.url)).await;
+    let csrf = input_value(&home, "csrf_token").unwrap();
+    let to_b = browser.post(format!("{}/link/start", pair.a.url)).form(&[("csrf_token", csrf)]).send().await.unwrap();
+    let consent = browser.get(to_b.headers()["location"].to_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    decide(browser, &pair.b.url, &consent, "approve").await
+}
+
 /// Alice, signed in at A, linked both ways from A (her browser is signed in at both).
 pub async fn linked_alice(pair: &Pair) -> reqwest::Client {
     let alice = browser();
