@@ -255,3 +255,51 @@ async fn the_reciprocal_request_can_ride_on_the_authorization_response() {
     let (_, reciprocal) = follow(&alice, back).await;
     assert_eq!(data_page(&reciprocal).as_deref(), Some("reciprocal-consent"), "{reciprocal}");
 }
+
+#[tokio::test]
+async fn a_whole_link_life_leaves_no_secret_in_either_log() {
+    let pair = spawn_pair().await;
+    let alice = user_at_both(&pair, "alice").await;
+    let back = authorization_response(&alice, &pair).await;
+    let code = location_params(&back)["code"].clone();
+    let (_, consent) = follow(&alice, back).await;
+    answer_reciprocal(&alice, &pair.a.url, &consent, "approve").await;
+    let a_holds = held_token(&pair.a, "alice").await.unwrap();
+    let b_holds = held_token(&pair.b, "alice").await.unwrap();
+    let refresh_tokens = held_refresh_tokens(&pair).await;
+    play_from_a(&alice, &pair, "jazz").await;
+    let (_, settings) = page(&alice, &format!("{}/link/settings", pair.a.url)).await;
+    submit(&alice, &format!("{}/link/settings", pair.a.url), &settings, &[("scope", "assistant:notify")]).await;
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    submit(&alice, &format!("{}/link/unlink", pair.a.url), &home, &[]).await;
+
+    let mut secrets = vec![("code", code), ("A's token", a_holds), ("B's token", b_holds)];
+    secrets.extend(refresh_tokens.into_iter().map(|t| ("refresh token", t)));
+    for party in [&pair.a, &pair.b] {
+        let log = party.log();
+        for (what, secret) in &secrets {
+            assert!(!log.contains(secret.as_str()), "{} logged the {what}:\n{log}", party.name);
+        }
+        let lines = log.lines().filter(|l| !l.trim().is_empty()).count();
+        let requests = request_lines(&log).len();
+        assert!(lines - requests <= 8, "{}: besides start-up, one line per request:\n{log}", party.name);
+    }
+}
+
+/// The refresh tokens both parties hold for alice.
+async fn held_refresh_tokens(pair: &Pair) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let mut out = Vec::new();
+    for party in [&pair.a, &pair.b] {
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT refresh_token FROM peer_tokens WHERE refresh_token IS NOT NULL")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        out.extend(rows.into_iter().map(|(t,)| t));
+    }
+    assert_eq!(out.len(), 2, "each party holds a refresh token");
+    out
+}
