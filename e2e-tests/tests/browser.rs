@@ -4,9 +4,11 @@
 //! saves a screenshot under `target/e2e-artifacts/<scenario>/`; a failing
 //! step saves one too and names it in the failure message.
 //!
-//! `scripts/test.sh` installs Chromium and chromedriver, starts chromedriver
-//! and passes its URL in `WEBDRIVER_URL`; without it, a chromedriver on the
-//! PATH is started for the run.
+//! `scripts/test.sh` (through `scripts/with-chromedriver.sh`) installs
+//! Chromium and chromedriver, starts chromedriver and passes its URL in
+//! `WEBDRIVER_URL` and the browser in `CHROME_BIN`; without them, a
+//! chromedriver on the PATH is started (and left running) and
+//! `/usr/bin/chromium` is used.
 
 mod common;
 
@@ -56,6 +58,8 @@ struct Browser {
     step: std::sync::atomic::AtomicUsize,
     _slot: tokio::sync::SemaphorePermit<'static>,
     profile: PathBuf,
+    /// Phone-sized: every page is checked for sideways scrolling.
+    phone: bool,
 }
 
 impl Browser {
@@ -65,7 +69,7 @@ impl Browser {
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
+                "binary": std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into()),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                     "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
@@ -92,7 +96,15 @@ impl Browser {
         let dir = artifacts_dir().join(scenario);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("artifacts folder");
-        Self { client, scenario, dir, step: Default::default(), _slot: slot, profile }
+        Self { client, scenario, dir, step: Default::default(), _slot: slot, profile, phone: false }
+    }
+
+    /// A session in a phone-sized window (390 × 844 CSS pixels).
+    async fn open_phone(scenario: &'static str) -> Self {
+        let mut b = Self::open(scenario).await;
+        b.client.set_window_size(390, 844).await.expect("phone-sized window");
+        b.phone = true;
+        b
     }
 
     /// Saves a screenshot named after the step; returns its path.
@@ -150,12 +162,23 @@ impl Browser {
             let current = self.body_attr("data-page").await;
             if current.as_deref() == Some(page) {
                 self.shot(step).await;
+                if self.phone {
+                    self.expect_fits(page).await;
+                }
                 return;
             }
             if Instant::now() > deadline {
                 self.fail(&format!("expected the {page} page, found {current:?}")).await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Nothing wider than the window: no sideways scrolling.
+    async fn expect_fits(&self, page: &str) {
+        let script = "return document.documentElement.scrollWidth <= window.innerWidth;";
+        if self.client.execute(script, vec![]).await.ok() != Some(json!(true)) {
+            self.fail(&format!("the {page} page scrolls sideways")).await;
         }
     }
 
@@ -390,13 +413,14 @@ async fn tab_to(b: &Browser, css: &str) -> Element {
 }
 
 /// The text a screen reader would announce: aria-label, a `<label for>`,
-/// the enclosing label, or the element's own text.
+/// the enclosing label, or (for buttons and links) the element's own text.
 async fn accessible_name(b: &Browser, element: &Element) -> String {
     let script = "const e = arguments[0];
         if (e.getAttribute('aria-label')) return e.getAttribute('aria-label');
         if (e.id) { const l = document.querySelector('label[for=\"' + e.id + '\"]'); if (l) return l.textContent; }
         const wrap = e.closest('label'); if (wrap) return wrap.textContent;
-        return e.textContent || e.value || '';";
+        if (e.matches('input, select, textarea')) return '';
+        return e.textContent || '';";
     let name = b.client.execute(script, vec![json!(element)]).await.expect("script");
     name.as_str().unwrap_or_default().to_owned()
 }
@@ -422,7 +446,7 @@ async fn the_whole_link_works_with_the_keyboard_alone() {
     b.expect_page("reciprocal-consent", "a-reciprocal-consent").await;
     tab_to(&b, "button[value=approve]").await.send_keys(&enter).await.expect("Enter");
     b.expect_page("link-outcome", "a-outcome").await;
-    tab_to(&b, "a[href='/']").await.send_keys(&enter).await.expect("Enter");
+    tab_to(&b, "main a[href='/']").await.send_keys(&enter).await.expect("Enter");
     b.expect_page("home", "a-home-linked").await;
     if b.body_attr("data-link-state").await.as_deref() != Some("mutual") {
         b.fail("not linked both ways").await;
@@ -431,21 +455,15 @@ async fn the_whole_link_works_with_the_keyboard_alone() {
 }
 
 #[tokio::test]
-async fn the_pages_read_well_on_a_phone() {
+async fn every_page_of_the_link_reads_well_on_a_phone() {
     let pair = spawn_pair().await;
-    let b = Browser::open("phone").await;
-    b.client.set_window_size(390, 844).await.expect("phone-sized window");
+    let b = Browser::open_phone("phone").await;
     b.sign_in(&pair.a.url, "alice", "wonderland").await;
     b.link(&pair.a.url, &pair.b.url, "approve").await;
     b.expect_home(&pair.a.url, "mutual", "home-phone").await;
-    // Nothing wider than the screen: no sideways scrolling.
-    let wide = b
-        .client
-        .execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![])
-        .await
-        .expect("script");
-    if wide != json!(true) {
-        b.fail("the home page scrolls sideways on a phone").await;
+    for (path, page) in [("/link/settings", "settings"), ("/link/trace", "trace")] {
+        b.goto(&format!("{}{path}", pair.a.url)).await;
+        b.expect_page(page, page).await;
     }
     b.close().await;
 }

@@ -82,7 +82,7 @@ async fn every_error_row_of_the_reciprocal_grant() {
     // Party A down: B cannot redeem the code and says it is temporary.
     pair.a.stop();
     let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", &access)]).await;
-    expect_oauth_error(res, 503, "temporarily_unavailable").await;
+    expect_oauth_error(res, 400, "temporarily_unavailable").await;
 
     // A revoked token.
     assert_eq!(revoke_at_b(&pair, &refresh, None).await.status(), 200);
@@ -198,8 +198,10 @@ async fn double_submits_the_back_button_and_replayed_callbacks_are_harmless() {
     let (_, consent) = link_until_reciprocal(&alice, &pair.a.url, &pair.b.url, "alice", "wonderland").await;
     let flow = input_value(&consent, "flow").unwrap();
     let form = consent_fields(&consent, &flow, "approve");
-    let first = alice.post(format!("{}/link/reciprocal", pair.a.url)).form(&form).send().await.unwrap();
-    let second = alice.post(format!("{}/link/reciprocal", pair.a.url)).form(&form).send().await.unwrap();
+    // Both submits in flight at once: only one may take the step.
+    let url = format!("{}/link/reciprocal", pair.a.url);
+    let (first, second) = tokio::join!(alice.post(&url).form(&form).send(), alice.post(&url).form(&form).send());
+    let (first, second) = (first.unwrap(), second.unwrap());
     let (_, first) = follow(&alice, first).await;
     let (_, second) = follow(&alice, second).await;
     assert_eq!((flow_step(&first), flow_step(&second)), ("done".into(), "done".into()));
@@ -310,4 +312,21 @@ async fn a_restart_of_a_at_the_reciprocal_consent_lets_the_link_complete() {
     assert_eq!(flow_step(&outcome), "done", "{outcome}");
     assert_eq!(link_state(&alice, &pair.a.url).await, "mutual");
     assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
+}
+
+#[tokio::test]
+async fn link_pages_send_a_signed_out_user_to_sign_in_and_back() {
+    let pair = spawn_pair().await;
+    let stranger = browser();
+    for path in ["/link/settings", "/link/trace", "/link/outcome?flow=x"] {
+        let res = stranger.get(format!("{}{path}", pair.a.url)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{path}");
+        let next = url_with("http://x/login", &[("next", path)]).replace("http://x", "");
+        assert_eq!(header(&res, "location").as_deref(), Some(next.as_str()), "{path}");
+    }
+    // After signing in, the page asked for opens.
+    let (_, form) = page(&stranger, &format!("{}/link/settings", pair.a.url)).await;
+    let fields = [("username", "alice"), ("password", "wonderland"), ("next", "/link/settings")];
+    let (_, settings) = submit(&stranger, &format!("{}/login", pair.a.url), &form, &fields).await;
+    assert_eq!(data_page(&settings).as_deref(), Some("settings"));
 }

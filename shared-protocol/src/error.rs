@@ -114,7 +114,7 @@ impl ResponseError for OAuthError {
         match self.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            // temporarily_unavailable included: CONTRACT 3 gives every other error 400.
             _ => StatusCode::BAD_REQUEST,
         }
     }

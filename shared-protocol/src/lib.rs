@@ -72,6 +72,7 @@ pub async fn build_state(
         grants: GrantRegistry::standard(),
         clients: ClientDirectory::default(),
         peer: Default::default(),
+        trace_counter: Default::default(),
         peer_keys: JwksCache::default(),
         revocations: Default::default(),
         verified: Default::default(),

@@ -24,6 +24,7 @@ pub struct AppState {
     pub clients: ClientDirectory,
     /// This party as a client of the peer.
     pub peer: PeerClient,
+    pub trace_counter: crate::link::trace::TraceCounter,
     pub peer_keys: JwksCache,
     pub revocations: RevocationList,
     pub verified: VerifiedTokens,

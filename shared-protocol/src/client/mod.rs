@@ -81,8 +81,6 @@ pub struct PeerMetadata {
     pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub introspection_endpoint: Option<String>,
-    #[serde(default)]
-    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// The extension field of the peer's token response (CONTRACT section 4, step 4).

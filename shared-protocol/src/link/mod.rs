@@ -6,10 +6,14 @@
 //! A link attempt is a persisted state machine ([`crate::store::LinkFlow`]):
 //!
 //! ```text
-//! authorizing ──callback──▶ consent ──approve──▶ sending ──200──▶ done
-//!      │                       │                    │
-//!      └──error──▶ failed      └──deny──▶ done      └──error──▶ failed ──retry──▶ sending
+//! authorizing ──callback──▶ sending ──code redeemed──▶ consent ──approve──▶ sending ──200──▶ done
+//!      │         (redeeming)    │   └─nothing asked──▶ done        │             │
+//!      └──error──▶ failed ◀─────┘error                └─deny──▶ done └──error──▶ failed ──retry──▶ sending
 //! ```
+//!
+//! An authorization update (`/link/settings`) starts at `sending`; an unlink
+//! is recorded as `done` with its message. A `sending` left far longer than
+//! any call may take (a crash mid-call) becomes `failed`, so it can be retried.
 //!
 //! Each arrow is a compare-and-set on the stored step, so a double submit,
 //! the back button or a replayed callback can never run a step twice, and a
@@ -141,8 +145,15 @@ pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
                 broken: None,
                 updated_at: now,
             };
-            app.store.replace_refreshed_token(&refresh_token, &next).await?;
-            Ok(next)
+            if app.store.replace_refreshed_token(&refresh_token, &next).await? {
+                return Ok(next);
+            }
+            // Another instance refreshed first: what it stored is current.
+            let current = app.store.peer_token(user_id).await?.ok_or(LinkProblem::NotLinked)?;
+            match current.broken {
+                Some(why) => Err(LinkProblem::Broken(why)),
+                None => Ok(current),
+            }
         }
         // Only invalid_grant says the authorization itself is gone (RFC 6749 5.2);
         // anything else may pass, so the link is kept.
@@ -204,12 +215,6 @@ pub struct LinkView {
     pub peer_here: Vec<ScopeWords>,
 }
 
-impl LinkView {
-    pub fn is_linked(&self) -> bool {
-        self.state != "none"
-    }
-}
-
 /// What the peer may do here for the user: the scopes of its live grants.
 pub async fn peer_scope_here(app: &AppState, user_id: &str) -> StoreResult<Scope> {
     let grants = app.store.redeemed_grants(user_id, app.config.party.peer_client_id).await?;
@@ -262,15 +267,11 @@ async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
 /// client, for this user and exactly `scope`, and pushes it to the peer with
 /// the access token the peer issued to us. On success the peer holds a token
 /// for exactly `scope` and every older grant of the peer here is revoked; on
-/// failure nothing the peer could use is left behind. The error is the
-/// sentence the user reads.
-pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), String> {
+/// failure nothing the peer could use is left behind.
+pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), LinkError> {
     let party = app.config.party;
     let peer = party.peer_name;
-    let storage = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "storage failure sending a reciprocal code");
-        "Something went wrong on our side. Try again.".to_owned()
-    };
+    let storage = LinkError::Storage;
     let lock = app.peer.update_locks.of(user_id);
     let _one_change_at_a_time = lock.lock().await;
     let previous = app.store.live_grants(user_id, party.peer_client_id).await.map_err(storage)?;
@@ -283,12 +284,8 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
         }
         app.store.save_consent(user_id, party.peer_client_id, &scope.to_string(), app.now()).await.map_err(storage)?;
     }
-    let lost = if narrows && !before.is_empty() {
-        format!(" {peer}'s earlier access here was withdrawn as you asked.")
-    } else {
-        String::new()
-    };
-    let held = held_token(app, user_id).await.map_err(|p| format!("{}{lost}", p.describe(peer)))?;
+    let withdrew_earlier = narrows && !before.is_empty();
+    let held = held_token(app, user_id).await.map_err(|problem| LinkError::Held { problem, withdrew_earlier })?;
 
     // Bound to the peer's client and this user; no redirect URI or PKCE, since
     // it never travels through a browser.
@@ -335,17 +332,57 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
             trace::record(app, user_id, attempt, "F", peer, me, &e.to_string()).await;
             // Whatever the peer did with the code, it is not part of the link.
             app.revoke_grant(&grant.id).await.map_err(storage)?;
-            Err(match e {
-                PeerError::Unreachable(_) => format!("{peer} gave {e}, so it did not get its access.{lost} Try again."),
-                _ => format!("{peer} did not accept its access: {e}.{lost}"),
-            })
+            Err(LinkError::Push { error: e, withdrew_earlier })
+        }
+    }
+}
+
+/// Why a change of what the peer may do here did not go through.
+#[derive(Debug)]
+pub enum LinkError {
+    /// This party holds no usable token from the peer to push with.
+    Held {
+        problem: LinkProblem,
+        withdrew_earlier: bool,
+    },
+    /// The peer could not be reached, or refused the pushed code.
+    Push {
+        error: PeerError,
+        withdrew_earlier: bool,
+    },
+    Storage(crate::store::StoreError),
+}
+
+impl LinkError {
+    /// The sentence the user reads on the outcome page.
+    pub fn describe(&self, peer: &str) -> String {
+        let lost = |withdrew: bool| match withdrew {
+            true => format!(" {peer}'s earlier access here was withdrawn as you asked."),
+            false => String::new(),
+        };
+        match self {
+            Self::Held { problem, withdrew_earlier } => {
+                format!("{}{}", problem.describe(peer), lost(*withdrew_earlier))
+            }
+            Self::Push { error: e @ PeerError::Unreachable(_), withdrew_earlier } => {
+                format!("{peer} gave {e}, so it did not get its access.{} Try again.", lost(*withdrew_earlier))
+            }
+            Self::Push { error, withdrew_earlier } => {
+                format!("{peer} did not accept its access: {error}.{}", lost(*withdrew_earlier))
+            }
+            Self::Storage(e) => {
+                tracing::error!(error = %e, "storage failure sending a reciprocal code");
+                "Something went wrong on our side. Try again.".to_owned()
+            }
         }
     }
 }
 
 /// Withdraws everything the peer may do here for the user (authorization
-/// update to no scope, or unlink).
+/// update to no scope, deny, or unlink), in turn with any other change.
 pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<()> {
+    let lock = app.peer.update_locks.of(user_id);
+    let _one_change_at_a_time = lock.lock().await;
     let client = app.config.party.peer_client_id;
     for id in app.store.live_grants(user_id, client).await? {
         app.revoke_grant(&id).await?;
@@ -415,31 +452,24 @@ pub async fn call_peer_api(
     body: &serde_json::Value,
 ) -> Result<serde_json::Value, LinkProblem> {
     let url = format!("{}{path}", app.config.peer_url);
-    let mut token = held_token(app, user_id).await?;
-    for attempt in 0..2 {
-        let res = app
-            .http
-            .post(&url)
-            .bearer_auth(&token.access_token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| LinkProblem::Unreachable(PeerError::from(e).to_string()))?;
-        let status = res.status();
-        if status.is_success() {
-            return res.json().await.map_err(|_| LinkProblem::Refused("its answer was not JSON".into()));
-        }
-        if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
-            token = refresh_now(app, user_id).await?;
-            continue;
-        }
-        let why = match res.json::<serde_json::Value>().await {
-            Ok(v) => v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no details").to_owned(),
-            Err(_) => format!("HTTP {status}"),
-        };
-        return Err(LinkProblem::Refused(why));
+    let post = |token: PeerToken| {
+        let request = app.http.post(&url).bearer_auth(token.access_token).json(body);
+        async move { request.send().await.map_err(|e| LinkProblem::Unreachable(PeerError::from(e).to_string())) }
+    };
+    let mut res = post(held_token(app, user_id).await?).await?;
+    if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+        // Revoked or expired early: renew once, then the peer's answer stands.
+        res = post(refresh_now(app, user_id).await?).await?;
     }
-    Err(LinkProblem::Refused("the renewed access was refused too".into()))
+    let status = res.status();
+    if status.is_success() {
+        return res.json().await.map_err(|_| LinkProblem::Refused("its answer was not JSON".into()));
+    }
+    let why = match res.json::<serde_json::Value>().await {
+        Ok(v) => v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no details").to_owned(),
+        Err(_) => format!("HTTP {status}"),
+    };
+    Err(LinkProblem::Refused(why))
 }
 
 #[cfg(test)]

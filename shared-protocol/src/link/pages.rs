@@ -13,17 +13,11 @@ use crate::client::PeerError;
 use crate::error::PageError;
 use crate::server::scope::Scope;
 use crate::state::AppState;
-use crate::store::{LinkFlow, TraceEvent};
+use crate::store::LinkFlow;
 use crate::tokens::secrets::{digest, new_id};
 use crate::web::form::{PageForm, PageQuery, ScopeForm};
 use crate::web::pages::{chrome, redirect, render, Chrome};
-use crate::web::session;
-
-fn signed_in(session: &Session) -> Result<String, PageError> {
-    session::user_id(session).ok_or_else(|| {
-        PageError::new(StatusCode::UNAUTHORIZED, "You are signed out", "Sign in, then start the link again.")
-    })
-}
+use crate::web::session::{self, SignedIn};
 
 /// A flow of the signed-in user; someone else's is as good as unknown.
 async fn own_flow(app: &AppState, user_id: &str, id: Option<&str>) -> Result<LinkFlow, PageError> {
@@ -64,10 +58,10 @@ async fn fail(app: &AppState, flow: &LinkFlow, from: &str, message: &str) -> Res
 pub async fn start(
     app: web::Data<AppState>,
     session: Session,
+    SignedIn(user_id): SignedIn,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
-    let user_id = signed_in(&session)?;
     let party = app.config.party;
     let mut flow = new_flow(&app, &user_id, step::AUTHORIZING);
     match app.peer.start_authorization(&app, &party.wants_from_peer()).await {
@@ -96,10 +90,9 @@ pub async fn start(
 #[get("/link/callback")]
 pub async fn callback(
     app: web::Data<AppState>,
-    session: Session,
+    SignedIn(user_id): SignedIn,
     PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
-    let user_id = signed_in(&session)?;
     let party = app.config.party;
     let state = q.get("state").ok_or_else(|| PageError::bad_request("The answer from the other site has no state."))?;
     let flow = app
@@ -216,9 +209,9 @@ struct ReciprocalConsentPage {
 pub async fn reciprocal_page(
     app: web::Data<AppState>,
     session: Session,
+    SignedIn(user_id): SignedIn,
     PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
-    let user_id = signed_in(&session)?;
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
     if flow.step != step::CONSENT {
         return Ok(outcome(&flow.id));
@@ -240,10 +233,10 @@ pub async fn reciprocal_page(
 pub async fn reciprocal_decision(
     app: web::Data<AppState>,
     session: Session,
+    SignedIn(user_id): SignedIn,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
-    let user_id = signed_in(&session)?;
     let flow = own_flow(&app, &user_id, Some(form.get("flow").unwrap_or_default())).await?;
     let party = app.config.party;
     let peer = party.peer_name;
@@ -284,7 +277,7 @@ async fn push(app: &AppState, user_id: &str, flow_id: &str, scope: &Scope) -> Re
     let peer = app.config.party.peer_name;
     let (to, message) = match super::send_reciprocal(app, user_id, flow_id, scope).await {
         Ok(()) => (step::DONE, format!("Done: {peer} may now {}.", sentence(scope, app))),
-        Err(why) => (step::FAILED, why),
+        Err(e) => (step::FAILED, e.describe(peer)),
     };
     app.store.advance_flow(flow_id, step::SENDING, to, Some(&message), app.now()).await?;
     Ok(outcome(flow_id))
@@ -313,9 +306,9 @@ struct OutcomePage {
 pub async fn outcome_page(
     app: web::Data<AppState>,
     session: Session,
+    SignedIn(user_id): SignedIn,
     PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
-    let user_id = signed_in(&session)?;
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
     let flow = match interrupt_if_stale(&app, &flow).await? {
         true => own_flow(&app, &user_id, Some(&flow.id)).await?,
@@ -350,8 +343,11 @@ struct SettingsPage {
 
 /// What the peer may do here, one checkbox per scope (draft section 3).
 #[get("/link/settings")]
-pub async fn settings_page(app: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
-    let user_id = signed_in(&session)?;
+pub async fn settings_page(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let granted = super::peer_scope_here(&app, &user_id).await?;
     let can_push = app.store.peer_token(&user_id).await?.is_some_and(|t| t.broken.is_none());
@@ -373,10 +369,10 @@ pub async fn settings_page(app: web::Data<AppState>, session: Session) -> Result
 pub async fn settings_save(
     app: web::Data<AppState>,
     session: Session,
+    SignedIn(user_id): SignedIn,
     form: ScopeForm,
 ) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form.params)?;
-    let user_id = signed_in(&session)?;
     let party = app.config.party;
     let offered = Scope::parse(party.peer_scope);
     let chosen = Scope::parse(&form.scopes.join(" "));
@@ -411,10 +407,10 @@ pub async fn settings_save(
 pub async fn unlink(
     app: web::Data<AppState>,
     session: Session,
+    SignedIn(user_id): SignedIn,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     session::check_csrf(&session, &form)?;
-    let user_id = signed_in(&session)?;
     let peer = app.config.party.peer_name;
     let problem = super::unlink(&app, &user_id).await?;
     let mut flow = new_flow(&app, &user_id, step::DONE);
@@ -442,7 +438,8 @@ pub async fn unlink(
 /// A flow left talking to the peer far longer than any call may take was
 /// interrupted (a restart, a crash): it becomes failed, so it can be retried.
 async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, PageError> {
-    let limit = 4 * app.config.peer_timeout.as_secs() as i64;
+    // The longest a send may take: metadata, a refresh, then the push (allowed three timeouts).
+    let limit = 6 * app.config.peer_timeout.as_secs() as i64;
     if flow.step != step::SENDING || app.now() - flow.updated_at <= limit {
         return Ok(false);
     }
@@ -450,74 +447,27 @@ async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, Pag
     Ok(app.store.advance_flow(&flow.id, step::SENDING, step::FAILED, Some(&why), app.now()).await?)
 }
 
-/// A message of the trace, placed on the diagram.
-struct Arrow {
-    leg: String,
-    summary: String,
-    label: String,
-    from_x: i64,
-    to_x: i64,
-    y: i64,
-    label_x: i64,
-}
-
-struct Attempt {
-    id: String,
-    /// Tells the diagrams' arrowhead definitions apart (ids are per document).
-    index: usize,
-    height: i64,
-    arrows: Vec<Arrow>,
-}
-
 #[derive(Template)]
 #[template(path = "trace.html")]
 struct TracePage {
     chrome: Chrome,
     lanes: Vec<(String, i64)>,
-    attempts: Vec<Attempt>,
+    attempts: Vec<trace::Attempt>,
 }
 
 /// The protocol as it happened for this user, drawn as an SVG sequence diagram.
 #[get("/link/trace")]
-pub async fn trace_page(app: web::Data<AppState>, session: Session) -> Result<HttpResponse, PageError> {
-    let user_id = signed_in(&session)?;
+pub async fn trace_page(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let events = app.store.trace_of(&user_id, 200).await?;
     let lanes = vec![("You".to_owned(), 70), (party.name.to_owned(), 300), (party.peer_name.to_owned(), 830)];
-    let attempts = diagram(&events, &lanes);
+    let attempts = trace::diagram(&events, &lanes);
     let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
     render(StatusCode::OK, &TracePage { chrome, lanes, attempts })
-}
-
-/// The diagram's width in SVG units.
-const TRACE_WIDTH: i64 = 900;
-
-/// Lays the events out, newest attempt first, one arrow per message.
-fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
-    let x = |who: &str| lanes.iter().find(|(n, _)| n == who).map_or(lanes[0].1, |(_, x)| *x);
-    let mut attempts: Vec<Attempt> = Vec::new();
-    for e in events {
-        if attempts.last().is_none_or(|a| a.id != e.attempt) {
-            let index = attempts.len();
-            attempts.push(Attempt { id: e.attempt.clone(), index, height: 0, arrows: Vec::new() });
-        }
-        let attempt = attempts.last_mut().expect("just pushed");
-        let y = 60 + 48 * attempt.arrows.len() as i64;
-        let (from_x, to_x) = (x(&e.sender), x(&e.receiver));
-        let label_x = from_x.min(to_x) + 8;
-        // SVG text does not wrap: cut long labels to the room left, full text in the tooltip.
-        let room = ((TRACE_WIDTH - label_x) / 6).max(10) as usize;
-        let label = if e.summary.chars().count() > room {
-            format!("{}…", e.summary.chars().take(room - 1).collect::<String>())
-        } else {
-            e.summary.clone()
-        };
-        attempt.arrows.push(Arrow { leg: e.leg.clone(), summary: e.summary.clone(), label, from_x, to_x, y, label_x });
-        attempt.height = y + 30;
-    }
-    attempts.reverse();
-    attempts.truncate(5);
-    attempts
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -18,14 +18,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use crate::state::AppState;
 use crate::store::{GrantRecord, TraceEvent};
 
-/// Orders events recorded in the same second.
-static SEQ: AtomicI64 = AtomicI64::new(0);
+/// Orders the events this instance records within one second.
+#[derive(Default)]
+pub struct TraceCounter(AtomicI64);
 
 /// Stores one message of an attempt. A trace is a debugging aid: failing to
 /// store it is logged and never fails the protocol step itself.
 pub async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, from: &str, to: &str, summary: &str) {
     let at = app.now();
-    let seq = at * 1_000_000 + SEQ.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000);
+    let seq = at * 1_000_000 + app.trace_counter.0.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000);
     let event = TraceEvent {
         seq,
         user_id: user_id.to_owned(),
@@ -66,4 +67,66 @@ pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
     let tokens =
         format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
     record(app, user, attempt, answer, me, peer, &tokens).await;
+}
+
+/// A message of the trace, placed on the diagram.
+pub struct Arrow {
+    pub leg: String,
+    pub from: String,
+    pub to: String,
+    pub summary: String,
+    pub label: String,
+    pub from_x: i64,
+    pub to_x: i64,
+    pub y: i64,
+    pub label_x: i64,
+}
+
+pub struct Attempt {
+    pub id: String,
+    /// Tells the diagrams' arrowhead definitions apart (ids are per document).
+    pub index: usize,
+    pub height: i64,
+    pub arrows: Vec<Arrow>,
+}
+
+/// The diagram's width in SVG units.
+const TRACE_WIDTH: i64 = 900;
+
+/// Lays the events out, newest attempt first, one arrow per message.
+pub fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
+    let x = |who: &str| lanes.iter().find(|(n, _)| n == who).map_or(lanes[0].1, |(_, x)| *x);
+    let mut attempts: Vec<Attempt> = Vec::new();
+    for e in events {
+        if attempts.last().is_none_or(|a| a.id != e.attempt) {
+            let index = attempts.len();
+            attempts.push(Attempt { id: e.attempt.clone(), index, height: 0, arrows: Vec::new() });
+        }
+        let attempt = attempts.last_mut().expect("just pushed");
+        let y = 60 + 48 * attempt.arrows.len() as i64;
+        let (from_x, to_x) = (x(&e.sender), x(&e.receiver));
+        let label_x = from_x.min(to_x) + 8;
+        // SVG text does not wrap: cut long labels to the room left, full text in the tooltip.
+        let room = ((TRACE_WIDTH - label_x) / 6).max(10) as usize;
+        let label = if e.summary.chars().count() > room {
+            format!("{}…", e.summary.chars().take(room - 1).collect::<String>())
+        } else {
+            e.summary.clone()
+        };
+        attempt.arrows.push(Arrow {
+            leg: e.leg.clone(),
+            from: e.sender.clone(),
+            to: e.receiver.clone(),
+            summary: e.summary.clone(),
+            label,
+            from_x,
+            to_x,
+            y,
+            label_x,
+        });
+        attempt.height = y + 30;
+    }
+    attempts.reverse();
+    attempts.truncate(5);
+    attempts
 }

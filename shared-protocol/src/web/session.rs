@@ -1,7 +1,10 @@
 //! Browser sessions (signed, encrypted cookies; the key is in the database so
 //! instances agree) and the CSRF token every state-changing form carries.
 
-use actix_session::Session;
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 
 use crate::clock::Entropy;
 use crate::error::PageError;
@@ -58,4 +61,45 @@ pub fn set_notice(session: &Session, message: &str) {
 
 pub fn take_notice(session: &Session) -> Option<String> {
     session.remove_as::<String>(NOTICE).and_then(Result::ok)
+}
+
+/// The signed-in user of a page; anyone else is sent to sign in and, for a
+/// page they were reading, brought back to it.
+pub struct SignedIn(pub String);
+
+/// The way to the login page, for a request without a signed-in user.
+#[derive(Debug)]
+pub struct SignInFirst {
+    next: String,
+}
+
+impl std::fmt::Display for SignInFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sign in first, then {}", self.next)
+    }
+}
+
+impl ResponseError for SignInFirst {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SEE_OTHER
+    }
+    fn error_response(&self) -> HttpResponse {
+        let to = format!("/login?next={}", crate::server::authorize::urlencode(&self.next));
+        HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+    }
+}
+
+impl FromRequest for SignedIn {
+    type Error = SignInFirst;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let next = match (req.method(), req.query_string()) {
+            (&Method::GET, "") => req.path().to_owned(),
+            (&Method::GET, q) => format!("{}?{q}", req.path()),
+            // A form cannot be replayed after signing in: start from home.
+            _ => "/".to_owned(),
+        };
+        std::future::ready(user_id(&req.get_session()).map(SignedIn).ok_or(SignInFirst { next }))
+    }
 }

@@ -71,7 +71,7 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
         let error = match e {
             PeerError::Refused { .. } => OAuthError::invalid_grant(format!("{peer} refused the code: {e}")),
             PeerError::Unreachable(_) | PeerError::Malformed(_) => {
-                OAuthError::new(ErrorCode::TemporarilyUnavailable, format!("the code could not be redeemed: {e}"))
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, format!("the code could not be redeemed now: {e}"))
             }
         };
         (error, outcome)
