@@ -230,19 +230,9 @@ async fn fifty_users_link_at_once_without_mixing_anything_up() {
         let (_, whoami) = page(user, &format!("{}/", pair.a.url)).await;
         assert!(whoami.contains(&format!("Signed in as <strong>{name}</strong>")));
         // B's token at A acts for this user's account at A.
-        let a_user = held_token_subject(&pair.a, name).await;
+        let a_user = user_id_at(&pair.a, name).await;
         assert_eq!(claims["sub"], a_user, "{name}");
     }
-}
-
-/// The id of `username` at `party`.
-async fn held_token_subject(party: &Party, username: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
-    let (id,): (String,) =
-        sqlx::query_as("SELECT id FROM users WHERE username = $1").bind(username).fetch_one(&pool).await.unwrap();
-    pool.close().await;
-    id
 }
 
 #[tokio::test]

@@ -95,11 +95,26 @@ pub struct Lifetimes {
     pub authorization_code: i64,
     /// How far in the past or future a client assertion's times may be (clock skew).
     pub assertion_skew: i64,
+    /// A device request without `login_hint` (RFC 8628 3.2 `expires_in`).
+    pub device_code: i64,
+    /// A device request naming an account waits this long for the kiosk, and
+    /// once approved may be redeemed for this long again (seed 003).
+    pub device_hinted: i64,
+    /// The polling interval a device is given (RFC 8628 3.2 `interval`).
+    pub device_interval: i64,
 }
 
 impl Default for Lifetimes {
     fn default() -> Self {
-        Self { access_token: 600, refresh_token: 30 * 24 * 3600, authorization_code: 60, assertion_skew: 30 }
+        Self {
+            access_token: 600,
+            refresh_token: 30 * 24 * 3600,
+            authorization_code: 60,
+            assertion_skew: 30,
+            device_code: 600,
+            device_hinted: 7 * 24 * 3600,
+            device_interval: 5,
+        }
     }
 }
 
@@ -134,6 +149,15 @@ pub struct Cli {
     /// Authorization code lifetime in seconds.
     #[arg(long, env = "CODE_TTL", default_value_t = 60)]
     pub code_ttl: i64,
+    /// Lifetime in seconds of a device request without login_hint.
+    #[arg(long, env = "DEVICE_CODE_TTL", default_value_t = 600)]
+    pub device_code_ttl: i64,
+    /// Seconds a device request naming an account waits for approval, and then for redemption.
+    #[arg(long, env = "DEVICE_HINT_TTL", default_value_t = 604_800)]
+    pub device_hint_ttl: i64,
+    /// Seconds a device must wait between polls of the token endpoint.
+    #[arg(long, env = "DEVICE_INTERVAL", default_value_t = 5)]
+    pub device_interval: i64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "WORKERS")]
     pub workers: Option<usize>,
@@ -232,6 +256,9 @@ impl Config {
                 access_token: cli.access_token_ttl,
                 refresh_token: cli.refresh_token_ttl,
                 authorization_code: cli.code_ttl,
+                device_code: cli.device_code_ttl.max(1),
+                device_hinted: cli.device_hint_ttl.max(1),
+                device_interval: cli.device_interval.max(1),
                 ..Lifetimes::default()
             },
             workers: cli.workers,

@@ -564,3 +564,13 @@ pub async fn play_from_a(browser: &reqwest::Client, pair: &Pair, query: &str) ->
 pub async fn now_playing_at_a(browser: &reqwest::Client, pair: &Pair) -> serde_json::Value {
     browser.get(format!("{}/api/now-playing", pair.a.url)).send().await.unwrap().json().await.unwrap()
 }
+
+/// The id of `username` at `party`, read from its database.
+pub async fn user_id_at(party: &Party, username: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
+    let (id,): (String,) =
+        sqlx::query_as("SELECT id FROM users WHERE username = $1").bind(username).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    id
+}

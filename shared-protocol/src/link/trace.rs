@@ -22,11 +22,18 @@ use crate::store::{GrantRecord, TraceEvent};
 #[derive(Default)]
 pub struct TraceCounter(AtomicI64);
 
+impl TraceCounter {
+    /// The next number below a million, to add to `seconds * 1_000_000`.
+    pub fn next(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000)
+    }
+}
+
 /// Stores one message of an attempt. A trace is a debugging aid: failing to
 /// store it is logged and never fails the protocol step itself.
 pub async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, from: &str, to: &str, summary: &str) {
     let at = app.now();
-    let seq = at * 1_000_000 + app.trace_counter.0.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000);
+    let seq = at * 1_000_000 + app.trace_counter.next();
     let event = TraceEvent {
         seq,
         user_id: user_id.to_owned(),

@@ -23,6 +23,7 @@ pub async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpRe
         "jwks_uri": c.endpoint(JWKS_PATH),
         "revocation_endpoint": c.endpoint("/revoke"),
         "introspection_endpoint": c.endpoint("/introspect"),
+        "device_authorization_endpoint": c.endpoint("/device_authorization"),
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

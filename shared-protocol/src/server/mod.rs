@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod device;
 pub mod grants;
 pub mod introspect;
 pub mod metadata;
@@ -21,5 +22,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(authorize::consent_decision)
         .service(token::token_endpoint)
         .service(revoke::revocation_endpoint)
-        .service(introspect::introspection_endpoint);
+        .service(introspect::introspection_endpoint)
+        .service(device::device_authorization_endpoint)
+        .service(device::device_page)
+        .service(device::device_decision)
+        .service(device::kiosk)
+        .service(device::kiosk_decision);
 }

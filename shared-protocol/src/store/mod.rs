@@ -4,6 +4,7 @@
 
 mod authorization;
 mod clients;
+mod device;
 mod keys;
 mod link;
 mod users;
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use authorization::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, RefreshOutcome};
 pub use clients::ClientRecord;
+pub use device::{AuditEntry, DeviceRequest, NamedAuditEntry, PendingRequest};
 pub use keys::KeyRecord;
 pub use link::{LinkFlow, PeerToken, TraceEvent};
 pub use users::UserRecord;
@@ -60,6 +62,7 @@ const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
         sql: include_str!("../../migrations/0001_authorization_server.sql"),
     },
     PartyMigration { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
+    PartyMigration { version: 3, description: "device", sql: include_str!("../../migrations/0003_device.sql") },
 ];
 
 #[derive(Clone, Debug)]

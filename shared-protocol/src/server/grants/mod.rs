@@ -4,6 +4,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod reciprocal;
 pub mod refresh_token;
 
@@ -88,6 +89,7 @@ impl GrantRegistry {
             Box::new(client_credentials::ClientCredentials),
             Box::new(reciprocal::Reciprocal),
             Box::new(reciprocal::LegacyMutual),
+            Box::new(device_code::DeviceCode),
         ])
     }
 

@@ -1,0 +1,161 @@
+//! The device flow with a staffed kiosk (RFC 8628; seed 003; CONTRACT
+//! section 5), over HTTP against the real party B.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const SPEAKER: &str = "speaker";
+
+async fn device_authorization(pair: &Pair, form: &[(&str, &str)]) -> reqwest::Response {
+    let mut body = vec![("client_id", SPEAKER)];
+    body.extend_from_slice(form);
+    http().post(format!("{}/device_authorization", pair.b.url)).form(&body).send().await.unwrap()
+}
+
+async fn poll(pair: &Pair, device_code: &str) -> reqwest::Response {
+    http()
+        .post(format!("{}/token", pair.b.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+            ("client_id", SPEAKER),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits out the polling interval B was started with (`--device-interval 1`).
+async fn next_poll() {
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+}
+
+async fn spawn_b_for_devices() -> Pair {
+    spawn_pair_with(&[], &["--device-interval", "1"]).await
+}
+
+/// Submits the kiosk form as the signed-in staff `browser`; returns the page.
+async fn kiosk_decides(staff: &reqwest::Client, pair: &Pair, account: &str, user_code: &str, decision: &str) -> String {
+    let (_, kiosk) = page(staff, &format!("{}/kiosk", pair.b.url)).await;
+    assert_eq!(data_page(&kiosk).as_deref(), Some("kiosk"), "{kiosk}");
+    let fields = [("account", account), ("user_code", user_code), ("decision", decision)];
+    submit(staff, &format!("{}/kiosk", pair.b.url), &kiosk, &fields).await.1
+}
+
+#[tokio::test]
+async fn staff_at_the_kiosk_approve_for_the_named_account_and_the_token_is_the_accounts() {
+    let pair = spawn_b_for_devices().await;
+    let res = device_authorization(&pair, &[("login_hint", "alice"), ("scope", "player:read")]).await;
+    assert_eq!(header(&res, "cache-control").as_deref(), Some("no-store"));
+    let started: Value = json_ok(res).await;
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    assert_eq!(user_code.len(), 9);
+    assert!(user_code.chars().enumerate().all(|(i, c)| if i == 4 {
+        c == '-'
+    } else {
+        "BCDFGHJKLMNPQRSTVWXZ".contains(c)
+    }));
+    assert_eq!(started["verification_uri"], format!("{}/device", pair.b.url));
+    assert_eq!(started["expires_in"], 7 * 24 * 3600, "a named account may take a week to reach the kiosk");
+    assert_eq!(started["interval"], 1);
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    expect_oauth_error(poll(&pair, &device_code).await, 400, "authorization_pending").await;
+    expect_oauth_error(poll(&pair, &device_code).await, 400, "slow_down").await;
+
+    let staff = browser();
+    login(&staff, &pair.b.url, "kiosk", "staff-only").await;
+    let (_, kiosk) = page(&staff, &format!("{}/kiosk", pair.b.url)).await;
+    assert!(kiosk.contains("<td>alice</td>") && kiosk.contains(&user_code), "pending by account: {kiosk}");
+    // The wrong account for that code is refused.
+    let wrong = kiosk_decides(&staff, &pair, "bob", &user_code, "approve").await;
+    assert!(wrong.contains("No pending request with that code for that account"), "{wrong}");
+    let done = kiosk_decides(&staff, &pair, "alice", &user_code.to_lowercase(), "approve").await;
+    assert!(done.contains("Approved"), "{done}");
+    assert!(
+        done.contains(&format!("approve</strong> {user_code} for <strong>alice</strong> by kiosk (staff)")),
+        "{done}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(6)).await; // slow_down raised the interval to 6 s
+    let tokens = json_ok(poll(&pair, &device_code).await).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(access)["sub"], user_id_at(&pair.b, "alice").await, "the account's, not the staff's");
+    assert_eq!(jwt_claims(access)["client_id"], SPEAKER);
+    assert_eq!(player_at_b(&pair, access).await.status(), 200);
+    expect_oauth_error(poll(&pair, &device_code).await, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_refused_and_the_metadata_lists_the_flow() {
+    let pair = spawn_pair().await;
+    expect_oauth_error(device_authorization(&pair, &[("login_hint", "nobody")]).await, 400, "invalid_request").await;
+    let meta =
+        json_ok(http().get(format!("{}/.well-known/oauth-authorization-server", pair.b.url)).send().await.unwrap())
+            .await;
+    assert!(meta["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g == "urn:ietf:params:oauth:grant-type:device_code"));
+    assert_eq!(meta["device_authorization_endpoint"], format!("{}/device_authorization", pair.b.url));
+    let plain = json_ok(device_authorization(&pair, &[]).await).await;
+    assert_eq!(plain["expires_in"], 600, "a request naming no account lives ten minutes");
+}
+
+/// The account holder's `/device` page for `user_code`, then `decision`; returns the result page.
+async fn holder_decides(user: &reqwest::Client, pair: &Pair, user_code: &str, decision: &str) -> String {
+    let url = url_with(&format!("{}/device", pair.b.url), &[("user_code", user_code)]);
+    let (_, confirm) = page(user, &url).await;
+    assert_eq!(data_page(&confirm).as_deref(), Some("device"));
+    if input_value(&confirm, "user_code").is_none() {
+        return confirm;
+    }
+    let fields = [("user_code", user_code), ("decision", decision)];
+    submit(user, &format!("{}/device", pair.b.url), &confirm, &fields).await.1
+}
+
+#[tokio::test]
+async fn the_account_holder_may_approve_at_device_but_nobody_else() {
+    let pair = spawn_b_for_devices().await;
+    let started = json_ok(device_authorization(&pair, &[("login_hint", "alice")]).await).await;
+    let user_code = started["user_code"].as_str().unwrap();
+    let device_code = started["device_code"].as_str().unwrap();
+
+    let bob = browser();
+    login(&bob, &pair.b.url, "bob", "builder").await;
+    let refused = holder_decides(&bob, &pair, user_code, "approve").await;
+    assert!(refused.contains("That device asked for another account"), "{refused}");
+
+    let alice = browser();
+    login(&alice, &pair.b.url, "alice", "wonderland").await;
+    let done = holder_decides(&alice, &pair, user_code, "approve").await;
+    assert!(done.contains("Approved"), "{done}");
+    next_poll().await;
+    let tokens = json_ok(poll(&pair, device_code).await).await;
+    assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["sub"], user_id_at(&pair.b, "alice").await);
+
+    // A request naming no account belongs to whoever approves it.
+    let plain = json_ok(device_authorization(&pair, &[]).await).await;
+    holder_decides(&bob, &pair, plain["user_code"].as_str().unwrap(), "approve").await;
+    let tokens = json_ok(poll(&pair, plain["device_code"].as_str().unwrap()).await).await;
+    assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["sub"], user_id_at(&pair.b, "bob").await);
+}
+
+#[tokio::test]
+async fn a_denial_is_final_and_the_kiosk_is_for_staff_only() {
+    let pair = spawn_b_for_devices().await;
+    let started = json_ok(device_authorization(&pair, &[("login_hint", "bob")]).await).await;
+    let staff = browser();
+    login(&staff, &pair.b.url, "kiosk", "staff-only").await;
+    let page_after = kiosk_decides(&staff, &pair, "bob", started["user_code"].as_str().unwrap(), "deny").await;
+    assert!(page_after.contains("Denied"), "{page_after}");
+    expect_oauth_error(poll(&pair, started["device_code"].as_str().unwrap()).await, 400, "access_denied").await;
+
+    let alice = browser();
+    login(&alice, &pair.b.url, "alice", "wonderland").await;
+    expect_error_page(alice.get(format!("{}/kiosk", pair.b.url)).send().await.unwrap(), 403).await;
+}

@@ -1,0 +1,380 @@
+//! The device authorization grant (RFC 8628) with a staffed kiosk (seed 003):
+//! the device authorization endpoint (3.1–3.2), the page where the account
+//! holder enters the user code (3.3), and the kiosk where staff approve a
+//! request for the account a person proves with an ID. The token always
+//! belongs to the account the request names or the holder who approved it,
+//! never to the staff member; every decision goes to an append-only audit log.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde_json::json;
+
+use super::client_auth::authenticate;
+use super::grants::device_code::DEVICE_CODE_GRANT;
+use super::scope::Scope;
+use super::token::no_store;
+use crate::clock::Entropy;
+use crate::error::{ErrorCode, OAuthError, PageError};
+use crate::state::AppState;
+use crate::store::{AuditEntry, DeviceRequest, PendingRequest};
+use crate::tokens::secrets::{digest, new_secret};
+use crate::web::form::{OAuthForm, PageForm, PageQuery};
+use crate::web::pages::{chrome, render, Chrome, ScopeLine};
+use crate::web::session::{self, SignedIn};
+
+/// RFC 8628 6.1: consonants only, so no word can be spelled and nothing is confused.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+
+/// Eight letters of the alphabet, each equally likely (rejection sampling).
+pub fn new_user_code(entropy: &dyn Entropy) -> String {
+    let mut code = String::with_capacity(USER_CODE_LEN);
+    while code.len() < USER_CODE_LEN {
+        let mut byte = [0u8; 1];
+        entropy.fill(&mut byte);
+        // 240 is the largest multiple of 20 below 256: larger bytes would bias the letters.
+        if byte[0] < 240 {
+            code.push(USER_CODE_ALPHABET[(byte[0] % 20) as usize] as char);
+        }
+    }
+    code
+}
+
+/// `BCDFGHJK` → `BCDF-GHJK`, as the device shows it.
+pub fn display_user_code(code: &str) -> String {
+    format!("{}-{}", &code[..4.min(code.len())], &code[4.min(code.len())..])
+}
+
+/// What a person typed → the stored form: case, spaces and dashes do not matter.
+pub fn normalize_user_code(typed: &str) -> Option<String> {
+    let code: String = typed.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
+    let valid = code.len() == USER_CODE_LEN && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b));
+    valid.then_some(code)
+}
+
+/// RFC 8628 3.1–3.2, plus `login_hint` naming the account (seed 003).
+#[post("/device_authorization")]
+pub async fn device_authorization_endpoint(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    OAuthForm(params): OAuthForm,
+) -> Result<HttpResponse, OAuthError> {
+    let client = authenticate(&app, &req, &params).await?;
+    if !client.client.allows_grant(DEVICE_CODE_GRANT) {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device flow"));
+    }
+    let scope = match params.get("scope") {
+        Some(s) if Scope::is_well_formed(s) => Scope::parse(s),
+        Some(_) => return Err(OAuthError::new(ErrorCode::InvalidScope, "the scope is malformed")),
+        None => client.client.scope.clone(),
+    };
+    let offered = |s: &str| app.config.scope_names().any(|o| o == s);
+    if scope.is_empty() || !scope.is_subset(&client.client.scope) || !scope.iter().all(offered) {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "the scope is unknown or not allowed for this client"));
+    }
+    let hint = match params.get("login_hint") {
+        Some(name) => Some(
+            app.store
+                .user_by_name(&name.trim().to_lowercase())
+                .await?
+                .ok_or_else(|| OAuthError::invalid_request("login_hint names no account here"))?,
+        ),
+        None => None,
+    };
+    let now = app.now();
+    let lifetimes = app.config.lifetimes;
+    let expires_in = if hint.is_some() { lifetimes.device_hinted } else { lifetimes.device_code };
+    let device_code = new_secret(app.entropy.as_ref());
+    let mut request = DeviceRequest {
+        device_code_digest: digest(&device_code),
+        user_code: String::new(),
+        client_id: client.client.id.clone(),
+        scope: scope.to_string(),
+        hint_user_id: hint.map(|u| u.id),
+        status: "pending".into(),
+        user_id: None,
+        expires_at: now + expires_in,
+        redeem_by: None,
+        poll_interval: lifetimes.device_interval,
+        last_poll_at: None,
+        created_at: now,
+        decided_at: None,
+    };
+    // A user code is short: on the rare collision with a live one, draw again.
+    for _ in 0..5 {
+        request.user_code = new_user_code(app.entropy.as_ref());
+        if app.store.insert_device_request(&request).await? {
+            let user_code = display_user_code(&request.user_code);
+            let verification_uri = app.config.endpoint("/device");
+            return Ok(no_store(HttpResponse::Ok()).json(json!({
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": verification_uri,
+                "verification_uri_complete": format!("{verification_uri}?user_code={user_code}"),
+                "expires_in": expires_in,
+                "interval": lifetimes.device_interval,
+            })));
+        }
+    }
+    Err(OAuthError::new(ErrorCode::ServerError, "no free user code; try again"))
+}
+
+/// A request as a person sees it before deciding.
+struct RequestView {
+    user_code: String,
+    client_name: String,
+    scopes: Vec<ScopeLine>,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage {
+    chrome: Chrome,
+    typed: String,
+    request: Option<RequestView>,
+    message: Option<String>,
+}
+
+/// RFC 8628 3.3: the account holder enters the code the device shows.
+#[get("/device")]
+pub async fn device_page(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+    PageQuery(q): PageQuery,
+) -> Result<HttpResponse, PageError> {
+    let typed = q.get("user_code").unwrap_or_default().to_owned();
+    let (request, message) = match q.get("user_code") {
+        None => (None, None),
+        Some(t) => match find_for(&app, &user_id, t).await? {
+            Ok(view) => (Some(view), None),
+            Err(why) => (None, Some(why)),
+        },
+    };
+    let chrome = chrome(&app, &session, "device", Some(user_id)).await?;
+    render(StatusCode::OK, &DevicePage { chrome, typed, request, message })
+}
+
+/// The pending request with this code that `user_id` may decide, or why not.
+async fn find_for(app: &AppState, user_id: &str, typed: &str) -> Result<Result<RequestView, String>, PageError> {
+    // Guessing codes is throttled like guessing passwords (RFC 8628 5.1).
+    let key = format!("device:{user_id}");
+    let now = app.now();
+    if let Err(wait) = app.throttle.check(&key, now) {
+        return Ok(Err(format!("Too many wrong codes. Try again in {wait} seconds.")));
+    }
+    let request = match normalize_user_code(typed) {
+        Some(code) => app.store.device_request_by_user_code(&code).await?,
+        None => None,
+    };
+    let Some(request) = request.filter(|r| r.status == "pending" && r.expires_at > now) else {
+        app.throttle.record_failure(&key, now);
+        return Ok(Err("That code is not waiting for approval. Check it on the device.".into()));
+    };
+    if request.hint_user_id.as_deref().is_some_and(|hint| hint != user_id) {
+        return Ok(Err(
+            "That device asked for another account. Only that account, or staff at a kiosk, can approve it.".into(),
+        ));
+    }
+    app.throttle.record_success(&key);
+    let client_name = match app.clients.get(&app.store, &request.client_id, now).await? {
+        Some(c) => c.name.clone(),
+        None => request.client_id.clone(),
+    };
+    let scopes = Scope::parse(&request.scope).iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
+    Ok(Ok(RequestView { user_code: display_user_code(&request.user_code), client_name, scopes }))
+}
+
+/// The account holder's decision.
+#[post("/device")]
+pub async fn device_decision(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    let typed = form.get("user_code").unwrap_or_default().to_owned();
+    let decision = decision(form.get("decision"))?;
+    let message = match find_for(&app, &user_id, &typed).await? {
+        Err(why) => why,
+        Ok(view) => {
+            let code = normalize_user_code(&view.user_code).unwrap_or_default();
+            decide(&app, &code, &user_id, &user_id, "user", "device", decision).await?
+        }
+    };
+    let chrome = chrome(&app, &session, "device", Some(user_id)).await?;
+    render(StatusCode::OK, &DevicePage { chrome, typed: String::new(), request: None, message: Some(message) })
+}
+
+fn decision(value: Option<&str>) -> Result<&'static str, PageError> {
+    match value {
+        Some("approve") => Ok("approve"),
+        Some("deny") => Ok("deny"),
+        _ => Err(PageError::bad_request("Choose Approve or Deny.")),
+    }
+}
+
+/// Records a decision for `account_id` taken by `actor_id`, audit first.
+async fn decide(
+    app: &AppState,
+    code: &str,
+    account_id: &str,
+    actor_id: &str,
+    actor_role: &str,
+    via: &str,
+    decision: &str,
+) -> Result<String, PageError> {
+    let now = app.now();
+    let request = app.store.device_request_by_user_code(code).await?;
+    // A named account's approval may be redeemed for another hint lifetime (seed 003).
+    let redeem_by = match request.as_ref().and_then(|r| r.hint_user_id.as_ref()) {
+        Some(_) => now + app.config.lifetimes.device_hinted,
+        None => request.map_or(now, |r| r.expires_at),
+    };
+    let status = if decision == "approve" { "approved" } else { "denied" };
+    if !app.store.decide_device_request(code, status, account_id, redeem_by, now).await? {
+        return Ok("That request was already decided, or has expired.".into());
+    }
+    let seq = now * 1_000_000 + app.trace_counter.next();
+    let entry = AuditEntry {
+        seq,
+        at: now,
+        user_code: code.to_owned(),
+        account_id: account_id.to_owned(),
+        actor_id: actor_id.to_owned(),
+        actor_role: actor_role.to_owned(),
+        via: via.to_owned(),
+        decision: decision.to_owned(),
+    };
+    app.store.append_device_audit(&entry).await?;
+    Ok(match decision {
+        "approve" => format!("Approved: the device showing {} can now finish signing in.", display_user_code(code)),
+        _ => format!("Denied: the device showing {} will not get access.", display_user_code(code)),
+    })
+}
+
+/// One line of the kiosk's audit list.
+struct AuditLine {
+    at: i64,
+    user_code: String,
+    account: String,
+    actor: String,
+    via: String,
+    decision: String,
+}
+
+#[derive(Template)]
+#[template(path = "kiosk.html")]
+struct KioskPage {
+    chrome: Chrome,
+    pending: Vec<PendingRequest>,
+    audit: Vec<AuditLine>,
+    message: Option<String>,
+}
+
+async fn staff(app: &AppState, user_id: &str) -> Result<(), PageError> {
+    match app.store.user_by_id(user_id).await? {
+        Some(u) if u.role == "staff" => Ok(()),
+        _ => Err(PageError::new(StatusCode::FORBIDDEN, "Staff only", "The kiosk is for staff accounts.")),
+    }
+}
+
+async fn kiosk_page(
+    app: &AppState,
+    session: &Session,
+    user_id: String,
+    message: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let now = app.now();
+    let pending = app
+        .store
+        .pending_hinted_requests(now)
+        .await?
+        .into_iter()
+        .map(|p| PendingRequest { user_code: display_user_code(&p.user_code), ..p })
+        .collect();
+    let audit = app
+        .store
+        .recent_device_audit(20)
+        .await?
+        .into_iter()
+        .map(|e| AuditLine {
+            at: e.at,
+            user_code: display_user_code(&e.user_code),
+            account: e.account,
+            actor: format!("{} ({})", e.actor, e.actor_role),
+            via: e.via,
+            decision: e.decision,
+        })
+        .collect();
+    let chrome = chrome(app, session, "kiosk", Some(user_id)).await?;
+    render(StatusCode::OK, &KioskPage { chrome, pending, audit, message })
+}
+
+/// Staff see the pending requests by account (seed 003).
+#[get("/kiosk")]
+pub async fn kiosk(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+) -> Result<HttpResponse, PageError> {
+    staff(&app, &user_id).await?;
+    kiosk_page(&app, &session, user_id, None).await
+}
+
+/// After checking the person's ID, staff approve or deny for that account.
+#[post("/kiosk")]
+pub async fn kiosk_decision(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::check_csrf(&session, &form)?;
+    staff(&app, &user_id).await?;
+    let decision = decision(form.get("decision"))?;
+    let account = form.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();
+    let code = form.get("user_code").and_then(normalize_user_code);
+    let account = app.store.user_by_name(&account).await?;
+    let request = match &code {
+        Some(c) => app.store.device_request_by_user_code(c).await?,
+        None => None,
+    };
+    let now = app.now();
+    let message = match (account, request) {
+        (Some(account), Some(r))
+            if r.status == "pending"
+                && r.expires_at > now
+                && r.hint_user_id.as_deref() == Some(account.id.as_str()) =>
+        {
+            decide(&app, &r.user_code, &account.id, &user_id, "staff", "kiosk", decision).await?
+        }
+        _ => "No pending request with that code for that account. Check the account name and the code on the device."
+            .to_owned(),
+    };
+    kiosk_page(&app, &session, user_id, Some(message)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::CountingEntropy;
+
+    #[test]
+    fn user_codes_are_eight_consonants_shown_with_a_dash() {
+        let entropy = CountingEntropy::default();
+        let code = new_user_code(&entropy);
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)), "{code}");
+        let shown = display_user_code(&code);
+        assert_eq!(shown.len(), 9);
+        assert_eq!(&shown[4..5], "-");
+        assert_eq!(normalize_user_code(&shown.to_lowercase()).as_deref(), Some(code.as_str()));
+        assert_eq!(normalize_user_code(" bcdf ghjk "), Some("BCDFGHJK".into()));
+        assert_eq!(normalize_user_code("BCDF-GHJA"), None, "A is not in the alphabet");
+        assert_eq!(normalize_user_code("BCDF"), None);
+    }
+}

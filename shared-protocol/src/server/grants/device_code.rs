@@ -1,0 +1,148 @@
+//! `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 3.4–3.5): the
+//! device polls with its device code until the account holder, or a staff
+//! member at the kiosk, has decided.
+
+use async_trait::async_trait;
+
+use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
+use crate::error::{ErrorCode, OAuthError};
+use crate::store::GrantRecord;
+use crate::tokens::secrets::{digest, new_id};
+
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// RFC 8628 3.5: how much longer to wait after polling too fast.
+const SLOW_DOWN_STEP: i64 = 5;
+
+pub struct DeviceCode;
+
+#[async_trait(?Send)]
+impl Grant for DeviceCode {
+    fn grant_type(&self) -> &'static str {
+        DEVICE_CODE_GRANT
+    }
+
+    async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
+        let app = req.state;
+        let device_code = digest(req.params.require("device_code")?);
+        let now = app.now();
+        let request = app
+            .store
+            .device_request(&device_code)
+            .await?
+            .filter(|r| r.client_id == req.client.client.id)
+            .ok_or_else(|| OAuthError::invalid_grant("the device_code is not valid for this client"))?;
+        let refuse = |code: ErrorCode, why: &'static str| Err(OAuthError::new(code, why));
+        match request.status.as_str() {
+            "pending" if request.expires_at <= now => refuse(ErrorCode::ExpiredToken, "the device code has expired"),
+            "pending" => {
+                let too_soon = request.last_poll_at.is_some_and(|last| now - last < request.poll_interval);
+                let interval = request.poll_interval + if too_soon { SLOW_DOWN_STEP } else { 0 };
+                app.store.record_device_poll(&device_code, now, interval).await?;
+                if too_soon {
+                    refuse(ErrorCode::SlowDown, "polling too fast: wait longer between requests")
+                } else {
+                    refuse(ErrorCode::AuthorizationPending, "the request has not been approved yet")
+                }
+            }
+            "denied" => refuse(ErrorCode::AccessDenied, "the request was denied"),
+            "approved" if request.redeem_by.is_some_and(|by| by <= now) => {
+                refuse(ErrorCode::ExpiredToken, "the approval was not redeemed in time")
+            }
+            "approved" => {
+                // Single use: of two polls racing, one gets the tokens.
+                if !app.store.redeem_device_request(&device_code).await? {
+                    return refuse(ErrorCode::InvalidGrant, "the device code was already used");
+                }
+                let grant = GrantRecord {
+                    id: new_id(app.entropy.as_ref()),
+                    client_id: request.client_id,
+                    // The account that was approved, not whoever approved it.
+                    user_id: request.user_id,
+                    scope: request.scope,
+                    audience: app.config.resource().to_owned(),
+                    created_at: now,
+                    revoked_at: None,
+                };
+                app.store.insert_grant(&grant).await?;
+                let refresh = req.client.client.allows_grant("refresh_token");
+                Ok(issue_tokens(app, &grant, None, refresh).await?.into())
+            }
+            _ => refuse(ErrorCode::InvalidGrant, "the device code was already used"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::DeviceRequest;
+    use crate::testing::{exchange, state};
+
+    async fn request(app: &crate::state::AppState, code: &str, user_code: &str) {
+        let r = DeviceRequest {
+            device_code_digest: digest(code),
+            user_code: user_code.into(),
+            client_id: "peer".into(),
+            scope: "player:read".into(),
+            hint_user_id: None,
+            status: "pending".into(),
+            user_id: None,
+            expires_at: app.now() + app.config.lifetimes.device_code,
+            redeem_by: None,
+            poll_interval: app.config.lifetimes.device_interval,
+            last_poll_at: None,
+            created_at: app.now(),
+            decided_at: None,
+        };
+        assert!(app.store.insert_device_request(&r).await.unwrap());
+    }
+
+    async fn poll(app: &crate::state::AppState, code: &str) -> Result<super::super::TokenResponse, OAuthError> {
+        exchange(&DeviceCode, app, &format!("device_code={code}")).await
+    }
+
+    #[actix_web::test]
+    async fn pending_then_slow_down_then_tokens_for_the_approved_account_once() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        request(&app, "dc1", "BCDFGHJK").await;
+        assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::AuthorizationPending);
+        assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::SlowDown, "polled at once");
+        clock.advance(app.config.lifetimes.device_interval + SLOW_DOWN_STEP);
+        assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::AuthorizationPending);
+
+        let by = app.now() + 60;
+        assert!(app.store.decide_device_request("BCDFGHJK", "approved", "user-9", by, app.now()).await.unwrap());
+        let tokens = poll(&app, "dc1").await.unwrap();
+        let claims = app.verify_access_token(&tokens.access_token).await.unwrap();
+        assert_eq!(claims.sub, "user-9");
+        assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::InvalidGrant, "single use");
+    }
+
+    #[actix_web::test]
+    async fn requests_expire_and_denials_are_final() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        request(&app, "dc2", "BCDFGHJL").await;
+        request(&app, "dc3", "BCDFGHJM").await;
+        assert!(app.store.decide_device_request("BCDFGHJM", "denied", "user-9", 0, app.now()).await.unwrap());
+        assert_eq!(poll(&app, "dc3").await.unwrap_err().code, ErrorCode::AccessDenied);
+        clock.advance(app.config.lifetimes.device_code);
+        assert_eq!(poll(&app, "dc2").await.unwrap_err().code, ErrorCode::ExpiredToken);
+        let late = app.store.decide_device_request("BCDFGHJL", "approved", "user-9", 0, app.now()).await.unwrap();
+        assert!(!late, "an expired request cannot be approved");
+    }
+
+    #[actix_web::test]
+    async fn an_approval_must_be_redeemed_in_time() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        request(&app, "dc4", "BCDFGHJN").await;
+        let by = app.now() + 30;
+        assert!(app.store.decide_device_request("BCDFGHJN", "approved", "user-9", by, app.now()).await.unwrap());
+        clock.advance(30);
+        assert_eq!(poll(&app, "dc4").await.unwrap_err().code, ErrorCode::ExpiredToken);
+    }
+}

@@ -1,0 +1,183 @@
+//! Device authorization requests (RFC 8628) and the kiosk's audit log. The
+//! audit log is append-only: this module has no way to change or delete a row.
+
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRequest {
+    pub device_code_digest: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    pub hint_user_id: Option<String>,
+    pub status: String,
+    pub user_id: Option<String>,
+    pub expires_at: i64,
+    pub redeem_by: Option<i64>,
+    pub poll_interval: i64,
+    pub last_poll_at: Option<i64>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+/// A pending request for the kiosk's list, with names to show.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingRequest {
+    pub user_code: String,
+    pub account: String,
+    pub client_name: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: i64,
+    pub user_code: String,
+    pub account_id: String,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub via: String,
+    pub decision: String,
+}
+
+/// An audit entry with the account's and the actor's names.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NamedAuditEntry {
+    pub at: i64,
+    pub user_code: String,
+    pub actor_role: String,
+    pub via: String,
+    pub decision: String,
+    pub account: String,
+    pub actor: String,
+}
+
+const COLUMNS: &str = "device_code_digest, user_code, client_id, scope, hint_user_id, status, user_id, expires_at, \
+     redeem_by, poll_interval, last_poll_at, created_at, decided_at";
+
+impl Store {
+    /// Stores a new request; `false` when the user code is taken (pick another).
+    pub async fn insert_device_request(&self, r: &DeviceRequest) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO device_requests (device_code_digest, user_code, client_id, scope, hint_user_id, status,
+                 expires_at, poll_interval, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(&r.device_code_digest)
+        .bind(&r.user_code)
+        .bind(&r.client_id)
+        .bind(&r.scope)
+        .bind(&r.hint_user_id)
+        .bind(r.expires_at)
+        .bind(r.poll_interval)
+        .bind(r.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn device_request(&self, device_code_digest: &str) -> StoreResult<Option<DeviceRequest>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM device_requests WHERE device_code_digest = $1"))
+            .bind(device_code_digest)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn device_request_by_user_code(&self, user_code: &str) -> StoreResult<Option<DeviceRequest>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM device_requests WHERE user_code = $1"))
+            .bind(user_code)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Approves or denies a pending request for `user_id`; `false` when it
+    /// was no longer pending (decided already, by someone else perhaps).
+    pub async fn decide_device_request(
+        &self,
+        user_code: &str,
+        status: &str,
+        user_id: &str,
+        redeem_by: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE device_requests SET status = $2, user_id = $3, redeem_by = $4, decided_at = $5
+             WHERE user_code = $1 AND status = 'pending' AND expires_at > $5",
+        )
+        .bind(user_code)
+        .bind(status)
+        .bind(user_id)
+        .bind(redeem_by)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a poll (RFC 8628 3.5); `interval` is the interval from now on.
+    pub async fn record_device_poll(&self, digest: &str, now: i64, interval: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE device_requests SET last_poll_at = $2, poll_interval = $3 WHERE device_code_digest = $1")
+            .bind(digest)
+            .bind(now)
+            .bind(interval)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Uses up an approved request; `false` when it was not approved (any more).
+    pub async fn redeem_device_request(&self, digest: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE device_requests SET status = 'redeemed' WHERE device_code_digest = $1 AND status = 'approved'",
+        )
+        .bind(digest)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Live requests that name an account, for the kiosk, oldest first.
+    pub async fn pending_hinted_requests(&self, now: i64) -> StoreResult<Vec<PendingRequest>> {
+        Ok(sqlx::query_as(
+            "SELECT d.user_code, u.username AS account, c.name AS client_name, d.scope, d.created_at, d.expires_at
+             FROM device_requests d JOIN users u ON u.id = d.hint_user_id JOIN clients c ON c.client_id = d.client_id
+             WHERE d.status = 'pending' AND d.expires_at > $1 ORDER BY u.username, d.created_at",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn append_device_audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO device_audit (seq, at, user_code, account_id, actor_id, actor_role, via, decision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.seq)
+        .bind(e.at)
+        .bind(&e.user_code)
+        .bind(&e.account_id)
+        .bind(&e.actor_id)
+        .bind(&e.actor_role)
+        .bind(&e.via)
+        .bind(&e.decision)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The most recent decisions, newest first, with account and actor names.
+    pub async fn recent_device_audit(&self, limit: i64) -> StoreResult<Vec<NamedAuditEntry>> {
+        Ok(sqlx::query_as(
+            "SELECT a.at, a.user_code, a.actor_role, a.via, a.decision, acc.username AS account, act.username AS actor
+             FROM device_audit a JOIN users acc ON acc.id = a.account_id JOIN users act ON act.id = a.actor_id
+             ORDER BY a.at DESC, a.seq DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
