@@ -18,6 +18,30 @@ async fn push_to_b(pair: &Pair, secret: &str, form: &[(&str, &str)]) -> reqwest:
     http().post(format!("{}/token", pair.b.url)).basic_auth(A_CLIENT, Some(secret)).form(&body).send().await.unwrap()
 }
 
+/// An access token B issued to its public `speaker` client for alice (RFC 8628).
+async fn speaker_token_for_alice(pair: &Pair) -> String {
+    let started = http()
+        .post(format!("{}/device_authorization", pair.b.url))
+        .form(&[("client_id", "speaker"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap();
+    let started = json_ok(started).await;
+    let alice = browser();
+    login(&alice, &pair.b.url, "alice", "wonderland").await;
+    let user_code = started["user_code"].as_str().unwrap();
+    let (_, confirm) = page(&alice, &url_with(&format!("{}/device", pair.b.url), &[("user_code", user_code)])).await;
+    submit(&alice, &format!("{}/device", pair.b.url), &confirm, &[("user_code", user_code), ("decision", "approve")])
+        .await;
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", started["device_code"].as_str().unwrap()),
+        ("client_id", "speaker"),
+    ];
+    let tokens = json_ok(http().post(format!("{}/token", pair.b.url)).form(&form).send().await.unwrap()).await;
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn every_error_row_of_the_reciprocal_grant() {
     let mut pair = spawn_pair().await;
@@ -39,6 +63,13 @@ async fn every_error_row_of_the_reciprocal_grant() {
         "invalid_grant",
     )
     .await;
+    // A token of B's issued to another client: the speaker, through the device flow.
+    let speaker = speaker_token_for_alice(&pair).await;
+    let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", &speaker)]).await;
+    assert_eq!(
+        oauth_error_parts(res, 400).await,
+        ("invalid_grant".into(), "the access_token was issued to another client".into())
+    );
     let no_user = client_credentials_token_at_b(&pair, &[]).await;
     let res = push_to_b(&pair, A_SECRET, &[("code", "c"), ("access_token", &no_user)]).await;
     assert_eq!(
