@@ -6,6 +6,8 @@
 //! Every call goes through [`AppState::http`], which has a timeout and never
 //! follows redirects; every failure becomes a [`PeerError`] the user can read.
 
+pub mod discovery;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 

@@ -1,0 +1,211 @@
+//! Distributed OAuth (draft-hardt-distributed-oauth; seed 004) with RFC 9728
+//! protected resource metadata: a client that knows only an API's URL learns
+//! which issuer to ask, and gets a `client_credentials` token bound to that
+//! API, which no other API accepts.
+//!
+//! The threats of the draft's section 5 shape the checks: the client takes
+//! `host` from the URL it called, never from the resource server (5.2); it
+//! sends its credentials only to issuers it already trusts (5.3); and the
+//! token is bound to the API (`resource`, RFC 8707, and `host`), so a
+//! resource server cannot reuse it elsewhere (5.1).
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::server::authorize::urlencode;
+
+/// Why discovery did not end with a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryError {
+    /// The API or a server it named could not be reached or read.
+    Unreachable(String),
+    /// The API did not answer with a Bearer challenge naming an issuer (steps A–B).
+    NoChallenge(String),
+    /// None of the issuers the API named is one this client trusts (section 5.3).
+    UntrustedIssuer(Vec<String>),
+    /// A metadata document did not describe what it claims to (RFC 8414 3.3, RFC 9728 3.3).
+    Mismatch(String),
+    /// The issuer refused the token request (RFC 6749 5.2).
+    Refused(String),
+}
+
+impl std::fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(why) => write!(f, "unreachable: {why}"),
+            Self::NoChallenge(why) => write!(f, "no Bearer challenge naming an issuer: {why}"),
+            Self::UntrustedIssuer(named) => write!(f, "no trusted issuer among {}", named.join(", ")),
+            Self::Mismatch(why) => write!(f, "metadata mismatch: {why}"),
+            Self::Refused(why) => write!(f, "the issuer refused: {why}"),
+        }
+    }
+}
+
+/// This client's registration at one issuer it trusts.
+pub struct TrustedIssuer<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+}
+
+/// What discovery found, and the token it got.
+#[derive(Debug, Clone)]
+pub struct DiscoveredAccess {
+    pub issuer: String,
+    /// The API's resource identifier (RFC 8707), its origin.
+    pub resource: String,
+    /// The API's host as this client called it (the draft's `host`).
+    pub host: String,
+    pub access_token: String,
+    pub scope: String,
+}
+
+/// Steps A–D of the draft's Figure 1 for `api_url`, asking for `scope`.
+pub async fn access_for_api(
+    http: &reqwest::Client,
+    api_url: &str,
+    scope: &str,
+    trusted: &[TrustedIssuer<'_>],
+) -> Result<DiscoveredAccess, DiscoveryError> {
+    let unreachable = |e: reqwest::Error| DiscoveryError::Unreachable(e.without_url().to_string());
+    let url = Url::parse(api_url).map_err(|e| DiscoveryError::Unreachable(format!("{api_url}: {e}")))?;
+    // Section 5.2: the host is the one this client called, not one the server names.
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => return Err(DiscoveryError::Unreachable(format!("{api_url} has no host"))),
+    };
+    let resource = url.origin().ascii_serialization();
+
+    // A–B: call without credentials; the challenge names the issuer(s).
+    let res = http.get(url.as_str()).send().await.map_err(unreachable)?;
+    if res.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Err(DiscoveryError::NoChallenge(format!("the API answered {}", res.status())));
+    }
+    let challenge = res
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| DiscoveryError::NoChallenge("no WWW-Authenticate header".into()))?
+        .to_owned();
+    let named: Vec<String> = challenge_param(&challenge, "iss")
+        .ok_or_else(|| DiscoveryError::NoChallenge(challenge.clone()))?
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // Section 5.3: credentials go only to an issuer this client already trusts.
+    let trust = trusted
+        .iter()
+        .find(|t| named.iter().any(|n| n == t.issuer))
+        .ok_or_else(|| DiscoveryError::UntrustedIssuer(named.clone()))?;
+
+    // RFC 9728: the resource's own metadata must name itself and that issuer.
+    if let Some(meta_url) = challenge_param(&challenge, "resource_metadata") {
+        #[derive(Deserialize)]
+        struct ResourceMetadata {
+            resource: String,
+            #[serde(default)]
+            authorization_servers: Vec<String>,
+        }
+        let meta: ResourceMetadata = http
+            .get(meta_url)
+            .send()
+            .await
+            .map_err(unreachable)?
+            .json()
+            .await
+            .map_err(|_| DiscoveryError::Mismatch("the resource metadata is not valid JSON".into()))?;
+        if meta.resource.trim_end_matches('/') != resource {
+            return Err(DiscoveryError::Mismatch(format!("the resource metadata names {}", meta.resource)));
+        }
+        if !meta.authorization_servers.iter().any(|a| a == trust.issuer) {
+            return Err(DiscoveryError::Mismatch("the resource metadata does not list that issuer".into()));
+        }
+    }
+
+    // C: the issuer's metadata (RFC 8414 3.3: its `issuer` must be exactly the one asked).
+    #[derive(Deserialize)]
+    struct IssuerMetadata {
+        issuer: String,
+        token_endpoint: String,
+    }
+    let meta: IssuerMetadata = http
+        .get(format!("{}/.well-known/oauth-authorization-server", trust.issuer))
+        .send()
+        .await
+        .map_err(unreachable)?
+        .json()
+        .await
+        .map_err(|_| DiscoveryError::Mismatch("the issuer's metadata is not valid JSON".into()))?;
+    if meta.issuer != trust.issuer {
+        return Err(DiscoveryError::Mismatch(format!("the issuer's metadata names {}", meta.issuer)));
+    }
+
+    // C–D: client credentials, bound to this API by `resource` and `host`.
+    let res = http
+        .post(&meta.token_endpoint)
+        .basic_auth(urlencode(trust.client_id), Some(urlencode(trust.client_secret)))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope), ("resource", &resource), ("host", &host)])
+        .send()
+        .await
+        .map_err(unreachable)?;
+    #[derive(Deserialize)]
+    struct TokenAnswer {
+        access_token: Option<String>,
+        #[serde(default)]
+        scope: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        error_description: Option<String>,
+    }
+    let answer: TokenAnswer =
+        res.json().await.map_err(|_| DiscoveryError::Refused("the token response is not valid JSON".into()))?;
+    match answer.access_token {
+        Some(access_token) => Ok(DiscoveredAccess {
+            issuer: trust.issuer.to_owned(),
+            resource,
+            host,
+            access_token,
+            scope: answer.scope.unwrap_or_else(|| scope.to_owned()),
+        }),
+        None => Err(DiscoveryError::Refused(format!(
+            "{} ({})",
+            answer.error.unwrap_or_default(),
+            answer.error_description.unwrap_or_default()
+        ))),
+    }
+}
+
+/// The value of `name="…"` in a `WWW-Authenticate: Bearer …` challenge (RFC 6750 3).
+fn challenge_param<'a>(challenge: &'a str, name: &str) -> Option<&'a str> {
+    let rest = challenge.trim_start().strip_prefix("Bearer")?;
+    let key = format!("{name}=\"");
+    let mut search = rest;
+    loop {
+        let at = search.find(&key)?;
+        // Only a whole parameter name: `iss` must not match inside `xiss`.
+        let before = search[..at].chars().last();
+        let value = &search[at + key.len()..];
+        if before.is_none_or(|c| c == ' ' || c == ',') {
+            return value.find('"').map(|end| &value[..end]);
+        }
+        search = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::challenge_param;
+
+    #[test]
+    fn reads_parameters_of_a_bearer_challenge() {
+        let c = r#"Bearer realm="Tempo Music", iss="http://b.example", resource_metadata="http://b.example/.well-known/oauth-protected-resource""#;
+        assert_eq!(challenge_param(c, "iss"), Some("http://b.example"));
+        assert_eq!(challenge_param(c, "realm"), Some("Tempo Music"));
+        assert_eq!(challenge_param(c, "error"), None);
+        assert_eq!(challenge_param(r#"Bearer xiss="a", iss="b""#, "iss"), Some("b"));
+        assert_eq!(challenge_param(r#"Basic iss="a""#, "iss"), None, "only Bearer challenges");
+    }
+}
