@@ -68,6 +68,8 @@ async fn staff_at_the_kiosk_approve_for_the_named_account_and_the_token_is_the_a
 
     let staff = browser();
     login(&staff, &pair.b.url, "kiosk", "staff-only").await;
+    let (_, staff_home) = page(&staff, &format!("{}/", pair.b.url)).await;
+    assert!(staff_home.contains("href=\"/kiosk\""), "staff find the kiosk from home");
     let (_, kiosk) = page(&staff, &format!("{}/kiosk", pair.b.url)).await;
     assert!(kiosk.contains("<td>alice</td>") && kiosk.contains(&user_code), "pending by account: {kiosk}");
     // The wrong account for that code is refused.
@@ -87,6 +89,14 @@ async fn staff_at_the_kiosk_approve_for_the_named_account_and_the_token_is_the_a
     assert_eq!(jwt_claims(access)["client_id"], SPEAKER);
     assert_eq!(player_at_b(&pair, access).await.status(), 200);
     expect_oauth_error(poll(&pair, &device_code).await, 400, "invalid_grant").await;
+
+    // Alice sees the speaker on her home page and can take its access back.
+    let alice = browser();
+    login(&alice, &pair.b.url, "alice", "wonderland").await;
+    let (_, home) = page(&alice, &format!("{}/", pair.b.url)).await;
+    assert!(home.contains("Kitchen Speaker"), "{home}");
+    let (_, _) = submit(&alice, &format!("{}/consents/revoke", pair.b.url), &home, &[("client_id", SPEAKER)]).await;
+    expect_api_error(player_at_b(&pair, access).await, 401, "invalid_token").await;
 }
 
 #[tokio::test]

@@ -250,6 +250,14 @@ async fn decide(
         decision: decision.to_owned(),
     };
     app.store.append_device_audit(&entry).await?;
+    if decision == "approve" {
+        // Listed on the account's home page, where its access can be taken back.
+        if let Some(r) = app.store.device_request_by_user_code(code).await? {
+            let previous = app.store.consent(account_id, &r.client_id).await?;
+            let scope = previous.map(|p| Scope::parse(&p)).unwrap_or_default().union(&Scope::parse(&r.scope));
+            app.store.save_consent(account_id, &r.client_id, &scope.to_string(), now).await?;
+        }
+    }
     Ok(match decision {
         "approve" => format!("Approved: the device showing {} can now finish signing in.", display_user_code(code)),
         _ => format!("Denied: the device showing {} will not get access.", display_user_code(code)),

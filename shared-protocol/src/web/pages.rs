@@ -160,6 +160,8 @@ struct HomePage {
     /// The party's own part of the page (e.g. the assistant's play box).
     panel: Option<String>,
     access: Vec<AccessLine>,
+    /// Staff see the way to the kiosk.
+    staff: bool,
 }
 
 #[get("/login")]
@@ -297,7 +299,8 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         None => None,
     };
     let peer_name = app.config.party.peer_name;
-    render(StatusCode::OK, &HomePage { chrome, peer_name, link, notice, panel, access })
+    let staff = app.store.user_by_id(&user_id).await?.is_some_and(|u| u.role == "staff");
+    render(StatusCode::OK, &HomePage { chrome, peer_name, link, notice, panel, access, staff })
 }
 
 /// Withdraws consent for a client and revokes everything it holds for this user.
