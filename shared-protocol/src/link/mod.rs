@@ -270,7 +270,6 @@ async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
 /// failure nothing the peer could use is left behind.
 pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), LinkError> {
     let party = app.config.party;
-    let peer = party.peer_name;
     let storage = LinkError::Storage;
     let lock = app.peer.update_locks.of(user_id);
     let _one_change_at_a_time = lock.lock().await;
@@ -306,20 +305,10 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
 
     let legacy = app.config.reciprocal_form == ReciprocalForm::Legacy;
     let form = if legacy { "mutual_authorization_code" } else { "reciprocal grant" };
-    let me = party.name;
-    trace::record(
-        app,
-        user_id,
-        attempt,
-        "F",
-        me,
-        peer,
-        &format!("{form}: code (scope {scope}), access_token (redacted)"),
-    )
-    .await;
+    trace::sent(app, user_id, attempt, "F", &format!("{form}: code (scope {scope}), access_token (redacted)")).await;
     match app.peer.push_reciprocal(app, &code, &held.access_token, legacy).await {
         Ok(()) => {
-            trace::record(app, user_id, attempt, "F", peer, me, "200 {}").await;
+            trace::received(app, user_id, attempt, "F", "200 {}").await;
             if !narrows {
                 for id in &previous {
                     app.revoke_grant(id).await.map_err(storage)?;
@@ -329,7 +318,7 @@ pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope
             Ok(())
         }
         Err(e) => {
-            trace::record(app, user_id, attempt, "F", peer, me, &e.to_string()).await;
+            trace::received(app, user_id, attempt, "F", &e.to_string()).await;
             // Whatever the peer did with the code, it is not part of the link.
             app.revoke_grant(&grant.id).await.map_err(storage)?;
             Err(LinkError::Push { error: e, withdrew_earlier })

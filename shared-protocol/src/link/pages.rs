@@ -71,7 +71,7 @@ pub async fn start(
             app.store.insert_flow(&flow).await?;
             let summary =
                 format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer_name, party.wants_from_peer());
-            trace::record(&app, &user_id, &flow.id, "A", party.name, party.peer_name, &summary).await;
+            trace::sent(&app, &user_id, &flow.id, "A", &summary).await;
             Ok(redirect(&start.url))
         }
         Err(e) => {
@@ -107,31 +107,13 @@ pub async fn callback(
     }
     let peer = party.peer_name;
     if q.get("iss") != Some(app.config.peer_url.as_str()) {
-        trace::record(
-            &app,
-            &user_id,
-            &flow.id,
-            "B",
-            peer,
-            party.name,
-            "authorization response with a wrong or missing iss",
-        )
-        .await;
+        trace::received(&app, &user_id, &flow.id, "B", "authorization response with a wrong or missing iss").await;
         let why =
             format!("The answer did not come from {peer} (its issuer did not match), so it was ignored. Start again.");
         return fail(&app, &flow, step::AUTHORIZING, &why).await;
     }
     if let Some(error) = q.get("error") {
-        trace::record(
-            &app,
-            &user_id,
-            &flow.id,
-            "B",
-            peer,
-            party.name,
-            &format!("authorization response: error={error}"),
-        )
-        .await;
+        trace::received(&app, &user_id, &flow.id, "B", &format!("authorization response: error={error}")).await;
         let why = if error == "access_denied" {
             format!("You did not allow it at {peer}, so nothing was linked.")
         } else {
@@ -146,31 +128,13 @@ pub async fn callback(
     if !app.store.advance_flow(&flow.id, step::AUTHORIZING, step::SENDING, None, app.now()).await? {
         return Ok(outcome(&flow.id));
     }
-    trace::record(
-        &app,
-        &user_id,
-        &flow.id,
-        "B",
-        peer,
-        party.name,
-        "authorization response: code (redacted), state, iss",
-    )
-    .await;
-    trace::record(
-        &app,
-        &user_id,
-        &flow.id,
-        "C",
-        party.name,
-        peer,
-        "POST /token authorization_code: code, code_verifier (redacted)",
-    )
-    .await;
+    trace::received(&app, &user_id, &flow.id, "B", "authorization response: code (redacted), state, iss").await;
+    trace::sent(&app, &user_id, &flow.id, "C", "POST /token authorization_code: code, code_verifier (redacted)").await;
     let verifier = flow.pkce_verifier.as_deref().unwrap_or_default();
     let tokens = match app.peer.exchange_code(&app, code, verifier).await {
         Ok(t) => t,
         Err(e) => {
-            trace::record(&app, &user_id, &flow.id, "D", peer, party.name, &e.to_string()).await;
+            trace::received(&app, &user_id, &flow.id, "D", &e.to_string()).await;
             let why = match e {
                 PeerError::Unreachable(_) => format!("{peer} gave {e} when asked for the access. Start again."),
                 _ => format!("{peer} did not give the access: {e}. Start again."),
@@ -181,7 +145,7 @@ pub async fn callback(
     let asked = tokens.reciprocal.as_deref().or(q.get("reciprocal"));
     let summary =
         format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
-    trace::record(&app, &user_id, &flow.id, "D", peer, party.name, &summary).await;
+    trace::received(&app, &user_id, &flow.id, "D", &summary).await;
     super::keep_peer_tokens(&app, &user_id, &tokens).await?;
 
     let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.peer_scope);
@@ -253,7 +217,7 @@ pub async fn reciprocal_decision(
             if app.store.advance_flow(&flow.id, step::CONSENT, step::DONE, Some(&why), now).await? {
                 // No means no: access the peer kept from an earlier link ends too.
                 super::withdraw_peer_access(&app, &user_id).await?;
-                trace::record(&app, &user_id, &flow.id, "E", "You", party.name, "denied the reciprocal request").await;
+                trace::from_user(&app, &user_id, &flow.id, "E", "denied the reciprocal request").await;
             }
             return Ok(outcome(&flow.id));
         }
@@ -267,7 +231,7 @@ pub async fn reciprocal_decision(
         return Ok(outcome(&flow.id));
     }
     if from == step::CONSENT {
-        trace::record(&app, &user_id, &flow.id, "E", "You", party.name, &format!("approved: {scope}")).await;
+        trace::from_user(&app, &user_id, &flow.id, "E", &format!("approved: {scope}")).await;
     }
     push(&app, &user_id, &flow.id, &scope).await
 }
@@ -394,11 +358,11 @@ pub async fn settings_save(
         flow.step = step::DONE.to_owned();
         flow.message = Some(format!("{peer} may no longer do anything on your {} account.", party.name));
         app.store.insert_flow(&flow).await?;
-        trace::record(&app, &user_id, &flow.id, "E", "You", party.name, "withdrew every scope").await;
+        trace::from_user(&app, &user_id, &flow.id, "E", "withdrew every scope").await;
         return Ok(outcome(&flow.id));
     }
     app.store.insert_flow(&flow).await?;
-    trace::record(&app, &user_id, &flow.id, "E", "You", party.name, &format!("changed to: {chosen}")).await;
+    trace::from_user(&app, &user_id, &flow.id, "E", &format!("changed to: {chosen}")).await;
     push(&app, &user_id, &flow.id, &chosen).await
 }
 
@@ -422,16 +386,7 @@ pub async fn unlink(
         ),
     });
     app.store.insert_flow(&flow).await?;
-    trace::record(
-        &app,
-        &user_id,
-        &flow.id,
-        "-",
-        app.config.party.name,
-        peer,
-        "POST /revoke (RFC 7009): refresh token (redacted)",
-    )
-    .await;
+    trace::sent(&app, &user_id, &flow.id, "-", "POST /revoke (RFC 7009): refresh token (redacted)").await;
     Ok(outcome(&flow.id))
 }
 
@@ -464,7 +419,7 @@ pub async fn trace_page(
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let events = app.store.trace_of(&user_id, 200).await?;
-    let lanes = vec![("You".to_owned(), 70), (party.name.to_owned(), 300), (party.peer_name.to_owned(), 830)];
+    let lanes = vec![(trace::USER.to_owned(), 70), (party.name.to_owned(), 300), (party.peer_name.to_owned(), 830)];
     let attempts = trace::diagram(&events, &lanes);
     let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
     render(StatusCode::OK, &TracePage { chrome, lanes, attempts })

@@ -29,9 +29,29 @@ impl TraceCounter {
     }
 }
 
+/// A message this party sent to the peer.
+pub async fn sent(app: &AppState, user_id: &str, attempt: &str, leg: &str, summary: &str) {
+    let party = app.config.party;
+    record(app, user_id, attempt, leg, (party.name, party.peer_name), summary).await
+}
+
+/// A message this party received from the peer.
+pub async fn received(app: &AppState, user_id: &str, attempt: &str, leg: &str, summary: &str) {
+    let party = app.config.party;
+    record(app, user_id, attempt, leg, (party.peer_name, party.name), summary).await
+}
+
+/// Something the user told this party (a consent, a settings change).
+pub async fn from_user(app: &AppState, user_id: &str, attempt: &str, leg: &str, summary: &str) {
+    record(app, user_id, attempt, leg, (USER, app.config.party.name), summary).await
+}
+
+/// The user's lane on the diagram.
+pub const USER: &str = "You";
+
 /// Stores one message of an attempt. A trace is a debugging aid: failing to
 /// store it is logged and never fails the protocol step itself.
-pub async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, from: &str, to: &str, summary: &str) {
+async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, (from, to): (&str, &str), summary: &str) {
     let at = app.now();
     let seq = at * 1_000_000 + app.trace_counter.next();
     let event = TraceEvent {
@@ -52,17 +72,15 @@ pub async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, fro
 /// Legs A and B at the authorization server: a code issued to the peer's client.
 pub async fn record_authorization(app: &AppState, grant: &GrantRecord) {
     let Some(user) = grant.user_id.as_deref() else { return };
-    let (me, peer) = (app.config.party.name, app.config.party.peer_name);
     let asked = format!("GET /authorize: client_id={}, scope {}, PKCE S256, state", grant.client_id, grant.scope);
-    record(app, user, &grant.id, "A", peer, me, &asked).await;
-    record(app, user, &grant.id, "B", me, peer, "302 to /link/callback: code (redacted), state, iss").await;
+    received(app, user, &grant.id, "A", &asked).await;
+    sent(app, user, &grant.id, "B", "302 to /link/callback: code (redacted), state, iss").await;
 }
 
 /// Tokens issued to the peer's client: legs C and D for a code of the
 /// browser flow, leg G for a code this party pushed with the reciprocal grant.
 pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
     let Some(user) = grant.user_id.as_deref() else { return };
-    let (me, peer) = (app.config.party.name, app.config.party.peer_name);
     let (ask, answer) = if pushed { ("G", "G") } else { ("C", "D") };
     // A pushed code belongs to the link attempt now sending it, when there is one.
     let sending = match pushed {
@@ -70,10 +88,10 @@ pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
         false => None,
     };
     let attempt = sending.as_ref().map_or(grant.id.as_str(), |f| f.id.as_str());
-    record(app, user, attempt, ask, peer, me, "POST /token authorization_code: code (redacted)").await;
+    received(app, user, attempt, ask, "POST /token authorization_code: code (redacted)").await;
     let tokens =
         format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
-    record(app, user, attempt, answer, me, peer, &tokens).await;
+    sent(app, user, attempt, answer, &tokens).await;
 }
 
 /// A message of the trace, placed on the diagram.

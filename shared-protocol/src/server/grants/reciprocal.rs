@@ -62,10 +62,8 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
         return Err(OAuthError::invalid_grant("the access_token does not name a user"));
     };
     let peer = app.config.party.peer_name;
-    let me = app.config.party.name;
-    trace::record(app, &user_id, &claims.gid, "F", peer, me, "reciprocal grant: code + access_token (redacted)").await;
-
-    trace::record(app, &user_id, &claims.gid, "G", me, peer, "authorization_code grant: the pushed code").await;
+    trace::received(app, &user_id, &claims.gid, "F", "reciprocal grant: code + access_token (redacted)").await;
+    trace::sent(app, &user_id, &claims.gid, "G", "authorization_code grant: the pushed code").await;
     let tokens = app.peer.redeem_pushed_code(app, code).await.map_err(|e| {
         let outcome = format!("{peer} answered: {e}");
         let error = match e {
@@ -79,14 +77,14 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     let tokens = match tokens {
         Ok(t) => t,
         Err((error, outcome)) => {
-            trace::record(app, &user_id, &claims.gid, "G", peer, me, &outcome).await;
+            trace::received(app, &user_id, &claims.gid, "G", &outcome).await;
             return Err(error);
         }
     };
     let summary = format!("access token (scope {}), refresh token", tokens.scope);
-    trace::record(app, &user_id, &claims.gid, "G", peer, me, &summary).await;
+    trace::received(app, &user_id, &claims.gid, "G", &summary).await;
     link::keep_peer_tokens(app, &user_id, &tokens).await?;
-    trace::record(app, &user_id, &claims.gid, "F", me, peer, "200 {}").await;
+    trace::sent(app, &user_id, &claims.gid, "F", "200 {}").await;
     Ok(GrantResponse::Accepted(Empty {}))
 }
 
