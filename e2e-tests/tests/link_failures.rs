@@ -361,3 +361,17 @@ async fn link_pages_send_a_signed_out_user_to_sign_in_and_back() {
     let (_, settings) = submit(&stranger, &format!("{}/login", pair.a.url), &form, &fields).await;
     assert_eq!(data_page(&settings).as_deref(), Some("settings"));
 }
+
+#[tokio::test]
+async fn a_silent_peer_does_not_hold_up_the_home_page() {
+    let mut pair = spawn_pair().await;
+    let alice = linked_alice(&pair).await;
+    pair.b.stop();
+    // B's port now accepts connections and never answers.
+    let silent = std::net::TcpListener::bind(("127.0.0.1", pair.b.port)).unwrap();
+    let began = Instant::now();
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    assert!(began.elapsed() < Duration::from_secs(4), "took {:?}", began.elapsed());
+    assert!(home.contains("Tempo Music could not be asked whether this still works"), "{home}");
+    drop(silent);
+}

@@ -229,7 +229,7 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
     if let Some(held) = app.store.peer_token(user_id).await? {
         match held.broken {
             Some(why) => problem = Some(why),
-            None => match app.peer.is_active_cached(app, user_id, &held.access_token).await {
+            None => match page_view_check(app, app.peer.is_active_cached(app, user_id, &held.access_token)).await {
                 Ok(true) => here_at_peer = Scope::parse(&held.scope),
                 // Expired, or withdrawn at the peer: a refresh tells which.
                 Ok(false) => match refresh_now(app, user_id).await {
@@ -255,6 +255,17 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
         here_at_peer_problem: problem,
         peer_here: ScopeWords::list(&peer_here, party.scopes),
     })
+}
+
+/// A page waits at most two seconds for the peer; a slow peer is said, not waited out.
+async fn page_view_check<T>(
+    app: &AppState,
+    call: impl std::future::Future<Output = Result<T, PeerError>>,
+) -> Result<T, PeerError> {
+    let budget = app.config.peer_timeout.min(std::time::Duration::from_secs(2));
+    actix_web::rt::time::timeout(budget, call)
+        .await
+        .unwrap_or_else(|_| Err(PeerError::Unreachable("no answer in time".into())))
 }
 
 /// Refreshes regardless of the stored expiry (the peer said the token is no longer active).
