@@ -375,3 +375,35 @@ async fn a_silent_peer_does_not_hold_up_the_home_page() {
     assert!(home.contains("Tempo Music could not be asked whether this still works"), "{home}");
     drop(silent);
 }
+
+#[tokio::test]
+async fn every_state_changing_form_refuses_a_missing_or_wrong_csrf_token() {
+    let pair = spawn_pair().await;
+    let alice = user_at_both(&pair, "alice").await;
+    let forms = [
+        (&pair.a.url, "/link/start"),
+        (&pair.a.url, "/link/reciprocal"),
+        (&pair.a.url, "/link/settings"),
+        (&pair.a.url, "/link/unlink"),
+        (&pair.a.url, "/assistant/play"),
+        (&pair.a.url, "/consents/revoke"),
+        (&pair.a.url, "/logout"),
+        (&pair.b.url, "/device"),
+        (&pair.b.url, "/kiosk"),
+        (&pair.b.url, "/authorize"),
+        (&pair.b.url, "/login"),
+        (&pair.b.url, "/signup"),
+    ];
+    for (base, path) in forms {
+        for token in [None, Some("forged")] {
+            let mut form = vec![("decision", "approve"), ("scope", "assistant:notify"), ("query", "jazz")];
+            if let Some(t) = token {
+                form.push(("csrf_token", t));
+            }
+            let res = alice.post(format!("{base}{path}")).form(&form).send().await.unwrap();
+            let page = expect_error_page(res, 403).await;
+            assert!(page.contains("This form has expired"), "{path} with {token:?}: {page}");
+        }
+    }
+    assert_eq!(link_state(&alice, &pair.a.url).await, "none", "nothing happened");
+}

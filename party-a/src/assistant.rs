@@ -40,7 +40,6 @@ pub async fn play(
     session: Session,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form)?;
     let user_id = session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
     let query = form.get("query").map(str::trim).unwrap_or_default();
     if query.is_empty() || query.chars().count() > 200 {

@@ -17,7 +17,7 @@ use crate::store::LinkFlow;
 use crate::tokens::secrets::{digest, new_id};
 use crate::web::form::{PageForm, PageQuery, ScopeForm};
 use crate::web::pages::{chrome, redirect, render, Chrome};
-use crate::web::session::{self, SignedIn};
+use crate::web::session::SignedIn;
 
 /// A flow of the signed-in user; someone else's is as good as unknown.
 async fn own_flow(app: &AppState, user_id: &str, id: Option<&str>) -> Result<LinkFlow, PageError> {
@@ -57,11 +57,9 @@ async fn fail(app: &AppState, flow: &LinkFlow, from: &str, message: &str) -> Res
 #[post("/link/start")]
 pub async fn start(
     app: web::Data<AppState>,
-    session: Session,
     SignedIn(user_id): SignedIn,
-    PageForm(form): PageForm,
+    PageForm(_): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form)?;
     let party = app.config.party;
     let mut flow = new_flow(&app, &user_id, step::AUTHORIZING);
     match app.peer.start_authorization(&app, &party.wants_from_peer()).await {
@@ -196,11 +194,9 @@ pub async fn reciprocal_page(
 #[post("/link/reciprocal")]
 pub async fn reciprocal_decision(
     app: web::Data<AppState>,
-    session: Session,
     SignedIn(user_id): SignedIn,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form)?;
     let flow = own_flow(&app, &user_id, Some(form.get("flow").unwrap_or_default())).await?;
     let party = app.config.party;
     let peer = party.peer_name;
@@ -332,11 +328,9 @@ pub async fn settings_page(
 #[post("/link/settings")]
 pub async fn settings_save(
     app: web::Data<AppState>,
-    session: Session,
     SignedIn(user_id): SignedIn,
     form: ScopeForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form.params)?;
     let party = app.config.party;
     let offered = Scope::parse(party.peer_scope);
     let chosen = Scope::parse(&form.scopes.join(" "));
@@ -370,11 +364,9 @@ pub async fn settings_save(
 #[post("/link/unlink")]
 pub async fn unlink(
     app: web::Data<AppState>,
-    session: Session,
     SignedIn(user_id): SignedIn,
-    PageForm(form): PageForm,
+    PageForm(_): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form)?;
     let peer = app.config.party.peer_name;
     let problem = super::unlink(&app, &user_id).await?;
     let mut flow = new_flow(&app, &user_id, step::DONE);

@@ -150,7 +150,6 @@ pub async fn consent_decision(
     session: Session,
     PageForm(params): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &params)?;
     let user_id = session::user_id(&session).ok_or_else(|| {
         PageError::new(
             StatusCode::UNAUTHORIZED,

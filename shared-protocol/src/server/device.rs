@@ -22,7 +22,7 @@ use crate::store::{AuditEntry, DeviceRequest, PendingRequest};
 use crate::tokens::secrets::{digest, new_secret};
 use crate::web::form::{OAuthForm, PageForm, PageQuery};
 use crate::web::pages::{chrome, render, Chrome, ScopeLine};
-use crate::web::session::{self, SignedIn};
+use crate::web::session::SignedIn;
 
 /// RFC 8628 6.1: consonants only, so no word can be spelled and nothing is confused.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -195,7 +195,6 @@ pub async fn device_decision(
     SignedIn(user_id): SignedIn,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form)?;
     let typed = form.get("user_code").unwrap_or_default().to_owned();
     let decision = decision(form.get("decision"))?;
     let message = match find_for(&app, &user_id, &typed).await? {
@@ -341,7 +340,6 @@ pub async fn kiosk_decision(
     SignedIn(user_id): SignedIn,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    session::check_csrf(&session, &form)?;
     staff(&app, &user_id).await?;
     let decision = decision(form.get("decision"))?;
     let account = form.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();

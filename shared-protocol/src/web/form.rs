@@ -10,7 +10,10 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use percent_encoding::percent_decode;
 
+use actix_session::SessionExt;
+
 use crate::error::{OAuthError, PageError};
+use crate::web::session::check_csrf;
 
 /// The most a request body may carry (CONTRACT section 3).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -127,7 +130,8 @@ impl FromRequest for OAuthForm {
     }
 }
 
-/// A browser form's body; any fault is an error page.
+/// A browser form's body whose CSRF token matched the session's (every
+/// state-changing form); any fault is an error page.
 pub struct PageForm(pub Params);
 
 impl FromRequest for PageForm {
@@ -136,11 +140,17 @@ impl FromRequest for PageForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = read_form(req, payload);
-        Box::pin(async move { fut.await.map(PageForm).map_err(|e| PageError::bad_request(e.describe())) })
+        let session = req.get_session();
+        Box::pin(async move {
+            let params = fut.await.map_err(|e| PageError::bad_request(e.describe()))?;
+            check_csrf(&session, &params)?;
+            Ok(PageForm(params))
+        })
     }
 }
 
-/// A browser form with one checkbox `scope` per scope (the link settings).
+/// A browser form with one checkbox `scope` per scope (the link settings),
+/// CSRF-checked like [`PageForm`].
 pub struct ScopeForm {
     pub params: Params,
     pub scopes: Vec<String>,
@@ -152,10 +162,11 @@ impl FromRequest for ScopeForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = read_form_with_list(req, payload, Some("scope"));
+        let session = req.get_session();
         Box::pin(async move {
-            fut.await
-                .map(|(params, scopes)| ScopeForm { params, scopes })
-                .map_err(|e| PageError::bad_request(e.describe()))
+            let (params, scopes) = fut.await.map_err(|e| PageError::bad_request(e.describe()))?;
+            check_csrf(&session, &params)?;
+            Ok(ScopeForm { params, scopes })
         })
     }
 }
