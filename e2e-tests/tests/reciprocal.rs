@@ -293,3 +293,28 @@ async fn held_refresh_tokens(pair: &Pair) -> Vec<String> {
     assert_eq!(out.len(), 2, "each party holds a refresh token");
     out
 }
+
+#[tokio::test]
+async fn the_whole_link_works_with_private_key_jwt_and_no_shared_secret() {
+    // Each party signs its client assertions with its own key; the peer reads
+    // it from the party's JWKS. Neither party is given the other's secret.
+    let pkj = ["--client-auth", "private-key-jwt", "--client-secret", "not-what-the-peer-expects"];
+    let pair = spawn_pair_with(&pkj, &pkj).await;
+    let alice = linked_alice(&pair).await;
+    assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
+    let home = play_from_a(&alice, &pair, "jazz").await;
+    assert!(home.contains("Tempo Music is playing So What by Miles Davis."), "{home}");
+    assert_eq!(now_playing_at_a(&alice, &pair).await["now_playing"]["title"], "So What");
+    let (_, home) = page(&alice, &format!("{}/", pair.a.url)).await;
+    let (_, outcome) = submit(&alice, &format!("{}/link/unlink", pair.a.url), &home, &[]).await;
+    assert!(outcome.contains("Unlinked:"), "the revocation at the peer authenticated too: {outcome}");
+    assert_eq!(link_state(&alice, &pair.b.url).await, "none");
+}
+
+#[tokio::test]
+async fn the_legacy_grant_authenticates_with_private_key_jwt_in_the_body() {
+    let a_args = ["--reciprocal-form", "legacy", "--client-auth", "private-key-jwt", "--client-secret", "unused"];
+    let pair = spawn_pair_with(&a_args, &[]).await;
+    let alice = linked_alice(&pair).await;
+    assert_eq!(link_state(&alice, &pair.b.url).await, "mutual");
+}

@@ -174,6 +174,19 @@ pub struct Cli {
     /// 2017 `mutual_authorization_code` form for peers that only know that.
     #[arg(long, env = "RECIPROCAL_FORM", value_enum, default_value_t = ReciprocalForm::Reciprocal)]
     pub reciprocal_form: ReciprocalForm,
+    /// How this party authenticates to the peer: its client secret, or a JWT
+    /// signed with its own key, which the peer reads from this party's JWKS.
+    #[arg(long, env = "CLIENT_AUTH", value_enum, default_value_t = ClientAuth::ClientSecretBasic)]
+    pub client_auth: ClientAuth,
+}
+
+/// Client authentication towards the peer (RFC 6749 2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuth {
+    /// RFC 6749 2.3.1 with `--client-secret`.
+    ClientSecretBasic,
+    /// RFC 7523 2.2: no shared secret on the wire.
+    PrivateKeyJwt,
 }
 
 /// The two wire forms of the reciprocal request (CONTRACT section 4).
@@ -240,6 +253,7 @@ pub struct Config {
     pub peer_timeout: std::time::Duration,
     pub reciprocal_in_authorization_response: bool,
     pub reciprocal_form: ReciprocalForm,
+    pub client_auth: ClientAuth,
 }
 
 impl Config {
@@ -266,6 +280,7 @@ impl Config {
             peer_timeout: std::time::Duration::from_secs(cli.peer_timeout.max(1)),
             reciprocal_in_authorization_response: cli.reciprocal_in_authorization_response,
             reciprocal_form: cli.reciprocal_form,
+            client_auth: cli.client_auth,
         }
     }
 

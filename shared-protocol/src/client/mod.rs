@@ -15,12 +15,13 @@ use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
-    StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::config::ClientAuth;
 use crate::server::authorize::urlencode;
 use crate::state::AppState;
 
@@ -209,8 +210,15 @@ impl PeerClient {
 
     fn oauth(&self, app: &AppState, m: &PeerMetadata, with_redirect: bool) -> Result<OAuthClient, PeerError> {
         let bad = |what: &str| PeerError::Malformed(format!("its {what} is not a URL"));
-        let client = oauth2::Client::new(ClientId::new(app.config.party.own_client_id.to_owned()))
-            .set_client_secret(ClientSecret::new(app.config.client_secret.clone()))
+        let client = oauth2::Client::new(ClientId::new(app.config.party.own_client_id.to_owned()));
+        let client = match app.config.client_auth {
+            ClientAuth::ClientSecretBasic => {
+                client.set_client_secret(ClientSecret::new(app.config.client_secret.clone()))
+            }
+            // client_id goes in the body; the assertion is added to each request.
+            ClientAuth::PrivateKeyJwt => client.set_auth_type(AuthType::RequestBody),
+        };
+        let client = client
             .set_auth_uri(AuthUrl::new(m.authorization_endpoint.clone()).map_err(|_| bad("authorization endpoint"))?)
             .set_token_uri(TokenUrl::new(m.token_endpoint.clone()).map_err(|_| bad("token endpoint"))?);
         Ok(if with_redirect {
@@ -245,13 +253,14 @@ impl PeerClient {
     /// RFC 6749 4.1.3: redeems the code of our own authorization request.
     pub async fn exchange_code(&self, app: &AppState, code: &str, verifier: &str) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
-        let response = self
-            .oauth(app, &m, true)?
+        let client = self.oauth(app, &m, true)?;
+        let mut request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
-            .request_async(&app.http)
-            .await
-            .map_err(token_error)?;
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
+        for (name, value) in self.assertion_params(app, &m) {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request.request_async(&app.http).await.map_err(token_error)?;
         Ok(IssuedTokens::from_response(response, &app.config.party.wants_from_peer()))
     }
 
@@ -259,24 +268,25 @@ impl PeerClient {
     /// reciprocal grant, as an ordinary `authorization_code` grant (no redirect URI, no PKCE).
     pub async fn redeem_pushed_code(&self, app: &AppState, code: &str) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
-        let response = self
-            .oauth(app, &m, false)?
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .request_async(&app.http)
-            .await
-            .map_err(token_error)?;
+        let client = self.oauth(app, &m, false)?;
+        let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
+        for (name, value) in self.assertion_params(app, &m) {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request.request_async(&app.http).await.map_err(token_error)?;
         Ok(IssuedTokens::from_response(response, ""))
     }
 
     /// RFC 6749 6, with rotation: the answer carries the next refresh token.
     pub async fn refresh(&self, app: &AppState, refresh_token: &str, scope: &str) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
-        let response = self
-            .oauth(app, &m, false)?
-            .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
-            .request_async(&app.http)
-            .await
-            .map_err(token_error)?;
+        let client = self.oauth(app, &m, false)?;
+        let refresh_token = RefreshToken::new(refresh_token.to_owned());
+        let mut request = client.exchange_refresh_token(&refresh_token);
+        for (name, value) in self.assertion_params(app, &m) {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request.request_async(&app.http).await.map_err(token_error)?;
         Ok(IssuedTokens::from_response(response, scope))
     }
 
@@ -292,20 +302,23 @@ impl PeerClient {
     ) -> Result<(), PeerError> {
         let m = self.metadata(app).await?;
         let client_id = app.config.party.own_client_id;
-        let mut form = vec![("code", code), ("client_id", client_id)];
+        let mut form = vec![("code", code.to_owned()), ("client_id", client_id.to_owned())];
         let request = if legacy {
-            form.push(("grant_type", MUTUAL_GRANT));
-            form.push(("client_secret", &app.config.client_secret));
-            app.http.post(&m.token_endpoint).bearer_auth(access_token)
+            // The Authorization header carries the token, so the client authenticates in the body.
+            form.push(("grant_type", MUTUAL_GRANT.to_owned()));
+            match app.config.client_auth {
+                ClientAuth::ClientSecretBasic => form.push(("client_secret", app.config.client_secret.clone())),
+                ClientAuth::PrivateKeyJwt => form.extend(self.assertion_params(app, &m)),
+            }
+            app.http.post(&m.token_endpoint).bearer_auth(access_token).form(&form)
         } else {
-            form.push(("grant_type", RECIPROCAL_GRANT));
-            form.push(("access_token", access_token));
-            self.authenticated(app, &m.token_endpoint)
+            form.push(("grant_type", RECIPROCAL_GRANT.to_owned()));
+            form.push(("access_token", access_token.to_owned()));
+            self.authenticated(app, &m, &m.token_endpoint, form)
         };
         // The peer redeems the code at our token endpoint (and may fetch our
         // metadata) before it answers: allow for those calls of its own.
-        let res =
-            request.timeout(app.config.peer_timeout * 3).form(&form).send().await.map_err(PeerError::from_reqwest)?;
+        let res = request.timeout(app.config.peer_timeout * 3).send().await.map_err(PeerError::from_reqwest)?;
         if res.status().is_success() {
             return Ok(());
         }
@@ -317,9 +330,9 @@ impl PeerClient {
         let m = self.metadata(app).await?;
         let endpoint =
             m.revocation_endpoint.clone().ok_or_else(|| PeerError::Malformed("no revocation endpoint".into()))?;
+        let form = vec![("token", token.to_owned()), ("token_type_hint", hint.to_owned())];
         let res = self
-            .authenticated(app, &endpoint)
-            .form(&[("token", token), ("token_type_hint", hint)])
+            .authenticated(app, &m, &endpoint, form)
             // The peer may revoke its side with us before it answers.
             .timeout(app.config.peer_timeout * 3)
             .send()
@@ -337,8 +350,7 @@ impl PeerClient {
         let endpoint =
             m.introspection_endpoint.clone().ok_or_else(|| PeerError::Malformed("no introspection endpoint".into()))?;
         let res = self
-            .authenticated(app, &endpoint)
-            .form(&[("token", token)])
+            .authenticated(app, &m, &endpoint, vec![("token", token.to_owned())])
             .send()
             .await
             .map_err(PeerError::from_reqwest)?;
@@ -354,11 +366,48 @@ impl PeerClient {
         Ok(body.active)
     }
 
-    /// RFC 6749 2.3.1: `client_secret_basic`, id and secret form-encoded first.
-    fn authenticated(&self, app: &AppState, url: &str) -> reqwest::RequestBuilder {
-        app.http
-            .post(url)
-            .basic_auth(urlencode(app.config.party.own_client_id), Some(urlencode(&app.config.client_secret)))
+    /// A form POST to one of the peer's endpoints, authenticated as this
+    /// party's client (RFC 6749 2.3): `client_secret_basic` (id and secret
+    /// form-encoded first, 2.3.1) or `private_key_jwt` (RFC 7523 2.2).
+    fn authenticated(
+        &self,
+        app: &AppState,
+        m: &PeerMetadata,
+        url: &str,
+        mut form: Vec<(&'static str, String)>,
+    ) -> reqwest::RequestBuilder {
+        let request = app.http.post(url);
+        match app.config.client_auth {
+            ClientAuth::ClientSecretBasic => request
+                .basic_auth(urlencode(app.config.party.own_client_id), Some(urlencode(&app.config.client_secret)))
+                .form(&form),
+            ClientAuth::PrivateKeyJwt => {
+                if !form.iter().any(|(k, _)| *k == "client_id") {
+                    form.push(("client_id", app.config.party.own_client_id.to_owned()));
+                }
+                form.extend(self.assertion_params(app, m));
+                request.form(&form)
+            }
+        }
+    }
+
+    /// RFC 7523 2.2 and 3: with `private_key_jwt`, a fresh assertion for one
+    /// request: signed with this party's key (published in its JWKS), naming
+    /// the peer's issuer as its only audience, living one minute, never reused.
+    fn assertion_params(&self, app: &AppState, m: &PeerMetadata) -> Vec<(&'static str, String)> {
+        if app.config.client_auth != ClientAuth::PrivateKeyJwt {
+            return Vec::new();
+        }
+        let now = app.now();
+        let me = app.config.party.own_client_id;
+        let claims = serde_json::json!({
+            "iss": me, "sub": me, "aud": m.issuer, "iat": now, "exp": now + 60,
+            "jti": crate::tokens::secrets::new_id(app.entropy.as_ref()),
+        });
+        vec![
+            ("client_assertion_type", crate::server::client_auth::JWT_BEARER_ASSERTION.to_owned()),
+            ("client_assertion", app.keys.sign("JWT", &claims)),
+        ]
     }
 
     /// RFC 7662, remembered for a few seconds: whether the peer still
