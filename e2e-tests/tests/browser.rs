@@ -465,5 +465,18 @@ async fn every_page_of_the_link_reads_well_on_a_phone() {
         b.goto(&format!("{}{path}", pair.a.url)).await;
         b.expect_page(page, page).await;
     }
+    // The device pages at B: the account holder's, and the staff's kiosk with a request waiting.
+    let res = http()
+        .post(format!("{}/device_authorization", pair.b.url))
+        .form(&[("client_id", "speaker"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    b.goto(&format!("{}/device", pair.b.url)).await;
+    b.expect_page("device", "device").await;
+    b.sign_in(&pair.b.url, "kiosk", "staff-only").await;
+    b.goto(&format!("{}/kiosk", pair.b.url)).await;
+    b.expect_page("kiosk", "kiosk").await;
     b.close().await;
 }
