@@ -1,9 +1,12 @@
-//! The protocol both parties share: the authorization server, the resource
-//! server guard, storage, sessions and pages. A party is a [`config::Party`]
-//! profile plus its own API; [`run_party`] does the rest.
+//! The protocol both parties share: the authorization server, the client of
+//! the peer, the reciprocal link, the resource server guard, storage,
+//! sessions and pages. A party is a [`config::Party`] profile plus its own
+//! API; [`run_party`] does the rest.
 //!
 //! Reading order for newcomers: `server/` (one file per endpoint, one per
-//! grant under `server/grants/`), `tokens/`, `resource/`, `store/`, `web/`.
+//! grant under `server/grants/`), `client/` (this party calling the peer),
+//! `link/` (the reciprocal link, its state machine, pages and trace),
+//! `tokens/`, `resource/`, `store/`, `web/`.
 
 pub mod accounts;
 pub mod client;

@@ -1,6 +1,7 @@
 //! The token endpoint's grants, one module each behind one trait, as
-//! node-oidc-provider keeps one file per grant. A new grant (the reciprocal
-//! grant, the device grant) is one more module and one more registry line.
+//! node-oidc-provider keeps one file per grant: `authorization_code`,
+//! `refresh_token`, `client_credentials`, `reciprocal` (and the legacy mutual
+//! form), `device_code`. A new grant is one more module and one registry line.
 
 pub mod authorization_code;
 pub mod client_credentials;
