@@ -183,8 +183,8 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
 }
 
 /// Learns of revocations made by other instances sharing the database, and
-/// once an hour forgets link history past its retention (a week of trace, a
-/// month of finished link attempts).
+/// once an hour forgets history past its retention (a week of trace, a month
+/// of finished link attempts, a day past the end of a device request).
 fn spawn_revocation_sync(state: aw::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
@@ -195,6 +195,9 @@ fn spawn_revocation_sync(state: aw::Data<AppState>) {
             if ticks.is_multiple_of(3600) {
                 if let Err(e) = state.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await {
                     tracing::warn!(error = %e, "pruning link history failed");
+                }
+                if let Err(e) = state.store.prune_device_requests(now - 86_400).await {
+                    tracing::warn!(error = %e, "pruning device requests failed");
                 }
             }
             ticks += 1;

@@ -151,6 +151,19 @@ impl Store {
         .await?)
     }
 
+    /// Forgets requests that can no longer be decided or redeemed since
+    /// `before` (the audit log keeps what was decided about them).
+    pub async fn prune_device_requests(&self, before: i64) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM device_requests WHERE (status = 'approved' AND redeem_by < $1)
+                 OR (status <> 'approved' AND expires_at < $1)",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn append_device_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO device_audit (seq, at, user_code, account_id, actor_id, actor_role, via, decision)

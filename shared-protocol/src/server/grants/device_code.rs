@@ -136,6 +136,20 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn finished_requests_are_forgotten_and_live_ones_kept() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        request(&app, "dc5", "BCDFGHJP").await;
+        request(&app, "dc6", "BCDFGHJQ").await;
+        let by = app.now() + 10_000;
+        assert!(app.store.decide_device_request("BCDFGHJQ", "approved", "user-9", by, app.now()).await.unwrap());
+        clock.advance(app.config.lifetimes.device_code + 1);
+        app.store.prune_device_requests(app.now()).await.unwrap();
+        assert!(app.store.device_request(&digest("dc5")).await.unwrap().is_none(), "expired pending request");
+        assert!(app.store.device_request(&digest("dc6")).await.unwrap().is_some(), "approved, still redeemable");
+    }
+
+    #[actix_web::test]
     async fn an_approval_must_be_redeemed_in_time() {
         let clock = ManualClock::new(1_000);
         let app = state(clock.clone()).await;
