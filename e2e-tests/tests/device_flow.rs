@@ -169,3 +169,45 @@ async fn a_denial_is_final_and_the_kiosk_is_for_staff_only() {
     login(&alice, &pair.b.url, "alice", "wonderland").await;
     expect_error_page(alice.get(format!("{}/kiosk", pair.b.url)).send().await.unwrap(), 403).await;
 }
+
+#[tokio::test]
+async fn taking_access_back_at_home_also_stops_an_approval_not_yet_redeemed() {
+    let pair = spawn_b_for_devices().await;
+    let started = json_ok(device_authorization(&pair, &[("login_hint", "alice")]).await).await;
+    let staff = browser();
+    login(&staff, &pair.b.url, "kiosk", "staff-only").await;
+    let done = kiosk_decides(&staff, &pair, "alice", started["user_code"].as_str().unwrap(), "approve").await;
+    assert!(done.contains("Approved"), "{done}");
+
+    // Before the device comes back online, alice removes it from her home page.
+    let alice = browser();
+    login(&alice, &pair.b.url, "alice", "wonderland").await;
+    let (_, home) = page(&alice, &format!("{}/", pair.b.url)).await;
+    assert!(home.contains("Kitchen Speaker"), "{home}");
+    submit(&alice, &format!("{}/consents/revoke", pair.b.url), &home, &[("client_id", SPEAKER)]).await;
+    let (error, why) = oauth_error_parts(poll(&pair, started["device_code"].as_str().unwrap()).await, 400).await;
+    assert_eq!(error, "access_denied", "{why}");
+    let (_, kiosk) = page(&staff, &format!("{}/kiosk", pair.b.url)).await;
+    assert!(kiosk.contains("withdraw</strong>"), "the audit log says so: {kiosk}");
+}
+
+#[tokio::test]
+async fn guessing_user_codes_is_throttled_and_a_code_of_ones_own_does_not_reset_it() {
+    let pair = spawn_pair().await;
+    let mallory = browser();
+    login(&mallory, &pair.b.url, "bob", "builder").await;
+    let own = json_ok(device_authorization(&pair, &[]).await).await;
+    let own_code = own["user_code"].as_str().unwrap();
+    for guess in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD", "FFFF-FFFF"] {
+        let (_, page_html) =
+            page(&mallory, &url_with(&format!("{}/device", pair.b.url), &[("user_code", guess)])).await;
+        assert!(page_html.contains("That code is not waiting for approval"), "{page_html}");
+    }
+    // Looking up a real code of one's own between guesses does not clear the count.
+    let (_, mine) = page(&mallory, &url_with(&format!("{}/device", pair.b.url), &[("user_code", own_code)])).await;
+    assert!(input_value(&mine, "user_code").is_some(), "{mine}");
+    let (_, fifth) = page(&mallory, &url_with(&format!("{}/device", pair.b.url), &[("user_code", "GGGG-GGGG")])).await;
+    assert!(fifth.contains("That code is not waiting"), "{fifth}");
+    let (_, locked) = page(&mallory, &url_with(&format!("{}/device", pair.b.url), &[("user_code", own_code)])).await;
+    assert!(locked.contains("Too many wrong codes"), "{locked}");
+}

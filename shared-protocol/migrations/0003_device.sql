@@ -24,11 +24,15 @@ CREATE INDEX device_requests_hint ON device_requests (hint_user_id, status);
 CREATE TABLE device_audit (
     seq           BIGINT NOT NULL,
     at            BIGINT NOT NULL,
+    -- Which request: its device-code digest (user codes are reused once a request is gone).
+    request_id    TEXT NOT NULL,
+    client_id     TEXT NOT NULL,
+    scope         TEXT NOT NULL,
     user_code     TEXT NOT NULL,
     account_id    TEXT NOT NULL,
     actor_id      TEXT NOT NULL,
     actor_role    TEXT NOT NULL,
     via           TEXT NOT NULL,   -- device (the account holder) or kiosk (staff)
-    decision      TEXT NOT NULL    -- approve or deny
+    decision      TEXT NOT NULL    -- approve, deny or withdraw (the account holder took it back)
 );
 CREATE INDEX device_audit_at ON device_audit (at);

@@ -178,7 +178,7 @@ async fn find_for(app: &AppState, user_id: &str, typed: &str) -> Result<Result<R
             "That device asked for another account. Only that account, or staff at a kiosk, can approve it.".into(),
         ));
     }
-    app.throttle.record_success(&key);
+    // Not reset on success: a code of one's own must not buy more guesses.
     let client_name = match app.clients.get(&app.store, &request.client_id, now).await? {
         Some(c) => c.name.clone(),
         None => request.client_id.clone(),
@@ -227,20 +227,21 @@ async fn decide(
     decision: &str,
 ) -> Result<String, PageError> {
     let now = app.now();
-    let request = app.store.device_request_by_user_code(code).await?;
+    let Some(request) = app.store.device_request_by_user_code(code).await? else {
+        return Ok("That request was already decided, or has expired.".into());
+    };
     // A named account's approval may be redeemed for another hint lifetime (seed 003).
-    let redeem_by = match request.as_ref().and_then(|r| r.hint_user_id.as_ref()) {
+    let redeem_by = match request.hint_user_id {
         Some(_) => now + app.config.lifetimes.device_hinted,
-        None => request.map_or(now, |r| r.expires_at),
+        None => request.expires_at,
     };
     let status = if decision == "approve" { "approved" } else { "denied" };
-    if !app.store.decide_device_request(code, status, account_id, redeem_by, now).await? {
-        return Ok("That request was already decided, or has expired.".into());
-    }
-    let seq = now * 1_000_000 + app.trace_counter.next();
     let entry = AuditEntry {
-        seq,
+        seq: now * 1_000_000 + app.trace_counter.next(),
         at: now,
+        request_id: request.device_code_digest.clone(),
+        client_id: request.client_id.clone(),
+        scope: request.scope.clone(),
         user_code: code.to_owned(),
         account_id: account_id.to_owned(),
         actor_id: actor_id.to_owned(),
@@ -248,14 +249,14 @@ async fn decide(
         via: via.to_owned(),
         decision: decision.to_owned(),
     };
-    app.store.append_device_audit(&entry).await?;
+    if !app.store.decide_device_request(&entry, status, redeem_by).await? {
+        return Ok("That request was already decided, or has expired.".into());
+    }
     if decision == "approve" {
         // Listed on the account's home page, where its access can be taken back.
-        if let Some(r) = app.store.device_request_by_user_code(code).await? {
-            let previous = app.store.consent(account_id, &r.client_id).await?;
-            let scope = previous.map(|p| Scope::parse(&p)).unwrap_or_default().union(&Scope::parse(&r.scope));
-            app.store.save_consent(account_id, &r.client_id, &scope.to_string(), now).await?;
-        }
+        let previous = app.store.consent(account_id, &request.client_id).await?;
+        let scope = previous.map(|p| Scope::parse(&p)).unwrap_or_default().union(&Scope::parse(&request.scope));
+        app.store.save_consent(account_id, &request.client_id, &scope.to_string(), now).await?;
     }
     Ok(match decision {
         "approve" => format!("Approved: the device showing {} can now finish signing in.", display_user_code(code)),

@@ -35,6 +35,9 @@ pub struct PendingRequest {
 pub struct AuditEntry {
     pub seq: i64,
     pub at: i64,
+    pub request_id: String,
+    pub client_id: String,
+    pub scope: String,
     pub user_code: String,
     pub account_id: String,
     pub actor_id: String,
@@ -93,28 +96,75 @@ impl Store {
             .await?)
     }
 
-    /// Approves or denies a pending request for `user_id`; `false` when it
-    /// was no longer pending (decided already, by someone else perhaps).
-    pub async fn decide_device_request(
-        &self,
-        user_code: &str,
-        status: &str,
-        user_id: &str,
-        redeem_by: i64,
-        now: i64,
-    ) -> StoreResult<bool> {
+    /// Approves or denies a pending request for `entry.account_id` and writes
+    /// the audit entry in the same transaction: no decision without its record.
+    /// `false` when the request was no longer pending, had expired, or names
+    /// another account.
+    pub async fn decide_device_request(&self, entry: &AuditEntry, status: &str, redeem_by: i64) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE device_requests SET status = $2, user_id = $3, redeem_by = $4, decided_at = $5
-             WHERE user_code = $1 AND status = 'pending' AND expires_at > $5",
+             WHERE device_code_digest = $1 AND status = 'pending' AND expires_at > $5
+               AND (hint_user_id IS NULL OR hint_user_id = $3)",
         )
-        .bind(user_code)
+        .bind(&entry.request_id)
         .bind(status)
-        .bind(user_id)
+        .bind(&entry.account_id)
         .bind(redeem_by)
-        .bind(now)
-        .execute(self.pool())
+        .bind(entry.at)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The account holder took a device's access back: approvals not yet
+    /// redeemed and requests still waiting for this account end too, audited.
+    pub async fn withdraw_device_requests(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+        seq: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        let ended: Vec<DeviceRequest> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM device_requests WHERE client_id = $2
+               AND ((status = 'approved' AND user_id = $1) OR (status = 'pending' AND hint_user_id = $1))"
+        ))
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (i, r) in ended.iter().enumerate() {
+            sqlx::query(
+                "UPDATE device_requests SET status = 'withdrawn', decided_at = $2 WHERE device_code_digest = $1",
+            )
+            .bind(&r.device_code_digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let entry = AuditEntry {
+                seq: seq + i as i64,
+                at: now,
+                request_id: r.device_code_digest.clone(),
+                client_id: r.client_id.clone(),
+                scope: r.scope.clone(),
+                user_code: r.user_code.clone(),
+                account_id: user_id.to_owned(),
+                actor_id: user_id.to_owned(),
+                actor_role: "user".into(),
+                via: "home".into(),
+                decision: "withdraw".into(),
+            };
+            insert_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a poll (RFC 8628 3.5); `interval` is the interval from now on.
@@ -144,7 +194,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT d.user_code, u.username AS account, c.name AS client_name, d.scope, d.created_at, d.expires_at
              FROM device_requests d JOIN users u ON u.id = d.hint_user_id JOIN clients c ON c.client_id = d.client_id
-             WHERE d.status = 'pending' AND d.expires_at > $1 ORDER BY u.username, d.created_at",
+             WHERE d.status = 'pending' AND d.expires_at > $1 ORDER BY u.username, d.created_at LIMIT 200",
         )
         .bind(now)
         .fetch_all(self.pool())
@@ -164,24 +214,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn append_device_audit(&self, e: &AuditEntry) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO device_audit (seq, at, user_code, account_id, actor_id, actor_role, via, decision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.seq)
-        .bind(e.at)
-        .bind(&e.user_code)
-        .bind(&e.account_id)
-        .bind(&e.actor_id)
-        .bind(&e.actor_role)
-        .bind(&e.via)
-        .bind(&e.decision)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// The most recent decisions, newest first, with account and actor names.
     pub async fn recent_device_audit(&self, limit: i64) -> StoreResult<Vec<NamedAuditEntry>> {
         Ok(sqlx::query_as(
@@ -193,4 +225,27 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// The only statement that writes the audit log: an insert.
+async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: &AuditEntry) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO device_audit (seq, at, request_id, client_id, scope, user_code, account_id, actor_id, actor_role,
+             via, decision)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.seq)
+    .bind(e.at)
+    .bind(&e.request_id)
+    .bind(&e.client_id)
+    .bind(&e.scope)
+    .bind(&e.user_code)
+    .bind(&e.account_id)
+    .bind(&e.actor_id)
+    .bind(&e.actor_role)
+    .bind(&e.via)
+    .bind(&e.decision)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

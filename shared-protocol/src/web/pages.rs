@@ -313,6 +313,9 @@ pub async fn revoke_consent(
     for grant_id in app.store.live_grants(&user_id, client_id).await? {
         app.revoke_grant(&grant_id).await?;
     }
+    // A device approved but not yet signed in must not get in afterwards.
+    let now = app.now();
+    app.store.withdraw_device_requests(&user_id, client_id, now, now * 1_000_000 + app.trace_counter.next()).await?;
     Ok(redirect("/"))
 }
 

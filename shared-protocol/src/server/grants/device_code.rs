@@ -46,6 +46,7 @@ impl Grant for DeviceCode {
                 }
             }
             "denied" => refuse(ErrorCode::AccessDenied, "the request was denied"),
+            "withdrawn" => refuse(ErrorCode::AccessDenied, "the account holder took this device's access back"),
             "approved" if request.redeem_by.is_some_and(|by| by <= now) => {
                 refuse(ErrorCode::ExpiredToken, "the approval was not redeemed in time")
             }
@@ -99,6 +100,25 @@ mod tests {
         assert!(app.store.insert_device_request(&r).await.unwrap());
     }
 
+    /// Decides the request with `user_code` for `user-9`, as the kiosk would.
+    async fn decide(app: &crate::state::AppState, user_code: &str, status: &str, redeem_by: i64) -> bool {
+        let r = app.store.device_request_by_user_code(user_code).await.unwrap().unwrap();
+        let entry = crate::store::AuditEntry {
+            seq: 1,
+            at: app.now(),
+            request_id: r.device_code_digest,
+            client_id: r.client_id,
+            scope: r.scope,
+            user_code: user_code.into(),
+            account_id: "user-9".into(),
+            actor_id: "staff-1".into(),
+            actor_role: "staff".into(),
+            via: "kiosk".into(),
+            decision: status.into(),
+        };
+        app.store.decide_device_request(&entry, status, redeem_by).await.unwrap()
+    }
+
     async fn poll(app: &crate::state::AppState, code: &str) -> Result<super::super::TokenResponse, OAuthError> {
         exchange(&DeviceCode, app, &format!("device_code={code}")).await
     }
@@ -114,7 +134,7 @@ mod tests {
         assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::AuthorizationPending);
 
         let by = app.now() + 60;
-        assert!(app.store.decide_device_request("BCDFGHJK", "approved", "user-9", by, app.now()).await.unwrap());
+        assert!(decide(&app, "BCDFGHJK", "approved", by).await);
         let tokens = poll(&app, "dc1").await.unwrap();
         let claims = app.verify_access_token(&tokens.access_token).await.unwrap();
         assert_eq!(claims.sub, "user-9");
@@ -127,11 +147,11 @@ mod tests {
         let app = state(clock.clone()).await;
         request(&app, "dc2", "BCDFGHJL").await;
         request(&app, "dc3", "BCDFGHJM").await;
-        assert!(app.store.decide_device_request("BCDFGHJM", "denied", "user-9", 0, app.now()).await.unwrap());
+        assert!(decide(&app, "BCDFGHJM", "denied", 0).await);
         assert_eq!(poll(&app, "dc3").await.unwrap_err().code, ErrorCode::AccessDenied);
         clock.advance(app.config.lifetimes.device_code);
         assert_eq!(poll(&app, "dc2").await.unwrap_err().code, ErrorCode::ExpiredToken);
-        let late = app.store.decide_device_request("BCDFGHJL", "approved", "user-9", 0, app.now()).await.unwrap();
+        let late = decide(&app, "BCDFGHJL", "approved", 0).await;
         assert!(!late, "an expired request cannot be approved");
     }
 
@@ -142,7 +162,7 @@ mod tests {
         request(&app, "dc5", "BCDFGHJP").await;
         request(&app, "dc6", "BCDFGHJQ").await;
         let by = app.now() + 10_000;
-        assert!(app.store.decide_device_request("BCDFGHJQ", "approved", "user-9", by, app.now()).await.unwrap());
+        assert!(decide(&app, "BCDFGHJQ", "approved", by).await);
         clock.advance(app.config.lifetimes.device_code + 1);
         app.store.prune_device_requests(app.now()).await.unwrap();
         assert!(app.store.device_request(&digest("dc5")).await.unwrap().is_none(), "expired pending request");
@@ -155,7 +175,7 @@ mod tests {
         let app = state(clock.clone()).await;
         request(&app, "dc4", "BCDFGHJN").await;
         let by = app.now() + 30;
-        assert!(app.store.decide_device_request("BCDFGHJN", "approved", "user-9", by, app.now()).await.unwrap());
+        assert!(decide(&app, "BCDFGHJN", "approved", by).await);
         clock.advance(30);
         assert_eq!(poll(&app, "dc4").await.unwrap_err().code, ErrorCode::ExpiredToken);
     }
