@@ -39,3 +39,86 @@ async fn credentials_go_only_to_a_trusted_issuer_and_only_after_a_challenge() {
     let err = access_for_api(&http(), &format!("{}/healthz", pair.b.url), "player:read", &trusted).await.unwrap_err();
     assert!(matches!(err, DiscoveryError::NoChallenge(_)), "{err}");
 }
+
+/// What the stand-in server answers for a path prefix: status, headers, body.
+type Route = (&'static str, u16, Vec<(String, String)>, String);
+
+/// A stand-in server on `port` answering each path prefix with a fixed
+/// status, headers and body; returns its base URL.
+async fn fake_server_at(port: u16, routes: Vec<Route>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, headers, body) = routes
+                    .iter()
+                    .find(|(p, ..)| path.starts_with(p))
+                    .map(|(_, s, h, b)| (*s, h.clone(), b.clone()))
+                    .unwrap_or((404, vec![], String::new()));
+                let mut response =
+                    format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+                for (k, v) in headers {
+                    response.push_str(&format!("{k}: {v}\r\n"));
+                }
+                response.push_str("content-type: application/json\r\n\r\n");
+                response.push_str(&body);
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn metadata_that_names_another_issuer_or_resource_is_refused() {
+    // An issuer whose metadata claims to be someone else (RFC 8414 3.3).
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let challenge = format!(r#"Bearer realm="fake", iss="{base}""#);
+    let served = fake_server_at(
+        port,
+        vec![
+            ("/api", 401, vec![("www-authenticate".into(), challenge)], "{}".into()),
+            (
+                "/.well-known/oauth-authorization-server",
+                200,
+                vec![],
+                r#"{"issuer":"http://evil.example","token_endpoint":"http://evil.example/token"}"#.into(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(served, base);
+    let trusted = [TrustedIssuer { issuer: &base, client_id: "c", client_secret: "s" }];
+    let err = access_for_api(&http(), &format!("{base}/api"), "x", &trusted).await.unwrap_err();
+    assert!(matches!(&err, DiscoveryError::Mismatch(why) if why.contains("evil.example")), "{err}");
+
+    // Resource metadata naming another resource (RFC 9728 3.3).
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let challenge = format!(r#"Bearer iss="{base}", resource_metadata="{base}/.well-known/oauth-protected-resource""#);
+    fake_server_at(
+        port,
+        vec![
+            ("/api", 401, vec![("www-authenticate".into(), challenge)], "{}".into()),
+            (
+                "/.well-known/oauth-protected-resource",
+                200,
+                vec![],
+                format!(r#"{{"resource":"http://elsewhere.example","authorization_servers":["{base}"]}}"#),
+            ),
+        ],
+    )
+    .await;
+    let trusted = [TrustedIssuer { issuer: &base, client_id: "c", client_secret: "s" }];
+    let err = access_for_api(&http(), &format!("{base}/api"), "x", &trusted).await.unwrap_err();
+    assert!(matches!(&err, DiscoveryError::Mismatch(why) if why.contains("elsewhere.example")), "{err}");
+}
