@@ -278,10 +278,9 @@ async fn a_whole_link_life_leaves_no_secret_in_either_log() {
 
 /// The refresh tokens both parties hold for alice.
 async fn held_refresh_tokens(pair: &Pair) -> Vec<String> {
-    sqlx::any::install_default_drivers();
     let mut out = Vec::new();
     for party in [&pair.a, &pair.b] {
-        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
+        let pool = database(party).await;
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT refresh_token FROM peer_tokens WHERE refresh_token IS NOT NULL")
                 .fetch_all(&pool)

@@ -104,24 +104,23 @@ pub async fn play(
     // CONTRACT 3: playback for a user linked with the assistant shows up there,
     // whichever client started it, with the token the assistant issued to us.
     let card = serde_json::json!({ "title": title, "artist": artist });
-    if let Ok(Some(_)) = app.store.peer_token(user_id).await {
-        // The caller may be the assistant itself, waiting on this answer with its
-        // own timeout: the card gets half of one, and the music plays regardless.
-        let budget = app.config.peer_timeout / 2;
-        let posted =
-            actix_web::rt::time::timeout(budget, link::call_peer_api(&app, user_id, "/api/now-playing", &card))
+    // The caller may be the assistant itself, waiting on this answer with its
+    // own timeout: the card gets half of one, and the music plays regardless.
+    let budget = app.config.peer_timeout / 2;
+    let posted = actix_web::rt::time::timeout(budget, link::call_peer_api(&app, user_id, "/api/now-playing", &card))
+        .await
+        .unwrap_or_else(|_| Err(link::LinkProblem::Unreachable("no answer in time".into())));
+    match posted {
+        Ok(_) => {
+            sqlx::query("UPDATE player_state SET shared_with_assistant = 1 WHERE user_id = $1")
+                .bind(user_id)
+                .execute(app.store.pool())
                 .await
-                .unwrap_or_else(|_| Err(link::LinkProblem::Unreachable("no answer in time".into())));
-        match posted {
-            Ok(_) => {
-                sqlx::query("UPDATE player_state SET shared_with_assistant = 1 WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(app.store.pool())
-                    .await
-                    .map_err(|_| bearer.reject(ApiError::Internal))?;
-            }
-            Err(p) => tracing::info!(problem = %p.describe(app.config.party.peer_name), "now-playing not shared"),
+                .map_err(|_| bearer.reject(ApiError::Internal))?;
         }
+        // Not linked with the assistant: nothing to show there.
+        Err(link::LinkProblem::NotLinked) => {}
+        Err(p) => tracing::info!(problem = %p.describe(app.config.party.peer_name), "now-playing not shared"),
     }
     let state = load(&app, user_id).await.map_err(|e| bearer.reject(e))?;
     Ok(HttpResponse::Ok().json(state))

@@ -297,4 +297,7 @@ impl Config {
     pub fn scope_names(&self) -> impl Iterator<Item = &'static str> {
         self.party.scopes.iter().map(|s| s.name)
     }
+    pub fn offers_scope(&self, scope: &str) -> bool {
+        self.party.scopes.iter().any(|s| s.name == scope)
+    }
 }

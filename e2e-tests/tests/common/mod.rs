@@ -288,7 +288,10 @@ pub async fn code_at_b(pair: &Pair, browser: &reqwest::Client, scope: &str) -> (
     let (verifier, challenge) = pkce_pair();
     let state = uuid::Uuid::new_v4().simple().to_string();
     let back = authorize(browser, &b_authorize_url(pair, scope, &challenge, &state)).await;
-    assert!(back.status().is_redirection(), "authorization did not redirect back: {}", back.status());
+    if !back.status().is_redirection() {
+        let status = back.status();
+        panic!("authorization did not redirect back: {status}: {}", back.text().await.unwrap_or_default());
+    }
     let params = location_params(&back);
     assert_eq!(params.get("state"), Some(&state));
     let code = params.get("code").unwrap_or_else(|| panic!("no code in the redirect: {params:?}")).clone();
@@ -540,8 +543,7 @@ pub async fn linked_alice(pair: &Pair) -> reqwest::Client {
 /// The access token `party` holds from its peer for `username`, read from
 /// its database (the tests check what a peer would see when using it).
 pub async fn held_token(party: &Party, username: &str) -> Option<String> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
+    let pool = database(party).await;
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT p.access_token FROM peer_tokens p JOIN users u ON u.id = p.user_id WHERE u.username = $1",
     )
@@ -567,10 +569,15 @@ pub async fn now_playing_at_a(browser: &reqwest::Client, pair: &Pair) -> serde_j
 
 /// The id of `username` at `party`, read from its database.
 pub async fn user_id_at(party: &Party, username: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap();
+    let pool = database(party).await;
     let (id,): (String,) =
         sqlx::query_as("SELECT id FROM users WHERE username = $1").bind(username).fetch_one(&pool).await.unwrap();
     pool.close().await;
     id
+}
+
+/// A connection to `party`'s own database, to check what it stored.
+pub async fn database(party: &Party) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap()
 }

@@ -93,8 +93,7 @@ pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -
         })
         .await?;
     if let Some(old) = older.filter(|o| o.access_token != t.access_token) {
-        let (token, hint) = revocable(&old);
-        if let Err(e) = app.peer.revoke(app, token, hint).await {
+        if let Err(e) = revoke_at_peer(app, &old).await {
             tracing::warn!(error = %e, "the peer could not be asked to revoke replaced tokens");
         }
     }
@@ -392,21 +391,21 @@ pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<
 }
 
 /// Drops the tokens held from the peer for the user and asks the peer to
-/// revoke them (RFC 7009). Returns the problem when the peer could not be told.
-pub async fn drop_held_tokens(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
+/// revoke them (RFC 7009). When the peer could not be told, returns the
+/// tokens taken and why.
+async fn drop_held_tokens(app: &AppState, user_id: &str) -> StoreResult<Option<(PeerToken, PeerError)>> {
     let Some(held) = app.store.take_peer_token(user_id).await? else {
         return Ok(None);
     };
-    let (token, hint) = revocable(&held);
-    Ok(app.peer.revoke(app, token, hint).await.err())
+    Ok(revoke_at_peer(app, &held).await.err().map(|e| (held, e)))
 }
 
-/// The token to revoke to end a held grant at the peer, with its type hint:
-/// the refresh token revokes the whole grant (RFC 7009 2.1).
-fn revocable(held: &PeerToken) -> (&str, &'static str) {
+/// Asks the peer to end a grant it gave us: revoking the refresh token
+/// revokes the whole grant (RFC 7009 2.1).
+async fn revoke_at_peer(app: &AppState, held: &PeerToken) -> Result<(), PeerError> {
     match &held.refresh_token {
-        Some(r) => (r, "refresh_token"),
-        None => (&held.access_token, "access_token"),
+        Some(r) => app.peer.revoke(app, r, "refresh_token").await,
+        None => app.peer.revoke(app, &held.access_token, "access_token").await,
     }
 }
 
@@ -415,19 +414,13 @@ fn revocable(held: &PeerToken) -> (&str, &'static str) {
 /// unlinking again can still revoke them there.
 pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
     withdraw_peer_access(app, user_id).await?;
-    let Some(held) = app.store.take_peer_token(user_id).await? else {
+    let Some((held, e)) = drop_held_tokens(app, user_id).await? else {
         return Ok(None);
     };
-    let (token, hint) = revocable(&held);
-    match app.peer.revoke(app, token, hint).await {
-        Ok(()) => Ok(None),
-        Err(e) => {
-            app.store.save_peer_token(&held).await?;
-            let why = format!("Unlinking did not reach {} ({e}). Unlink again.", app.config.party.peer_name);
-            app.store.mark_peer_token_broken(user_id, &why, app.now()).await?;
-            Ok(Some(e))
-        }
-    }
+    app.store.save_peer_token(&held).await?;
+    let why = format!("Unlinking did not reach {} ({e}). Unlink again.", app.config.party.peer_name);
+    app.store.mark_peer_token_broken(user_id, &why, app.now()).await?;
+    Ok(Some(e))
 }
 
 /// The peer revoked (RFC 7009) a token of its link for this user: it is
@@ -437,7 +430,7 @@ pub async fn peer_unlinked(app: &AppState, user_id: &str) {
         tracing::error!(error = %e, "storage failure following the peer's unlink");
     }
     match drop_held_tokens(app, user_id).await {
-        Ok(Some(e)) => tracing::warn!(error = %e, "the peer could not be told to revoke our tokens"),
+        Ok(Some((_, e))) => tracing::warn!(error = %e, "the peer could not be told to revoke our tokens"),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "storage failure following the peer's unlink"),
     }

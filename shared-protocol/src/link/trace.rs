@@ -23,9 +23,10 @@ use crate::store::{GrantRecord, TraceEvent};
 pub struct TraceCounter(AtomicI64);
 
 impl TraceCounter {
-    /// The next number below a million, to add to `seconds * 1_000_000`.
-    pub fn next(&self) -> i64 {
-        self.0.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000)
+    /// An ordering key for an event at `now` (seconds): later seconds sort
+    /// later, and events of one second in the order this instance saw them.
+    pub fn seq(&self, now: i64) -> i64 {
+        now * 1_000_000 + self.0.fetch_add(1, Ordering::Relaxed).rem_euclid(1_000_000)
     }
 }
 
@@ -53,7 +54,7 @@ pub const USER: &str = "You";
 /// store it is logged and never fails the protocol step itself.
 async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, (from, to): (&str, &str), summary: &str) {
     let at = app.now();
-    let seq = at * 1_000_000 + app.trace_counter.next();
+    let seq = app.trace_counter.seq(at);
     let event = TraceEvent {
         seq,
         user_id: user_id.to_owned(),

@@ -141,10 +141,9 @@ impl Bearer {
 
     /// The user the token acts for; tokens of `client_credentials` act for no one.
     pub fn user_id(&self) -> Result<&str, ApiRejection> {
-        if self.claims.sub == self.claims.client_id {
-            return Err(self.reject(ApiError::InvalidToken("this API acts for a user and the token names none".into())));
-        }
-        Ok(&self.claims.sub)
+        self.claims.user_id().ok_or_else(|| {
+            self.reject(ApiError::InvalidToken("this API acts for a user and the token names none".into()))
+        })
     }
 
     pub fn reject(&self, error: ApiError) -> ApiRejection {

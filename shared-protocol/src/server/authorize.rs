@@ -94,15 +94,8 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
     if !pkce::is_valid_s256_challenge(challenge) {
         return Err(back(ErrorCode::InvalidRequest, "code_challenge is not a base64url SHA-256 value"));
     }
-    let scope = match p.get("scope") {
-        Some(s) if Scope::is_well_formed(s) => Scope::parse(s),
-        Some(_) => return Err(back(ErrorCode::InvalidScope, "the scope is malformed")),
-        None => client.scope.clone(),
-    };
-    let offered = |s: &str| app.config.scope_names().any(|o| o == s);
-    if scope.is_empty() || !scope.is_subset(&client.scope) || !scope.iter().all(offered) {
-        return Err(back(ErrorCode::InvalidScope, "the scope is unknown or not allowed for this client"));
-    }
+    let scope = Scope::requested(p.get("scope"), &client.scope, |s| app.config.offers_scope(s))
+        .map_err(|why| back(ErrorCode::InvalidScope, why))?;
     let (audience, _) = target(&app.config, p.get("resource"), None).map_err(to_client)?;
     Ok(AuthorizationRequest {
         client,

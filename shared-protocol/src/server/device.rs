@@ -65,15 +65,8 @@ pub async fn device_authorization_endpoint(
     if !client.client.allows_grant(DEVICE_CODE_GRANT) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device flow"));
     }
-    let scope = match params.get("scope") {
-        Some(s) if Scope::is_well_formed(s) => Scope::parse(s),
-        Some(_) => return Err(OAuthError::new(ErrorCode::InvalidScope, "the scope is malformed")),
-        None => client.client.scope.clone(),
-    };
-    let offered = |s: &str| app.config.scope_names().any(|o| o == s);
-    if scope.is_empty() || !scope.is_subset(&client.client.scope) || !scope.iter().all(offered) {
-        return Err(OAuthError::new(ErrorCode::InvalidScope, "the scope is unknown or not allowed for this client"));
-    }
+    let scope = Scope::requested(params.get("scope"), &client.client.scope, |s| app.config.offers_scope(s))
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidScope, why))?;
     let hint = match params.get("login_hint") {
         Some(name) => Some(
             app.store
@@ -123,6 +116,7 @@ pub async fn device_authorization_endpoint(
 
 /// A request as a person sees it before deciding.
 struct RequestView {
+    request: DeviceRequest,
     user_code: String,
     client_name: String,
     scopes: Vec<ScopeLine>,
@@ -184,7 +178,7 @@ async fn find_for(app: &AppState, user_id: &str, typed: &str) -> Result<Result<R
         None => request.client_id.clone(),
     };
     let scopes = Scope::parse(&request.scope).iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
-    Ok(Ok(RequestView { user_code: display_user_code(&request.user_code), client_name, scopes }))
+    Ok(Ok(RequestView { user_code: display_user_code(&request.user_code), request, client_name, scopes }))
 }
 
 /// The account holder's decision.
@@ -199,10 +193,7 @@ pub async fn device_decision(
     let decision = decision(form.get("decision"))?;
     let message = match find_for(&app, &user_id, &typed).await? {
         Err(why) => why,
-        Ok(view) => {
-            let code = normalize_user_code(&view.user_code).unwrap_or_default();
-            decide(&app, &code, &user_id, &user_id, "user", "device", decision).await?
-        }
+        Ok(view) => decide(&app, &view.request, &user_id, &user_id, "user", "device", decision).await?,
     };
     let chrome = chrome(&app, &session, "device", Some(user_id)).await?;
     render(StatusCode::OK, &DevicePage { chrome, typed: String::new(), request: None, message: Some(message) })
@@ -216,10 +207,11 @@ fn decision(value: Option<&str>) -> Result<&'static str, PageError> {
     }
 }
 
-/// Records a decision for `account_id` taken by `actor_id`, audit first.
+/// Records a decision on `request` for `account_id` taken by `actor_id`,
+/// with its audit entry in the same transaction.
 async fn decide(
     app: &AppState,
-    code: &str,
+    request: &DeviceRequest,
     account_id: &str,
     actor_id: &str,
     actor_role: &str,
@@ -227,17 +219,15 @@ async fn decide(
     decision: &str,
 ) -> Result<String, PageError> {
     let now = app.now();
-    let Some(request) = app.store.device_request_by_user_code(code).await? else {
-        return Ok("That request was already decided, or has expired.".into());
-    };
+    let code = request.user_code.as_str();
     // A named account's approval may be redeemed for another hint lifetime (seed 003).
-    let redeem_by = match request.hint_user_id {
+    let redeem_by = match &request.hint_user_id {
         Some(_) => now + app.config.lifetimes.device_hinted,
         None => request.expires_at,
     };
     let status = if decision == "approve" { "approved" } else { "denied" };
     let entry = AuditEntry {
-        seq: now * 1_000_000 + app.trace_counter.next(),
+        seq: app.trace_counter.seq(now),
         at: now,
         request_id: request.device_code_digest.clone(),
         client_id: request.client_id.clone(),
@@ -357,7 +347,7 @@ pub async fn kiosk_decision(
                 && r.expires_at > now
                 && r.hint_user_id.as_deref() == Some(account.id.as_str()) =>
         {
-            decide(&app, &r.user_code, &account.id, &user_id, "staff", "kiosk", decision).await?
+            decide(&app, &r, &account.id, &user_id, "staff", "kiosk", decision).await?
         }
         _ => "No pending request with that code for that account. Check the account name and the code on the device."
             .to_owned(),

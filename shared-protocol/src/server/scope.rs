@@ -25,6 +25,25 @@ impl Scope {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
+    /// RFC 6749 3.3 for an authorization or device request: the `scope`
+    /// parameter (or, without one, everything the client may ask for) must be
+    /// well formed, non-empty, within the client's registration and offered here.
+    pub fn requested(
+        param: Option<&str>,
+        client: &Scope,
+        offered: impl Fn(&str) -> bool,
+    ) -> Result<Scope, &'static str> {
+        let scope = match param {
+            Some(s) if Self::is_well_formed(s) => Self::parse(s),
+            Some(_) => return Err("the scope is malformed"),
+            None => client.clone(),
+        };
+        if scope.is_empty() || !scope.is_subset(client) || !scope.iter().all(offered) {
+            return Err("the scope is unknown or not allowed for this client");
+        }
+        Ok(scope)
+    }
+
     /// Scope tokens are `%x21 / %x23-5B / %x5D-7E` (RFC 6749 3.3).
     pub fn is_well_formed(s: &str) -> bool {
         s.split(' ').all(|t| t.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)))

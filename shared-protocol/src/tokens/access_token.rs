@@ -25,6 +25,12 @@ pub struct AccessClaims {
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 impl AccessClaims {
+    /// The user the token acts for; `client_credentials` tokens act for none
+    /// (their `sub` is the client).
+    pub fn user_id(&self) -> Option<&str> {
+        (self.sub != self.client_id).then_some(self.sub.as_str())
+    }
+
     pub fn has_scope(&self, wanted: &str) -> bool {
         self.scope.split(' ').any(|s| s == wanted)
     }

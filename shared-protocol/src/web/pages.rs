@@ -315,7 +315,7 @@ pub async fn revoke_consent(
     }
     // A device approved but not yet signed in must not get in afterwards.
     let now = app.now();
-    app.store.withdraw_device_requests(&user_id, client_id, now, now * 1_000_000 + app.trace_counter.next()).await?;
+    app.store.withdraw_device_requests(&user_id, client_id, now, app.trace_counter.seq(now)).await?;
     Ok(redirect("/"))
 }
 
