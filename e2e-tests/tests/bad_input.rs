@@ -128,6 +128,31 @@ async fn a_parameter_that_is_not_utf8_is_invalid_request() {
 }
 
 #[tokio::test]
+async fn a_nul_character_is_invalid_request_and_never_a_server_error() {
+    // Party B runs on PostgreSQL when it can, which cannot store NUL: it must never get that far.
+    let pair = spawn_pair().await;
+    let res = http()
+        .post(format!("{}/token", pair.b.url))
+        .header("content-type", FORM)
+        .body("grant_type=client_credentials&client_id=voice%00assistant&client_secret=x")
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(res, 400, "invalid_request").await;
+    let basic = http()
+        .post(format!("{}/token", pair.b.url))
+        .basic_auth("voice\0assistant", Some("x"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(basic, 401, "invalid_client").await;
+    let page = http().get(format!("{}/login?next=%00", pair.b.url)).send().await.unwrap();
+    expect_error_page(page, 400).await;
+    assert!(!pair.b.log().contains(" ERROR "), "{}", pair.b.log());
+}
+
+#[tokio::test]
 async fn an_unknown_parameter_is_ignored() {
     let pair = spawn_pair().await;
     // RFC 6749 3.2: the server MUST ignore unrecognized request parameters.

@@ -476,7 +476,7 @@ async fn every_page_of_the_link_reads_well_on_a_phone() {
     b.goto(&format!("{}/device", pair.b.url)).await;
     b.expect_page("device", "device").await;
     b.sign_in(&pair.b.url, "kiosk", "staff-only").await;
-    b.goto(&format!("{}/kiosk", pair.b.url)).await;
+    b.goto(&format!("{}/kiosk?account=alice", pair.b.url)).await;
     b.expect_page("kiosk", "kiosk").await;
     b.close().await;
 }

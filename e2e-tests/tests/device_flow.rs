@@ -70,8 +70,12 @@ async fn staff_at_the_kiosk_approve_for_the_named_account_and_the_token_is_the_a
     login(&staff, &pair.b.url, "kiosk", "staff-only").await;
     let (_, staff_home) = page(&staff, &format!("{}/", pair.b.url)).await;
     assert!(staff_home.contains("href=\"/kiosk\""), "staff find the kiosk from home");
-    let (_, kiosk) = page(&staff, &format!("{}/kiosk", pair.b.url)).await;
-    assert!(kiosk.contains("<td>alice</td>") && kiosk.contains(&user_code), "pending by account: {kiosk}");
+    let (_, kiosk) = page(&staff, &format!("{}/kiosk?account=alice", pair.b.url)).await;
+    assert!(
+        kiosk.contains(r#"data-account="alice""#) && kiosk.contains("<td>Kitchen Speaker</td>"),
+        "alice's: {kiosk}"
+    );
+    assert!(!kiosk.contains(&user_code), "the code is typed from the device, never shown: {kiosk}");
     // The wrong account for that code is refused.
     let wrong = kiosk_decides(&staff, &pair, "bob", &user_code, "approve").await;
     assert!(wrong.contains("No pending request with that code for that account"), "{wrong}");

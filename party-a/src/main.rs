@@ -1,3 +1,8 @@
+/// mimalloc gives freed memory back to the system (argon2's 19 MiB blocks
+/// included), where glibc's arenas keep it: see the README's "Limits".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     shared_protocol::run_party(&party_a::PARTY).await

@@ -19,11 +19,12 @@ pub struct Card {
 
 impl Card {
     fn validate(&self) -> Result<(), &'static str> {
-        let ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 200;
+        // No control characters: they mean nothing on a card, and PostgreSQL refuses NUL.
+        let ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control);
         if ok(&self.title) && ok(&self.artist) {
             Ok(())
         } else {
-            Err("title and artist must be 1 to 200 characters")
+            Err("title and artist must be 1 to 200 characters, without control characters")
         }
     }
 }

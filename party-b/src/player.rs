@@ -85,8 +85,9 @@ pub async fn play(
     bearer.require_scope("player:control")?;
     let user_id = bearer.user_id()?;
     let query = body.query.trim();
-    if query.is_empty() || query.chars().count() > 200 {
-        return Err(bearer.reject(ApiError::BadRequest("query must be 1 to 200 characters".into())));
+    if query.is_empty() || query.chars().count() > 200 || query.chars().any(char::is_control) {
+        let why = "query must be 1 to 200 characters, without control characters";
+        return Err(bearer.reject(ApiError::BadRequest(why.into())));
     }
     let (title, artist) = pick_track(query);
     sqlx::query(

@@ -9,6 +9,10 @@ pub type UnixTime = i64;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> UnixTime;
+    /// The same time with sub-second precision, for rate limits.
+    fn precise(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.now().max(0) as u64)
+    }
 }
 
 /// The wall clock.
@@ -17,7 +21,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+        self.precise().as_secs() as i64
+    }
+    fn precise(&self) -> std::time::Duration {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
     }
 }
 

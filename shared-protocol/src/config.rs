@@ -5,6 +5,7 @@ use actix_web::web::ServiceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::store::PartyMigration;
+use crate::web::limits::{LimitRates, Rate};
 
 /// A scope this party offers, with the words a user reads on the consent page.
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +179,59 @@ pub struct Cli {
     /// signed with its own key, which the peer reads from this party's JWKS.
     #[arg(long, env = "CLIENT_AUTH", value_enum, default_value_t = ClientAuth::ClientSecretBasic)]
     pub client_auth: ClientAuth,
+
+    /// Sign-in and sign-up attempts per client address (each costs a password hash): N/s, N/min or N/h.
+    #[arg(long, env = "RATE_SIGN_IN", default_value = "60/min", help_heading = "Limits")]
+    pub rate_sign_in: Rate,
+    /// Sign-in and sign-up attempts of all clients together.
+    #[arg(long, env = "RATE_SIGN_IN_GLOBAL", default_value = "100/s", help_heading = "Limits")]
+    pub rate_sign_in_global: Rate,
+    /// Device authorization requests per client address.
+    #[arg(long, env = "RATE_DEVICE_AUTHORIZATION", default_value = "30/min", help_heading = "Limits")]
+    pub rate_device_authorization: Rate,
+    /// Device authorization requests of all clients together.
+    #[arg(long, env = "RATE_DEVICE_AUTHORIZATION_GLOBAL", default_value = "20/s", help_heading = "Limits")]
+    pub rate_device_authorization_global: Rate,
+    /// User codes typed at /device per client address.
+    #[arg(long, env = "RATE_USER_CODE", default_value = "30/min", help_heading = "Limits")]
+    pub rate_user_code: Rate,
+    /// User codes typed at /device by all clients together.
+    #[arg(long, env = "RATE_USER_CODE_GLOBAL", default_value = "20/s", help_heading = "Limits")]
+    pub rate_user_code_global: Rate,
+    /// Failed client authentications per client address (/token, /revoke, /introspect).
+    #[arg(long, env = "RATE_CLIENT_AUTH_FAILURES", default_value = "30/min", help_heading = "Limits")]
+    pub rate_client_auth_failures: Rate,
+    /// Failed client authentications of all clients together.
+    #[arg(long, env = "RATE_CLIENT_AUTH_FAILURES_GLOBAL", default_value = "100/s", help_heading = "Limits")]
+    pub rate_client_auth_failures_global: Rate,
+    /// Proxies whose X-Forwarded-For names the client (comma-separated addresses); others are the client.
+    #[arg(long, env = "TRUSTED_PROXY", value_delimiter = ',', help_heading = "Limits")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Password hashes computed at once (each holds 19 MiB); default: one per core.
+    #[arg(long, env = "HASH_CONCURRENCY", help_heading = "Limits")]
+    pub hash_concurrency: Option<usize>,
+    /// Password hashes that may wait for one of those; beyond, 503 with Retry-After.
+    #[arg(long, env = "HASH_QUEUE", default_value_t = 64, help_heading = "Limits")]
+    pub hash_queue: usize,
+    /// Device requests waiting for approval per account; a new one ends the oldest.
+    #[arg(long, env = "DEVICE_PENDING_PER_ACCOUNT", default_value_t = 5, help_heading = "Limits")]
+    pub device_pending_per_account: i64,
+    /// Device requests waiting for approval per client address; beyond, new ones are refused.
+    #[arg(long, env = "DEVICE_PENDING_PER_ADDRESS", default_value_t = 20, help_heading = "Limits")]
+    pub device_pending_per_address: i64,
+    /// Connections each worker serves at once; more wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 2048, help_heading = "Limits")]
+    pub max_connections: usize,
+    /// Seconds a request body may take to arrive; a stalled one is answered 408 and the connection closed.
+    #[arg(long, env = "BODY_TIMEOUT", default_value_t = 10, help_heading = "Limits")]
+    pub body_timeout: u64,
+
+    /// Seconds a session may go unused before it ends.
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value_t = 7_200, help_heading = "Sessions")]
+    pub session_idle_timeout: i64,
+    /// Seconds a session lasts at most, however busy.
+    #[arg(long, env = "SESSION_LIFETIME", default_value_t = 43_200, help_heading = "Sessions")]
+    pub session_lifetime: i64,
 }
 
 /// Client authentication towards the peer (RFC 6749 2.3).
@@ -254,6 +308,21 @@ pub struct Config {
     pub reciprocal_in_authorization_response: bool,
     pub reciprocal_form: ReciprocalForm,
     pub client_auth: ClientAuth,
+    pub limits: LimitRates,
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
+    pub device_pending_per_account: i64,
+    pub device_pending_per_address: i64,
+    pub max_connections: usize,
+    pub body_timeout: std::time::Duration,
+    pub sessions: SessionLifetimes,
+}
+
+/// How long a browser session lasts, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLifetimes {
+    pub idle: i64,
+    pub absolute: i64,
 }
 
 impl Config {
@@ -281,6 +350,26 @@ impl Config {
             reciprocal_in_authorization_response: cli.reciprocal_in_authorization_response,
             reciprocal_form: cli.reciprocal_form,
             client_auth: cli.client_auth,
+            limits: LimitRates {
+                sign_in: (cli.rate_sign_in, cli.rate_sign_in_global),
+                device_authorization: (cli.rate_device_authorization, cli.rate_device_authorization_global),
+                user_code: (cli.rate_user_code, cli.rate_user_code_global),
+                client_auth_failures: (cli.rate_client_auth_failures, cli.rate_client_auth_failures_global),
+                trusted_proxies: cli.trusted_proxy,
+            },
+            hash_concurrency: cli
+                .hash_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+            hash_queue: cli.hash_queue,
+            device_pending_per_account: cli.device_pending_per_account.max(1),
+            device_pending_per_address: cli.device_pending_per_address.max(1),
+            max_connections: cli.max_connections.max(1),
+            body_timeout: std::time::Duration::from_secs(cli.body_timeout.max(1)),
+            sessions: SessionLifetimes {
+                idle: cli.session_idle_timeout.max(60),
+                absolute: cli.session_lifetime.max(60),
+            },
         }
     }
 

@@ -56,6 +56,39 @@ impl ErrorCode {
     }
 }
 
+/// A request turned away before any work was done for it, with when to
+/// come back (`Retry-After`, RFC 9110 10.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// This client (or everyone together) went over a rate limit: 429 (RFC 6585 4).
+    TooMany { retry_after: u64 },
+    /// The server is at capacity for this kind of work (password hashing): 503.
+    AtCapacity { retry_after: u64 },
+}
+
+impl Busy {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    pub fn retry_after(self) -> u64 {
+        match self {
+            Self::TooMany { retry_after } | Self::AtCapacity { retry_after } => retry_after.max(1),
+        }
+    }
+    pub fn describe(self) -> String {
+        match self {
+            Self::TooMany { .. } => format!("too many requests; try again in {} seconds", self.retry_after()),
+            Self::AtCapacity { .. } => format!("the server is busy; try again in {} seconds", self.retry_after()),
+        }
+    }
+    pub(crate) fn header(self) -> (header::HeaderName, HeaderValue) {
+        (header::RETRY_AFTER, HeaderValue::from(self.retry_after()))
+    }
+}
+
 /// A protocol error (RFC 6749 5.2): always with an `error_description`.
 #[derive(Debug, Clone)]
 pub struct OAuthError {
@@ -63,11 +96,18 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     /// Set when the client tried HTTP Basic, so the 401 carries the challenge (RFC 6749 5.2).
     pub basic_challenge: bool,
+    /// Set when the request was turned away by a limit: 429 or 503 with `Retry-After`.
+    pub busy: Option<Busy>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), basic_challenge: false }
+        Self { code, description: description.into(), basic_challenge: false, busy: None }
+    }
+    /// RFC 6749 has no code for "slow down" outside RFC 8628's polling;
+    /// `temporarily_unavailable` (4.1.2.1) says what the client should do: wait.
+    pub fn busy(busy: Busy) -> Self {
+        Self { busy: Some(busy), ..Self::new(ErrorCode::TemporarilyUnavailable, busy.describe()) }
     }
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
@@ -111,6 +151,9 @@ struct ErrorBody<'a> {
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
+        if let Some(busy) = self.busy {
+            return busy.status();
+        }
         match self.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,6 +167,9 @@ impl ResponseError for OAuthError {
         res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
         if self.code == ErrorCode::InvalidClient && self.basic_challenge {
             res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="token", charset="UTF-8""#));
+        }
+        if let Some(busy) = self.busy {
+            res.insert_header(busy.header());
         }
         res.json(ErrorBody { error: self.code.as_str(), error_description: &self.description })
     }
@@ -225,11 +271,20 @@ pub struct PageError {
     pub status: StatusCode,
     pub title: Cow<'static, str>,
     pub message: Cow<'static, str>,
+    pub busy: Option<Busy>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, title: title.into(), message: message.into() }
+        Self { status, title: title.into(), message: message.into(), busy: None }
+    }
+    pub fn busy(busy: Busy) -> Self {
+        let title = match busy {
+            Busy::TooMany { .. } => "Too many attempts",
+            Busy::AtCapacity { .. } => "We are busy",
+        };
+        let message = format!("Please wait {} seconds, then try again.", busy.retry_after());
+        Self { busy: Some(busy), ..Self::new(busy.status(), title, message) }
     }
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "This request cannot be used", message)
@@ -265,7 +320,11 @@ impl ResponseError for PageError {
     }
     fn error_response(&self) -> HttpResponse {
         // The body is filled in by the error-page middleware, which knows the party's branding.
-        let mut res = HttpResponse::build(self.status).finish();
+        let mut res = HttpResponse::build(self.status);
+        if let Some(busy) = self.busy {
+            res.insert_header(busy.header());
+        }
+        let mut res = res.finish();
         res.extensions_mut().insert(self.clone());
         res
     }

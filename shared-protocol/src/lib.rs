@@ -28,8 +28,9 @@ use std::time::Duration;
 use actix_session::config::CookieContentSecurity;
 use actix_session::storage::CookieSessionStore;
 use actix_session::SessionMiddleware;
+use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web as aw, App, HttpServer};
 use base64::engine::general_purpose::STANDARD;
@@ -45,7 +46,11 @@ use crate::store::{ClientRecord, Store, StoreError, UserRecord};
 use crate::tokens::secrets::{digest, new_id};
 use crate::tokens::KeyRing;
 use crate::web::form::MAX_BODY;
-use crate::web::middleware::{body_limit, not_found, render_error_pages, request_log, security_headers};
+use crate::web::limits::rate_limits;
+use crate::web::middleware::{
+    body_deadline, not_found, render_error_pages, request_limits, request_log, security_headers,
+};
+use crate::web::session::session_lifetime;
 
 /// The grant types a party's peer client may use here.
 const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials \
@@ -61,11 +66,12 @@ pub async fn build_state(
     let store = Store::connect(&config.database_url, config.party.migrations).await?;
     let keys = KeyRing::load_or_create(&store, clock.now()).await?;
     register_clients(&config, &store).await?;
+    let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);
     if config.demo_data && store.user_count().await? == 0 {
-        seed_demo_users(&config, &store, clock.now()).await?;
+        seed_demo_users(&config, &store, &hasher, clock.now()).await?;
     }
-    let dummy_password_hash = accounts::hash_password("not a real password".into()).await.unwrap_or_default();
     let http = http_client(config.peer_timeout);
+    let limits = web::limits::Limits::new(&config.limits, clock.clone());
     Ok(AppState {
         config,
         store,
@@ -79,8 +85,9 @@ pub async fn build_state(
         peer_keys: JwksCache::default(),
         revocations: Default::default(),
         verified: Default::default(),
-        throttle: Default::default(),
-        dummy_password_hash,
+        hasher,
+        backoff: Default::default(),
+        limits,
         http,
         db_seen_at: Default::default(),
     })
@@ -115,9 +122,14 @@ async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreErr
     Ok(())
 }
 
-async fn seed_demo_users(config: &Config, store: &Store, now: i64) -> Result<(), StoreError> {
+async fn seed_demo_users(
+    config: &Config,
+    store: &Store,
+    hasher: &accounts::Hasher,
+    now: i64,
+) -> Result<(), StoreError> {
     for u in config.party.demo_users {
-        let Some(password_hash) = accounts::hash_password(u.password.to_owned()).await else {
+        let Ok(Some(password_hash)) = hasher.hash(u.password.to_owned()).await else {
             continue;
         };
         let user = UserRecord {
@@ -144,48 +156,82 @@ async fn session_key(state: &AppState) -> Result<Key, StoreError> {
 pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box<dyn std::error::Error>> {
     let key = session_key(&state).await?;
     let workers = state.config.workers;
+    let max_connections = state.config.max_connections;
     let state = aw::Data::new(state);
-    spawn_revocation_sync(state.clone());
-    let app_state = state.clone();
-    let mut server = HttpServer::new(move || {
-        let party = app_state.config.party;
-        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-            .cookie_name(party.session_cookie.to_owned())
-            .cookie_http_only(true)
-            .cookie_same_site(SameSite::Lax)
-            .cookie_secure(app_state.config.public_url.starts_with("https://"))
-            .cookie_content_security(CookieContentSecurity::Private)
-            .build();
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(aw::PayloadConfig::new(MAX_BODY))
-            .app_data(aw::JsonConfig::default().limit(MAX_BODY).error_handler(|err, req| {
-                let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
-                ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge() }.into()
-            }))
-            .wrap(from_fn(render_error_pages))
-            .wrap(sessions)
-            .wrap(security_headers())
-            .wrap(from_fn(body_limit))
-            .wrap(from_fn(request_log))
-            .configure(server::routes)
-            .configure(resource::routes)
-            .configure(web::pages::routes)
-            .configure(link::pages::routes)
-            .configure(party.routes)
-            .default_service(aw::to(not_found))
-    })
-    .listen(listener)?;
+    spawn_housekeeping(state.clone());
+    let mut server = HttpServer::new(move || app(state.clone(), key.clone()))
+        // Explicit bounds on connections: how many, how fast they may open, how
+        // long a head may take (a slow head is cut), how long idle keep-alive lasts.
+        .max_connections(max_connections)
+        .max_connection_rate(256)
+        .backlog(1024)
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(15))
+        .shutdown_timeout(10)
+        .listen(listener)?;
     if let Some(n) = workers {
         server = server.workers(n);
     }
     Ok(server.run())
 }
 
-/// Learns of revocations made by other instances sharing the database, and
-/// once an hour forgets history past its retention (a week of trace, a month
-/// of finished link attempts, a day past the end of a device request).
-fn spawn_revocation_sync(state: aw::Data<AppState>) {
+/// The whole application: every route behind every middleware. Requests pass
+/// them outside in: log → body deadline → head and body limits → security
+/// headers → rate limits → session cookie → session lifetime → error pages.
+pub fn app(
+    state: aw::Data<AppState>,
+    key: Key,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let party = state.config.party;
+    let https = state.config.public_url.starts_with("https://");
+    // RFC 6265bis 4.1.3.2: a `__Host-` cookie is Secure, host-only and for `/`, so no sibling can set it.
+    let cookie_name = if https { format!("__Host-{}", party.session_cookie) } else { party.session_cookie.to_owned() };
+    let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key)
+        .cookie_name(cookie_name)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_secure(https)
+        .cookie_path("/".to_owned())
+        .cookie_content_security(CookieContentSecurity::Private)
+        .build();
+    App::new()
+        .app_data(state)
+        .app_data(aw::PayloadConfig::new(MAX_BODY))
+        .app_data(aw::JsonConfig::default().limit(MAX_BODY).error_handler(|err, req| {
+            let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
+            ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge() }.into()
+        }))
+        .wrap(from_fn(render_error_pages))
+        .wrap(from_fn(session_lifetime))
+        .wrap(sessions)
+        .wrap(from_fn(rate_limits))
+        .wrap(security_headers())
+        .wrap(from_fn(request_limits))
+        .wrap(from_fn(body_deadline))
+        .wrap(from_fn(request_log))
+        .configure(server::routes)
+        .configure(resource::routes)
+        .configure(web::pages::routes)
+        .configure(link::pages::routes)
+        .configure(party.routes)
+        .default_service(aw::to(not_found))
+}
+
+/// The party's background work: every second, learn of revocations made by
+/// other instances sharing the database; every ten, forget rate-limit state
+/// nobody needs; every hour, prune what has passed its use (expired codes,
+/// refresh tokens, grants never redeemed, sessions, device requests, and link
+/// history past its retention).
+fn spawn_housekeeping(state: aw::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
         let mut ticks: u64 = 0;
@@ -193,12 +239,10 @@ fn spawn_revocation_sync(state: aw::Data<AppState>) {
             tick.tick().await;
             let now = state.now();
             if ticks.is_multiple_of(3600) {
-                if let Err(e) = state.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await {
-                    tracing::warn!(error = %e, "pruning link history failed");
-                }
-                if let Err(e) = state.store.prune_device_requests(now - 86_400).await {
-                    tracing::warn!(error = %e, "pruning device requests failed");
-                }
+                prune(&state, now).await;
+            }
+            if ticks.is_multiple_of(10) {
+                state.limits.housekeeping();
             }
             ticks += 1;
             let forget_before = now - state.config.lifetimes.access_token - 60;
@@ -207,6 +251,22 @@ fn spawn_revocation_sync(state: aw::Data<AppState>) {
             }
         }
     });
+}
+
+/// Deletes rows past their use; see [`spawn_housekeeping`].
+pub async fn prune(state: &AppState, now: i64) {
+    let sessions = state.config.sessions;
+    let results = [
+        ("link history", state.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await),
+        ("device requests", state.store.prune_device_requests(now - 86_400).await),
+        ("sessions", state.store.prune_sessions(now - sessions.absolute, now - sessions.idle).await.map(drop)),
+        ("codes and refresh tokens", state.store.prune_authorizations(now).await.map(drop)),
+    ];
+    for (what, result) in results {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "pruning {what} failed");
+        }
+    }
 }
 
 /// Logs go to stderr, one line per request; SQL text only at warn and above.
@@ -364,10 +424,97 @@ pub(crate) mod testing {
 
     /// A party's state with the given clock and deterministic entropy.
     pub async fn state(clock: crate::clock::ManualClock) -> AppState {
-        let cli = crate::config::Cli::parse_from_for(party(), ["party-t"]);
+        state_with(clock, &[]).await
+    }
+
+    /// Like [`state`], with command-line flags.
+    pub async fn state_with(clock: crate::clock::ManualClock, flags: &[&str]) -> AppState {
+        let cli = crate::config::Cli::parse_from_for(party(), std::iter::once("party-t").chain(flags.iter().copied()));
         let config = crate::config::Config::from_cli(party(), cli);
         let entropy = std::sync::Arc::new(crate::clock::CountingEntropy::default());
         crate::build_state(config, std::sync::Arc::new(clock), entropy).await.expect("test state")
+    }
+
+    /// The whole application over `app`, in process, for `actix_web::test` calls.
+    pub async fn service(
+        app: &actix_web::web::Data<AppState>,
+    ) -> impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    > {
+        actix_web::test::init_service(crate::app(app.clone(), actix_web::cookie::Key::generate())).await
+    }
+
+    /// What a test sees of a response: status, headers, body and the session cookie set.
+    pub struct Answer {
+        pub status: u16,
+        pub headers: actix_web::http::header::HeaderMap,
+        pub body: String,
+        pub cookie: Option<String>,
+    }
+
+    impl Answer {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+    }
+
+    /// Sends `req` through `svc` and reads the whole answer.
+    pub async fn send<S, B>(svc: &S, req: actix_web::test::TestRequest) -> Answer
+    where
+        S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+        B: actix_web::body::MessageBody,
+    {
+        let res = actix_web::test::call_service(svc, req.to_request()).await;
+        let (status, headers, cookie) = (res.status().as_u16(), res.headers().clone(), session_cookie(&res));
+        let body = String::from_utf8(actix_web::test::read_body(res).await.to_vec()).unwrap();
+        Answer { status, headers, body, cookie }
+    }
+
+    /// A form POST of `body` to `uri` with `cookie`.
+    pub fn form(uri: &str, cookie: Option<&str>, body: &str) -> actix_web::test::TestRequest {
+        let req = actix_web::test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(body.to_owned());
+        match cookie {
+            Some(c) => req.insert_header(("cookie", c.to_owned())),
+            None => req,
+        }
+    }
+
+    /// A user `name` with `password`, stored directly.
+    pub async fn user(app: &AppState, name: &str, password: &str) -> String {
+        let hash = app.hasher.hash(password.into()).await.unwrap().unwrap();
+        let id = format!("id-{name}");
+        let user = crate::store::UserRecord {
+            id: id.clone(),
+            username: name.into(),
+            password_hash: hash,
+            role: "user".into(),
+        };
+        assert!(app.store.insert_user(&user, app.now()).await.unwrap());
+        id
+    }
+
+    /// The value of the hidden `csrf_token` field of a page.
+    pub fn csrf_of(html: &str) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let at = html.find(marker).expect("a form with a CSRF token") + marker.len();
+        html[at..at + html[at..].find('"').unwrap()].to_owned()
+    }
+
+    /// The `name=value` of the session cookie a response sets, if any.
+    pub fn session_cookie<B>(res: &actix_web::dev::ServiceResponse<B>) -> Option<String> {
+        res.response()
+            .cookies()
+            .find(|c| c.name() == party().session_cookie)
+            .map(|c| format!("{}={}", c.name(), c.value()))
     }
 
     /// A stored grant of `user-1` to the test party's client `peer`.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::LoginThrottle;
+use crate::accounts::{Hasher, SignInBackoff};
 use crate::client::PeerClient;
 use crate::clock::{Clock, Entropy};
 use crate::config::Config;
@@ -12,6 +12,11 @@ use crate::resource::{RevocationList, VerifiedTokens};
 use crate::server::client_auth::{ClientDirectory, JwksCache};
 use crate::server::grants::GrantRegistry;
 use crate::store::{Store, StoreResult};
+
+/// A hash to verify against when the user does not exist, so timing does not
+/// tell (argon2id with this crate's default cost, of no password anyone has).
+pub const DUMMY_PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$QaAxDYfUa+udgjv86hdH9w$XtG43RVe6GwA5NCVMnit3X88QwRFTVSMfKG2pLHWL70";
 use crate::tokens::KeyRing;
 
 pub struct AppState {
@@ -28,9 +33,12 @@ pub struct AppState {
     pub peer_keys: JwksCache,
     pub revocations: RevocationList,
     pub verified: VerifiedTokens,
-    pub throttle: LoginThrottle,
-    /// A hash to verify against when the user does not exist, so timing does not tell.
-    pub dummy_password_hash: String,
+    /// Password hashing, a bounded number at a time.
+    pub hasher: Hasher,
+    /// Failed sign-ins (and user codes) per account and address.
+    pub backoff: SignInBackoff,
+    /// Rate limits on the unauthenticated paths.
+    pub limits: crate::web::limits::Limits,
     /// For every outbound call: bounded by a timeout, never following redirects.
     pub http: reqwest::Client,
     /// When the database last answered the health check.

@@ -22,6 +22,26 @@ pub const A_SECRET: &str = "voice-assistant-dev-secret";
 pub const B_CLIENT: &str = "music-service";
 pub const B_SECRET: &str = "music-service-dev-secret";
 
+/// Rates for tests that sign in many users at once from loopback.
+const ROOMY_LIMITS: &[&str] = &[
+    "--rate-sign-in",
+    "10000/min",
+    "--rate-device-authorization",
+    "10000/min",
+    "--rate-user-code",
+    "10000/min",
+    "--rate-client-auth-failures",
+    "10000/min",
+    "--rate-sign-in-global",
+    "10000/s",
+    "--rate-device-authorization-global",
+    "10000/s",
+    "--rate-user-code-global",
+    "10000/s",
+    "--device-pending-per-address",
+    "1000",
+];
+
 /// One running party; killed when dropped.
 pub struct Party {
     pub name: &'static str,
@@ -134,6 +154,12 @@ pub async fn start(
     };
     let own_public_url = ["--public-url".to_owned(), url.clone()];
     let public_url_args = if public_url == url { &own_public_url[..] } else { &[] };
+    // Tests sign many users in from one address; the limits' own tests pass tighter ones.
+    let roomy: Vec<&str> = ROOMY_LIMITS
+        .chunks(2)
+        .filter(|flag| !extra.iter().any(|a| a == flag[0]))
+        .flat_map(|flag| flag.iter().copied())
+        .collect();
     let stdout =
         std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.stdout"))).unwrap();
     let stderr =
@@ -142,6 +168,7 @@ pub async fn start(
         .args(["--listen", &format!("127.0.0.1:{port}"), "--peer-url", peer_url])
         .args(public_url_args)
         .args(["--database-url", database_url, "--workers", "2"])
+        .args(roomy)
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -12,6 +12,7 @@
 use serde::Deserialize;
 use url::Url;
 
+use crate::client::read_json;
 use crate::server::authorize::urlencode;
 
 /// Why discovery did not end with a token.
@@ -108,14 +109,10 @@ pub async fn access_for_api(
             #[serde(default)]
             authorization_servers: Vec<String>,
         }
-        let meta: ResourceMetadata = http
-            .get(meta_url)
-            .send()
+        let res = http.get(meta_url).send().await.map_err(unreachable)?;
+        let meta: ResourceMetadata = read_json(res)
             .await
-            .map_err(unreachable)?
-            .json()
-            .await
-            .map_err(|_| DiscoveryError::Mismatch("the resource metadata is not valid JSON".into()))?;
+            .map_err(|e| DiscoveryError::Mismatch(format!("the resource metadata is unusable: {e}")))?;
         if meta.resource.trim_end_matches('/') != resource {
             return Err(DiscoveryError::Mismatch(format!("the resource metadata names {}", meta.resource)));
         }
@@ -130,14 +127,14 @@ pub async fn access_for_api(
         issuer: String,
         token_endpoint: String,
     }
-    let meta: IssuerMetadata = http
+    let res = http
         .get(format!("{}/.well-known/oauth-authorization-server", trust.issuer))
         .send()
         .await
-        .map_err(unreachable)?
-        .json()
+        .map_err(unreachable)?;
+    let meta: IssuerMetadata = read_json(res)
         .await
-        .map_err(|_| DiscoveryError::Mismatch("the issuer's metadata is not valid JSON".into()))?;
+        .map_err(|e| DiscoveryError::Mismatch(format!("the issuer's metadata is unusable: {e}")))?;
     if meta.issuer != trust.issuer {
         return Err(DiscoveryError::Mismatch(format!("the issuer's metadata names {}", meta.issuer)));
     }
@@ -161,7 +158,7 @@ pub async fn access_for_api(
         error_description: Option<String>,
     }
     let answer: TokenAnswer =
-        res.json().await.map_err(|_| DiscoveryError::Refused("the token response is not valid JSON".into()))?;
+        read_json(res).await.map_err(|e| DiscoveryError::Refused(format!("the token response is unusable: {e}")))?;
     match answer.access_token {
         Some(access_token) => Ok(DiscoveredAccess {
             issuer: trust.issuer.to_owned(),

@@ -68,6 +68,8 @@ impl PeerError {
     }
 }
 
+impl std::error::Error for PeerError {}
+
 impl From<reqwest::Error> for PeerError {
     fn from(e: reqwest::Error) -> Self {
         Self::from_reqwest(e)
@@ -187,8 +189,7 @@ impl PeerClient {
         if !res.status().is_success() {
             return Err(PeerError::Malformed(format!("its metadata answered {}", res.status())));
         }
-        let m: PeerMetadata =
-            res.json().await.map_err(|_| PeerError::Malformed("its metadata is not valid JSON".into()))?;
+        let m: PeerMetadata = read_json(res).await?;
         // RFC 8414 3.3: a document naming another issuer must not be used.
         if m.issuer != app.config.peer_url {
             return Err(PeerError::Malformed(format!("its metadata names the issuer {}", m.issuer)));
@@ -260,7 +261,7 @@ impl PeerClient {
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
-        let response = request.request_async(&app.http).await.map_err(token_error)?;
+        let response = request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)?;
         Ok(IssuedTokens::from_response(response, &app.config.party.wants_from_peer()))
     }
 
@@ -273,7 +274,7 @@ impl PeerClient {
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
-        let response = request.request_async(&app.http).await.map_err(token_error)?;
+        let response = request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)?;
         Ok(IssuedTokens::from_response(response, ""))
     }
 
@@ -286,7 +287,7 @@ impl PeerClient {
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
-        let response = request.request_async(&app.http).await.map_err(token_error)?;
+        let response = request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)?;
         Ok(IssuedTokens::from_response(response, scope))
     }
 
@@ -361,8 +362,7 @@ impl PeerClient {
         struct Introspection {
             active: bool,
         }
-        let body: Introspection =
-            res.json().await.map_err(|_| PeerError::Malformed("introspection is not valid JSON".into()))?;
+        let body: Introspection = read_json(res).await?;
         Ok(body.active)
     }
 
@@ -435,6 +435,49 @@ impl PeerClient {
     }
 }
 
+/// The most an answer from another server may carry; more is refused.
+pub const MAX_ANSWER: usize = 256 * 1024;
+
+/// An answer's body, refused past [`MAX_ANSWER`] whether declared or as it streams in.
+pub async fn read_body(mut res: reqwest::Response) -> Result<Vec<u8>, PeerError> {
+    let too_large = || PeerError::Malformed(format!("its answer is larger than {} KiB", MAX_ANSWER / 1024));
+    if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(PeerError::from_reqwest)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An answer's JSON body, read under [`MAX_ANSWER`].
+pub async fn read_json<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> Result<T, PeerError> {
+    let body = read_body(res).await?;
+    serde_json::from_slice(&body).map_err(|_| PeerError::Malformed("its answer is not valid JSON".into()))
+}
+
+/// The `oauth2` crate's HTTP client: [`AppState::http`] (timeouts, no
+/// redirects), with the answer read under [`MAX_ANSWER`].
+async fn oauth_http(http: &reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, PeerError> {
+    let (parts, body) = request.into_parts();
+    let res = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(PeerError::from_reqwest)?;
+    let (status, headers) = (res.status(), res.headers().clone());
+    let mut answer = oauth2::HttpResponse::new(read_body(res).await?);
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    Ok(answer)
+}
+
 fn same_origin(a: &str, b: &str) -> bool {
     match (url::Url::parse(a), url::Url::parse(b)) {
         (Ok(a), Ok(b)) => a.origin() == b.origin(),
@@ -442,14 +485,13 @@ fn same_origin(a: &str, b: &str) -> bool {
     }
 }
 
-fn token_error(e: RequestTokenError<oauth2::HttpClientError<reqwest::Error>, BasicErrorResponse>) -> PeerError {
+fn token_error(e: RequestTokenError<PeerError, BasicErrorResponse>) -> PeerError {
     match e {
         RequestTokenError::ServerResponse(r) => PeerError::Refused {
             error: r.error().as_ref().to_owned(),
             description: r.error_description().cloned().unwrap_or_default(),
         },
-        RequestTokenError::Request(oauth2::HttpClientError::Reqwest(e)) => PeerError::from_reqwest(*e),
-        RequestTokenError::Request(_) => PeerError::Unreachable("the connection failed".into()),
+        RequestTokenError::Request(e) => e,
         RequestTokenError::Parse(_, _) => PeerError::Malformed("its token response is not valid".into()),
         RequestTokenError::Other(why) => PeerError::Malformed(why),
     }
@@ -464,11 +506,44 @@ async fn oauth_error_body(res: reqwest::Response) -> PeerError {
         error_description: Option<String>,
     }
     let status = res.status();
-    match res.json::<Body>().await {
+    match read_json::<Body>(res).await {
         Ok(b) if b.error == "temporarily_unavailable" || status.is_server_error() => {
             PeerError::Unreachable(format!("a temporary failure ({})", b.error_description.unwrap_or(b.error)))
         }
         Ok(b) => PeerError::Refused { error: b.error, description: b.error_description.unwrap_or_default() },
         Err(_) => PeerError::Malformed(format!("HTTP {status} without an OAuth error")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that answers every connection with `head` and then `body_len` bytes.
+    fn answering(head: &'static str, body_len: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.read(&mut [0u8; 1024]);
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&vec![b'a'; body_len]);
+            }
+        });
+        url
+    }
+
+    #[actix_web::test]
+    async fn answers_over_the_cap_are_refused_declared_or_not() {
+        let http = crate::state::http_client(std::time::Duration::from_secs(5));
+        let declared = answering("HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\n", 1 << 20);
+        let streamed = answering("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 1 << 20);
+        for url in [declared, streamed] {
+            let err = read_body(http.get(&url).send().await.unwrap()).await.unwrap_err();
+            assert_eq!(err, PeerError::Malformed("its answer is larger than 256 KiB".into()), "{url}");
+        }
+        let small = answering("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", 10);
+        assert_eq!(read_body(http.get(&small).send().await.unwrap()).await.unwrap().len(), 10);
     }
 }

@@ -456,9 +456,9 @@ pub async fn call_peer_api(
     }
     let status = res.status();
     if status.is_success() {
-        return res.json().await.map_err(|_| LinkProblem::Refused("its answer was not JSON".into()));
+        return crate::client::read_json(res).await.map_err(|e| LinkProblem::Refused(e.to_string()));
     }
-    let why = match res.json::<serde_json::Value>().await {
+    let why = match crate::client::read_json::<serde_json::Value>(res).await {
         Ok(v) => v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no details").to_owned(),
         Err(_) => format!("HTTP {status}"),
     };

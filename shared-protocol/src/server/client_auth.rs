@@ -14,7 +14,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::server::scope::Scope;
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreResult};
@@ -93,16 +93,40 @@ impl ClientDirectory {
     }
 }
 
-/// The peers' public keys (their `jwks_uri`), fetched on demand and cached.
+/// The peers' public keys (their `jwks_uri`), fetched on demand and cached;
+/// a fetch that failed is remembered too, so a client whose keys cannot be
+/// read does not make every assertion an outbound call.
 #[derive(Default)]
 pub struct JwksCache {
     sets: Mutex<HashMap<String, (JwkSet, i64)>>,
+    failed: Mutex<HashMap<String, i64>>,
 }
 
 impl JwksCache {
     const TTL: i64 = 300;
     /// A missing `kid` triggers a refetch at most this often (key rotation without a fetch storm).
     const REFETCH_AFTER: i64 = 10;
+    /// After a failed fetch, how long the next one waits.
+    const RETRY_AFTER_FAILURE: i64 = 30;
+
+    async fn fetch(&self, state: &AppState, uri: &str, now: i64) -> Result<JwkSet, OAuthError> {
+        let unavailable = || OAuthError::invalid_client("the client's JWKS could not be fetched");
+        if self.failed.lock().expect("jwks failures").get(uri).is_some_and(|at| now - at < Self::RETRY_AFTER_FAILURE) {
+            return Err(unavailable());
+        }
+        let fetched = fetch_jwks(state, uri).await;
+        let mut failed = self.failed.lock().expect("jwks failures");
+        match fetched {
+            Some(set) => {
+                failed.remove(uri);
+                Ok(set)
+            }
+            None => {
+                failed.insert(uri.to_owned(), now);
+                Err(unavailable())
+            }
+        }
+    }
 
     async fn key(&self, state: &AppState, uri: &str, kid: Option<&str>) -> Result<DecodingKey, OAuthError> {
         let now = state.now();
@@ -116,7 +140,7 @@ impl JwksCache {
             Some((set, at)) if now - at < Self::TTL && find(&set).is_some() => find(&set),
             Some((set, at)) if now - at < Self::REFETCH_AFTER => find(&set),
             _ => {
-                let set = fetch_jwks(state, uri).await?;
+                let set = self.fetch(state, uri, now).await?;
                 let found = find(&set);
                 self.sets.lock().expect("jwks cache").insert(uri.to_owned(), (set, now));
                 found
@@ -134,16 +158,20 @@ impl JwksCache {
     }
 }
 
-async fn fetch_jwks(state: &AppState, uri: &str) -> Result<JwkSet, OAuthError> {
-    let unavailable = || OAuthError::invalid_client("the client's JWKS could not be fetched");
-    let res = state.http.get(uri).send().await.map_err(|e| {
-        tracing::warn!(error = %e.without_url(), "fetching a client's JWKS failed");
-        unavailable()
-    })?;
-    if !res.status().is_success() {
-        return Err(unavailable());
-    }
-    res.json::<JwkSet>().await.map_err(|_| unavailable())
+/// The JWKS at `uri`, read with a size cap; `None` when it cannot be had.
+async fn fetch_jwks(state: &AppState, uri: &str) -> Option<JwkSet> {
+    let res = match state.http.get(uri).send().await {
+        Ok(res) if res.status().is_success() => res,
+        Ok(res) => {
+            tracing::warn!(status = res.status().as_u16(), "a client's JWKS answered an error");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.without_url(), "fetching a client's JWKS failed");
+            return None;
+        }
+    };
+    crate::client::read_json::<JwkSet>(res).await.ok()
 }
 
 /// Which method the client used, for metadata and logs.
@@ -161,8 +189,28 @@ pub struct AuthenticatedClient {
     pub method: AuthMethod,
 }
 
-/// Authenticates the client of a request to the token, revocation or introspection endpoint.
+/// Authenticates the client of a request to the token, revocation,
+/// introspection or device authorization endpoint. A client address that
+/// failed too often is turned away first (429), before any lookup or
+/// signature check; only failures count, so working clients are never limited.
 pub async fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let limit = &state.limits.client_auth;
+    let address = state.limits.client(req);
+    limit.admit(address).map_err(OAuthError::busy)?;
+    let result = authenticate_unlimited(state, req, params).await;
+    if let Err(e) = &result {
+        if e.code == ErrorCode::InvalidClient {
+            limit.failed(address).map_err(OAuthError::busy)?;
+        }
+    }
+    result
+}
+
+async fn authenticate_unlimited(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
@@ -230,8 +278,11 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
-    Ok(Some((unescape(id).map_err(|_| bad())?, unescape(secret).map_err(|_| bad())?)))
+    let unescape = |s: &str| match percent_decode_str(&s.replace('+', " ")).decode_utf8() {
+        Ok(c) if !c.contains('\0') => Ok(c.into_owned()),
+        _ => Err(bad()),
+    };
+    Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
 #[derive(Deserialize)]
@@ -329,7 +380,6 @@ async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) ->
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::error::ErrorCode;
     use crate::testing::state;
     use actix_web::test::TestRequest;
     use aws_lc_rs::rand::SystemRandom;
@@ -447,6 +497,34 @@ mod tests {
         let jwt = jsonwebtoken::encode(&header, &claims, &signer.key).unwrap();
         let body = format!("client_assertion_type={}&client_assertion={jwt}", JWT_BEARER_ASSERTION.replace(':', "%3A"));
         assert_eq!(auth(&app, TestRequest::default(), &body).await.unwrap_err().code, ErrorCode::InvalidClient);
+    }
+
+    #[actix_web::test]
+    async fn a_failed_jwks_fetch_is_remembered_briefly() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        // A "JWKS server" that answers 500 and counts how often it is asked.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let uri = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut conn in listener.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = conn.read(&mut [0u8; 1024]);
+                let _ = conn
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        let count = || asked.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(app.peer_keys.key(&app, &uri, Some("k")).await.is_err());
+        }
+        assert_eq!(count(), 1, "one fetch, then the failure is remembered");
+        clock.advance(JwksCache::RETRY_AFTER_FAILURE);
+        assert!(app.peer_keys.key(&app, &uri, Some("k")).await.is_err());
+        assert_eq!(count(), 2, "tried again once the failure is old");
     }
 
     fn client_key_unregistered() -> Signer {

@@ -15,12 +15,14 @@ use super::client_auth::authenticate;
 use super::grants::device_code::DEVICE_CODE_GRANT;
 use super::scope::Scope;
 use super::token::no_store;
+use crate::accounts::valid_username;
 use crate::clock::Entropy;
-use crate::error::{ErrorCode, OAuthError, PageError};
+use crate::error::{Busy, ErrorCode, OAuthError, PageError};
 use crate::state::AppState;
 use crate::store::{AuditEntry, DeviceRequest, PendingRequest};
 use crate::tokens::secrets::{digest, new_secret};
 use crate::web::form::{OAuthForm, PageForm, PageQuery};
+use crate::web::limits::ClientKey;
 use crate::web::pages::{chrome, render, Chrome, ScopeLine};
 use crate::web::session::SignedIn;
 
@@ -62,21 +64,24 @@ pub async fn device_authorization_endpoint(
     OAuthForm(params): OAuthForm,
 ) -> Result<HttpResponse, OAuthError> {
     let client = authenticate(&app, &req, &params).await?;
+    let now = app.now();
+    // Bounded state: one address cannot fill the table, however slowly it asks.
+    let address = app.limits.client(&req).to_string();
+    if app.store.pending_from_address(&address, now).await? >= app.config.device_pending_per_address {
+        let wait = app.config.lifetimes.device_code.min(600) as u64;
+        return Err(OAuthError::busy(Busy::TooMany { retry_after: wait }));
+    }
     if !client.client.allows_grant(DEVICE_CODE_GRANT) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device flow"));
     }
     let scope = Scope::requested(params.get("scope"), &client.client.scope, |s| app.config.offers_scope(s))
         .map_err(|why| OAuthError::new(ErrorCode::InvalidScope, why))?;
-    let hint = match params.get("login_hint") {
-        Some(name) => Some(
-            app.store
-                .user_by_name(&name.trim().to_lowercase())
-                .await?
-                .ok_or_else(|| OAuthError::invalid_request("login_hint names no account here"))?,
-        ),
+    let no_account = || OAuthError::invalid_request("login_hint names no account here");
+    let hint = match params.get("login_hint").map(|n| n.trim().to_lowercase()) {
+        Some(name) if !valid_username(&name) => return Err(no_account()),
+        Some(name) => Some(app.store.user_by_name(&name).await?.ok_or_else(no_account)?),
         None => None,
     };
-    let now = app.now();
     let lifetimes = app.config.lifetimes;
     let expires_in = if hint.is_some() { lifetimes.device_hinted } else { lifetimes.device_code };
     let device_code = new_secret(app.entropy.as_ref());
@@ -94,11 +99,16 @@ pub async fn device_authorization_endpoint(
         last_poll_at: None,
         created_at: now,
         decided_at: None,
+        client_address: Some(address),
     };
     // A user code is short: on the rare collision with a live one, draw again.
     for _ in 0..5 {
         request.user_code = new_user_code(app.entropy.as_ref());
-        if app.store.insert_device_request(&request).await? {
+        if app.store.insert_device_request(&request, app.trace_counter.seq(now)).await? {
+            if let Some(account) = &request.hint_user_id {
+                // An account has at most a few requests waiting; the newest win.
+                app.store.supersede_pending(account, app.config.device_pending_per_account, now).await?;
+            }
             let user_code = display_user_code(&request.user_code);
             let verification_uri = app.config.endpoint("/device");
             return Ok(no_store(HttpResponse::Ok()).json(json!({
@@ -134,6 +144,7 @@ struct DevicePage {
 /// RFC 8628 3.3: the account holder enters the code the device shows.
 #[get("/device")]
 pub async fn device_page(
+    req: HttpRequest,
     app: web::Data<AppState>,
     session: Session,
     SignedIn(user_id): SignedIn,
@@ -142,7 +153,7 @@ pub async fn device_page(
     let typed = q.get("user_code").unwrap_or_default().to_owned();
     let (request, message) = match q.get("user_code") {
         None => (None, None),
-        Some(t) => match find_for(&app, &user_id, t).await? {
+        Some(t) => match find_for(&app, app.limits.client(&req), &user_id, t).await? {
             Ok(view) => (Some(view), None),
             Err(why) => (None, Some(why)),
         },
@@ -152,11 +163,17 @@ pub async fn device_page(
 }
 
 /// The pending request with this code that `user_id` may decide, or why not.
-async fn find_for(app: &AppState, user_id: &str, typed: &str) -> Result<Result<RequestView, String>, PageError> {
-    // Guessing codes is throttled like guessing passwords (RFC 8628 5.1).
+async fn find_for(
+    app: &AppState,
+    client: ClientKey,
+    user_id: &str,
+    typed: &str,
+) -> Result<Result<RequestView, String>, PageError> {
+    // Guessing codes backs off like guessing passwords (RFC 8628 5.1); the
+    // per-address rate limit stops guessing across many accounts.
     let key = format!("device:{user_id}");
     let now = app.now();
-    if let Err(wait) = app.throttle.check(&key, now) {
+    if let Err(wait) = app.backoff.check(&key, client, now) {
         return Ok(Err(format!("Too many wrong codes. Try again in {wait} seconds.")));
     }
     let request = match normalize_user_code(typed) {
@@ -164,7 +181,7 @@ async fn find_for(app: &AppState, user_id: &str, typed: &str) -> Result<Result<R
         None => None,
     };
     let Some(request) = request.filter(|r| r.status == "pending" && r.expires_at > now) else {
-        app.throttle.record_failure(&key, now);
+        app.backoff.record_failure(&key, client, now);
         return Ok(Err("That code is not waiting for approval. Check it on the device.".into()));
     };
     if request.hint_user_id.as_deref().is_some_and(|hint| hint != user_id) {
@@ -184,6 +201,7 @@ async fn find_for(app: &AppState, user_id: &str, typed: &str) -> Result<Result<R
 /// The account holder's decision.
 #[post("/device")]
 pub async fn device_decision(
+    req: HttpRequest,
     app: web::Data<AppState>,
     session: Session,
     SignedIn(user_id): SignedIn,
@@ -191,7 +209,7 @@ pub async fn device_decision(
 ) -> Result<HttpResponse, PageError> {
     let typed = form.get("user_code").unwrap_or_default().to_owned();
     let decision = decision(form.get("decision"))?;
-    let message = match find_for(&app, &user_id, &typed).await? {
+    let message = match find_for(&app, app.limits.client(&req), &user_id, &typed).await? {
         Err(why) => why,
         Ok(view) => decide(&app, &view.request, &user_id, &user_id, "user", "device", decision).await?,
     };
@@ -268,7 +286,10 @@ struct AuditLine {
 #[template(path = "kiosk.html")]
 struct KioskPage {
     chrome: Chrome,
-    pending: Vec<PendingRequest>,
+    /// The account staff looked up, as typed.
+    account: String,
+    /// Its waiting requests, newest first (`None`: no such account).
+    pending: Option<Vec<PendingRequest>>,
     audit: Vec<AuditLine>,
     message: Option<String>,
 }
@@ -284,16 +305,20 @@ async fn kiosk_page(
     app: &AppState,
     session: &Session,
     user_id: String,
+    account: String,
     message: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let now = app.now();
-    let pending = app
-        .store
-        .pending_hinted_requests(now)
-        .await?
-        .into_iter()
-        .map(|p| PendingRequest { user_code: display_user_code(&p.user_code), ..p })
-        .collect();
+    // Looked up by the account on the ID, newest first: a flood naming other
+    // accounts cannot push this one's request out of sight. No codes are
+    // shown: staff type the one the device shows.
+    let pending = match valid_username(&account) {
+        true => match app.store.user_by_name(&account).await? {
+            Some(u) => Some(app.store.pending_for_account(&u.id, now, app.config.device_pending_per_account).await?),
+            None => None,
+        },
+        false => None,
+    };
     let audit = app
         .store
         .recent_device_audit(20)
@@ -309,18 +334,20 @@ async fn kiosk_page(
         })
         .collect();
     let chrome = chrome(app, session, "kiosk", Some(user_id)).await?;
-    render(StatusCode::OK, &KioskPage { chrome, pending, audit, message })
+    render(StatusCode::OK, &KioskPage { chrome, account, pending, audit, message })
 }
 
-/// Staff see the pending requests by account (seed 003).
+/// Staff look up an account's waiting requests (seed 003): `?account=`.
 #[get("/kiosk")]
 pub async fn kiosk(
     app: web::Data<AppState>,
     session: Session,
     SignedIn(user_id): SignedIn,
+    PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
     staff(&app, &user_id).await?;
-    kiosk_page(&app, &session, user_id, None).await
+    let account = q.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();
+    kiosk_page(&app, &session, user_id, account, None).await
 }
 
 /// After checking the person's ID, staff approve or deny for that account.
@@ -333,9 +360,12 @@ pub async fn kiosk_decision(
 ) -> Result<HttpResponse, PageError> {
     staff(&app, &user_id).await?;
     let decision = decision(form.get("decision"))?;
-    let account = form.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();
+    let typed_account = form.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();
     let code = form.get("user_code").and_then(normalize_user_code);
-    let account = app.store.user_by_name(&account).await?;
+    let account = match valid_username(&typed_account) {
+        true => app.store.user_by_name(&typed_account).await?,
+        false => None,
+    };
     let request = match &code {
         Some(c) => app.store.device_request_by_user_code(c).await?,
         None => None,
@@ -352,7 +382,7 @@ pub async fn kiosk_decision(
         _ => "No pending request with that code for that account. Check the account name and the code on the device."
             .to_owned(),
     };
-    kiosk_page(&app, &session, user_id, Some(message)).await
+    kiosk_page(&app, &session, user_id, typed_account, Some(message)).await
 }
 
 #[cfg(test)]

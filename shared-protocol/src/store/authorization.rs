@@ -152,6 +152,29 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Forgets what can no longer be used or matter, a day past its end:
+    /// grants whose codes were never redeemed (and that hold no refresh
+    /// token), codes that expired unused, and refresh tokens past expiry.
+    /// Redeemed codes stay: they say which grants produced tokens.
+    pub async fn prune_authorizations(&self, now: i64) -> StoreResult<u64> {
+        let before = now - 86_400;
+        let mut tx = self.pool().begin().await?;
+        let mut pruned = 0;
+        for sql in [
+            "DELETE FROM grants WHERE revoked_at IS NULL
+               AND EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id)
+               AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id
+                                 AND (c.consumed_at IS NOT NULL OR c.expires_at >= $1))
+               AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
+            "DELETE FROM authorization_codes WHERE consumed_at IS NULL AND expires_at < $1",
+            "DELETE FROM refresh_tokens WHERE expires_at < $1",
+        ] {
+            pruned += sqlx::query(sql).bind(before).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
     pub async fn insert_code(&self, c: &NewCode<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO authorization_codes
@@ -382,6 +405,45 @@ mod tests {
             assert!(store.record_assertion_jti("c", "j", 100, 1).await.unwrap());
             assert!(!store.record_assertion_jti("c", "j", 100, 2).await.unwrap());
             assert!(store.record_assertion_jti("other", "j", 100, 2).await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_unredeemed_grants_expired_codes_and_refresh_tokens_and_keeps_the_rest() {
+        for store in stores().await {
+            let code = |digest: &'static str, grant_id: &'static str| NewCode {
+                digest,
+                grant_id,
+                client_id: "c",
+                user_id: "u",
+                redirect_uri: None,
+                scope: "s",
+                audience: "http://rs",
+                code_challenge: None,
+                expires_at: 100,
+            };
+            // g1 never redeemed; g2 redeemed (tokens issued); g3 holds a live refresh token.
+            for (g, d) in [("g1", "d1"), ("g2", "d2"), ("g3", "d3")] {
+                store.insert_grant(&grant(g)).await.unwrap();
+                store.insert_code(&code(d, g)).await.unwrap();
+            }
+            assert!(matches!(store.redeem_code("d2", "c", 50).await.unwrap(), RedeemOutcome::Redeemed(_)));
+            store.insert_refresh_token("r-old", "g2", 200).await.unwrap();
+            store.insert_refresh_token("r-live", "g3", 10_000_000).await.unwrap();
+
+            let day = 86_400;
+            assert_eq!(
+                store.prune_authorizations(100 + day - 1).await.unwrap(),
+                0,
+                "nothing is a day past its end yet"
+            );
+            assert_eq!(store.prune_authorizations(200 + day + 1).await.unwrap(), 3 + 1, "g1, codes d1 and d3, r-old");
+            assert!(store.grant("g1").await.unwrap().is_none(), "never redeemed");
+            assert!(store.grant("g2").await.unwrap().is_some(), "redeemed: it says the client had tokens");
+            assert!(store.grant("g3").await.unwrap().is_some(), "a live refresh token");
+            assert_eq!(store.redeemed_grants("u", "c").await.unwrap().len(), 1);
+            assert!(store.refresh_token_grant("r-old").await.unwrap().is_none());
+            assert!(store.refresh_token_grant("r-live").await.unwrap().is_some());
         }
     }
 }

@@ -18,13 +18,13 @@ pub struct DeviceRequest {
     pub last_poll_at: Option<i64>,
     pub created_at: i64,
     pub decided_at: Option<i64>,
+    /// The client address that asked (for the per-address cap).
+    pub client_address: Option<String>,
 }
 
 /// A pending request for the kiosk's list, with names to show.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingRequest {
-    pub user_code: String,
-    pub account: String,
     pub client_name: String,
     pub scope: String,
     pub created_at: i64,
@@ -59,15 +59,16 @@ pub struct NamedAuditEntry {
 }
 
 const COLUMNS: &str = "device_code_digest, user_code, client_id, scope, hint_user_id, status, user_id, expires_at, \
-     redeem_by, poll_interval, last_poll_at, created_at, decided_at";
+     redeem_by, poll_interval, last_poll_at, created_at, decided_at, client_address";
 
 impl Store {
-    /// Stores a new request; `false` when the user code is taken (pick another).
-    pub async fn insert_device_request(&self, r: &DeviceRequest) -> StoreResult<bool> {
+    /// Stores a new request, `seq` ordering it among others (newest last);
+    /// `false` when the user code is taken (pick another).
+    pub async fn insert_device_request(&self, r: &DeviceRequest, seq: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO device_requests (device_code_digest, user_code, client_id, scope, hint_user_id, status,
-                 expires_at, poll_interval, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) ON CONFLICT DO NOTHING",
+                 expires_at, poll_interval, created_at, client_address, created_seq)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
         .bind(&r.device_code_digest)
         .bind(&r.user_code)
@@ -77,9 +78,42 @@ impl Store {
         .bind(r.expires_at)
         .bind(r.poll_interval)
         .bind(r.created_at)
+        .bind(&r.client_address)
+        .bind(seq)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// How many requests from `address` still wait for a decision.
+    pub async fn pending_from_address(&self, address: &str, now: i64) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM device_requests WHERE client_address = $1 AND status = 'pending' AND expires_at > $2",
+        )
+        .bind(address)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n)
+    }
+
+    /// Ends an account's waiting requests beyond the newest `keep` (status
+    /// `superseded`), so a flood naming the account cannot pile up.
+    pub async fn supersede_pending(&self, user_id: &str, keep: i64, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE device_requests SET status = 'superseded', decided_at = $3
+             WHERE hint_user_id = $1 AND status = 'pending' AND expires_at > $3
+               AND device_code_digest NOT IN (
+                 SELECT device_code_digest FROM device_requests
+                 WHERE hint_user_id = $1 AND status = 'pending' AND expires_at > $3
+                 ORDER BY created_seq DESC LIMIT $2)",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn device_request(&self, device_code_digest: &str) -> StoreResult<Option<DeviceRequest>> {
@@ -189,14 +223,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Live requests that name an account, for the kiosk, oldest first.
-    pub async fn pending_hinted_requests(&self, now: i64) -> StoreResult<Vec<PendingRequest>> {
+    /// The requests waiting for one account, newest first, for the kiosk.
+    pub async fn pending_for_account(&self, user_id: &str, now: i64, limit: i64) -> StoreResult<Vec<PendingRequest>> {
         Ok(sqlx::query_as(
-            "SELECT d.user_code, u.username AS account, c.name AS client_name, d.scope, d.created_at, d.expires_at
-             FROM device_requests d JOIN users u ON u.id = d.hint_user_id JOIN clients c ON c.client_id = d.client_id
-             WHERE d.status = 'pending' AND d.expires_at > $1 ORDER BY u.username, d.created_at LIMIT 200",
+            "SELECT c.name AS client_name, d.scope, d.created_at, d.expires_at
+             FROM device_requests d JOIN clients c ON c.client_id = d.client_id
+             WHERE d.hint_user_id = $1 AND d.status = 'pending' AND d.expires_at > $2
+             ORDER BY d.created_seq DESC LIMIT $3",
         )
+        .bind(user_id)
         .bind(now)
+        .bind(limit)
         .fetch_all(self.pool())
         .await?)
     }

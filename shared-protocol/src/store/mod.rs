@@ -7,6 +7,7 @@ mod clients;
 mod device;
 mod keys;
 mod link;
+mod sessions;
 mod users;
 
 use std::borrow::Cow;
@@ -22,6 +23,7 @@ pub use clients::ClientRecord;
 pub use device::{AuditEntry, DeviceRequest, NamedAuditEntry, PendingRequest};
 pub use keys::KeyRecord;
 pub use link::{LinkFlow, PeerToken, TraceEvent};
+pub use sessions::SessionRecord;
 pub use users::UserRecord;
 
 #[derive(Debug)]
@@ -63,6 +65,7 @@ const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
     },
     PartyMigration { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
     PartyMigration { version: 3, description: "device", sql: include_str!("../../migrations/0003_device.sql") },
+    PartyMigration { version: 4, description: "limits", sql: include_str!("../../migrations/0004_limits.sql") },
 ];
 
 #[derive(Clone, Debug)]

@@ -22,6 +22,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub enum ParseError {
     Duplicate(String),
     NotUtf8,
+    /// A NUL character: never meaningful in OAuth (RFC 6749 Appendix A
+    /// allows none), and PostgreSQL cannot store one.
+    Nul,
     WrongContentType,
     TooLarge,
     Unreadable,
@@ -32,6 +35,7 @@ impl ParseError {
         match self {
             Self::Duplicate(name) => format!("the parameter `{name}` appears more than once"),
             Self::NotUtf8 => "the request is not valid UTF-8".into(),
+            Self::Nul => "the request contains a NUL character".into(),
             Self::WrongContentType => "the body must be application/x-www-form-urlencoded".into(),
             Self::TooLarge => format!("the body is larger than {} KiB", MAX_BODY / 1024),
             Self::Unreadable => "the request body could not be read".into(),
@@ -85,7 +89,11 @@ impl Params {
 
 fn decode(raw: &[u8]) -> Result<String, ParseError> {
     let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
-    percent_decode(&plus_as_space).decode_utf8().map(|s| s.into_owned()).map_err(|_| ParseError::NotUtf8)
+    let decoded = percent_decode(&plus_as_space).decode_utf8().map_err(|_| ParseError::NotUtf8)?;
+    if decoded.contains('\0') {
+        return Err(ParseError::Nul);
+    }
+    Ok(decoded.into_owned())
 }
 
 fn read_form(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static, Result<Params, ParseError>> {
@@ -215,6 +223,12 @@ mod tests {
     #[test]
     fn refuses_bytes_that_are_not_utf8() {
         assert_eq!(Params::parse(b"code=%FF%FE"), Err(ParseError::NotUtf8));
+    }
+
+    #[test]
+    fn refuses_a_nul_character() {
+        assert_eq!(Params::parse(b"client_id=a%00b"), Err(ParseError::Nul));
+        assert_eq!(Params::parse(b"a%00=b"), Err(ParseError::Nul));
     }
 
     #[test]

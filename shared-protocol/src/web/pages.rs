@@ -4,13 +4,13 @@
 
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::accounts::{self, valid_username, MIN_PASSWORD_LEN};
+use crate::accounts::{valid_username, MIN_PASSWORD_LEN};
 use crate::config::Config;
-use crate::error::PageError;
-use crate::state::AppState;
+use crate::error::{Busy, PageError};
+use crate::state::{AppState, DUMMY_PASSWORD_HASH};
 use crate::store::UserRecord;
 use crate::tokens::secrets::new_id;
 use crate::web::form::{PageForm, PageQuery};
@@ -110,7 +110,11 @@ pub fn error_page(app: &AppState, err: &PageError) -> HttpResponse {
         message: &err.message,
     };
     let body = page.render().unwrap_or_else(|_| "Something went wrong.".to_owned());
-    HttpResponse::build(err.status).content_type("text/html; charset=utf-8").body(body)
+    let mut res = HttpResponse::build(err.status);
+    if let Some(busy) = err.busy {
+        res.insert_header(busy.header());
+    }
+    res.content_type("text/html; charset=utf-8").body(body)
 }
 
 #[derive(Template)]
@@ -177,6 +181,7 @@ pub async fn login_page(
 
 #[post("/login")]
 pub async fn login_submit(
+    req: HttpRequest,
     app: web::Data<AppState>,
     session: Session,
     PageForm(form): PageForm,
@@ -185,28 +190,39 @@ pub async fn login_submit(
     let username = form.get("username").unwrap_or("").trim().to_lowercase();
     let password = form.get("password").unwrap_or("").to_owned();
     let now = app.now();
-    let failure = match app.throttle.check(&username, now) {
-        Err(wait) => (format!("Too many failed attempts. Try again in {wait} seconds."), StatusCode::TOO_MANY_REQUESTS),
-        Ok(()) => {
-            let user = app.store.user_by_name(&username).await?;
-            // Hash something even for unknown users so timing does not reveal who exists.
-            let hash = user.as_ref().map_or_else(|| app.dummy_password_hash.clone(), |u| u.password_hash.clone());
-            let verified = accounts::verify_password(password, hash).await;
-            match user.filter(|_| verified) {
-                Some(user) => {
-                    app.throttle.record_success(&username);
-                    session::sign_in(&session, &user.id)?;
-                    return Ok(redirect(&next));
-                }
-                None => {
-                    app.throttle.record_failure(&username, now);
-                    ("Wrong username or password.".to_owned(), StatusCode::UNAUTHORIZED)
-                }
+    let client = app.limits.client(&req);
+    let wrong = || ("Wrong username or password.".to_owned(), StatusCode::UNAUTHORIZED, None);
+    // A name that cannot exist costs no hash, no lookup and no memory.
+    let failure = if !valid_username(&username) {
+        wrong()
+    } else if let Err(wait) = app.backoff.check(&username, client, now) {
+        let why = format!("Too many failed attempts. Try again in {wait} seconds.");
+        (why, StatusCode::TOO_MANY_REQUESTS, Some(Busy::TooMany { retry_after: wait as u64 }))
+    } else {
+        let user = app.store.user_by_name(&username).await?;
+        // Hash something even for unknown users so timing does not reveal who exists.
+        let hash = user.as_ref().map_or(DUMMY_PASSWORD_HASH, |u| u.password_hash.as_str()).to_owned();
+        let verified = app.hasher.verify(password, hash).await.map_err(PageError::busy)?;
+        match user.filter(|_| verified) {
+            Some(user) => {
+                app.backoff.record_success(&username, client, now);
+                session::sign_in(&app, &session, &user.id).await?;
+                return Ok(redirect(&next));
+            }
+            None => {
+                app.backoff.record_failure(&username, client, now);
+                wrong()
             }
         }
     };
+    let (error, status, busy) = failure;
     let chrome = chrome(&app, &session, "login", None).await?;
-    render(failure.1, &LoginPage { chrome, next, error: Some(failure.0), username })
+    let mut res = render(status, &LoginPage { chrome, next, error: Some(error), username })?;
+    if let Some(busy) = busy {
+        let (name, value) = busy.header();
+        res.headers_mut().insert(name, value);
+    }
+    Ok(res)
 }
 
 #[get("/signup")]
@@ -240,20 +256,24 @@ pub async fn signup_submit(
         let chrome = chrome(&app, &session, "signup", None).await?;
         return render(StatusCode::BAD_REQUEST, &SignupPage { chrome, next, error: Some(error), username });
     }
-    let password_hash = accounts::hash_password(password).await.ok_or_else(PageError::internal)?;
+    let password_hash = app.hasher.hash(password).await.map_err(PageError::busy)?.ok_or_else(PageError::internal)?;
     let user = UserRecord { id: new_id(app.entropy.as_ref()), username, password_hash, role: "user".into() };
     if !app.store.insert_user(&user, app.now()).await? {
         let chrome = chrome(&app, &session, "signup", None).await?;
         let error = Some("That username is taken.".to_owned());
         return render(StatusCode::CONFLICT, &SignupPage { chrome, next, error, username: user.username });
     }
-    session::sign_in(&session, &user.id)?;
+    session::sign_in(&app, &session, &user.id).await?;
     Ok(redirect(&next))
 }
 
 #[post("/logout")]
-pub async fn logout(session: Session, PageForm(_): PageForm) -> Result<HttpResponse, PageError> {
-    session::sign_out(&session);
+pub async fn logout(
+    app: web::Data<AppState>,
+    session: Session,
+    PageForm(_): PageForm,
+) -> Result<HttpResponse, PageError> {
+    session::sign_out(&app, &session).await?;
     Ok(redirect("/login"))
 }
 
@@ -279,7 +299,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
     let chrome = chrome(&app, &session, "home", Some(user_id.clone())).await?;
     if chrome.username.is_none() {
         // The account is gone (e.g. a fresh database): start over.
-        session::sign_out(&session);
+        session::sign_out(&app, &session).await?;
         return Ok(redirect("/login"));
     }
     let link = crate::link::view(&app, &user_id).await?;

@@ -1,17 +1,26 @@
 //! Browser sessions (signed, encrypted cookies; the key is in the database so
 //! instances agree) and the CSRF token every state-changing form carries.
+//!
+//! A signed-in session also names a session id the database knows: signing
+//! out deletes it, so a copied cookie stops working, and
+//! [`session_lifetime`] ends a session idle or old past its lifetimes
+//! (OWASP session management: idle and absolute timeouts).
 
 use actix_session::{Session, SessionExt};
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, FromRequest, HttpRequest, HttpResponse, ResponseError};
 
 use crate::clock::Entropy;
 use crate::error::PageError;
-use crate::tokens::secrets::{constant_time_eq, new_secret};
+use crate::state::AppState;
+use crate::tokens::secrets::{constant_time_eq, digest, new_secret};
 use crate::web::form::Params;
 
 const USER: &str = "uid";
+const SESSION_ID: &str = "sid";
 const CSRF: &str = "csrf";
 const NOTICE: &str = "notice";
 
@@ -23,14 +32,70 @@ pub fn user_id(session: &Session) -> Option<String> {
 }
 
 /// Signs the user in with a fresh session id and a fresh CSRF token (no fixation).
-pub fn sign_in(session: &Session, user_id: &str) -> Result<(), PageError> {
+pub async fn sign_in(app: &AppState, session: &Session, user_id: &str) -> Result<(), PageError> {
+    let id = new_secret(app.entropy.as_ref());
+    app.store.insert_session(&digest(&id), user_id, app.now()).await?;
     session.renew();
     session.remove(CSRF);
+    session.insert(SESSION_ID, &id).map_err(|_| PageError::internal())?;
     session.insert(USER, user_id).map_err(|_| PageError::internal())
 }
 
-pub fn sign_out(session: &Session) {
+/// Ends the session here and wherever its cookie was copied.
+pub async fn sign_out(app: &AppState, session: &Session) -> Result<(), PageError> {
+    if let Ok(Some(id)) = session.get::<String>(SESSION_ID) {
+        app.store.delete_session(&digest(&id)).await?;
+    }
     session.purge();
+    Ok(())
+}
+
+/// Before any handler reads a signed-in session: the database must still know
+/// it, for this user, within its idle and absolute lifetimes; otherwise the
+/// request goes on signed out. Requests without a signed-in session cost nothing.
+pub async fn session_lifetime(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let session = req.get_session();
+    if let (Some(app), Some(user_id)) = (req.app_data::<web::Data<AppState>>(), user_id(&session)) {
+        let id = session.get::<String>(SESSION_ID).ok().flatten().map(|id| digest(&id));
+        if !still_valid(app, id.as_deref(), &user_id).await {
+            // Cleared, not purged: the page may still put a CSRF token in a fresh session.
+            session.clear();
+            session.renew();
+        }
+    }
+    next.call(req).await
+}
+
+async fn still_valid(app: &AppState, id_digest: Option<&str>, user_id: &str) -> bool {
+    let Some(id_digest) = id_digest else {
+        return false;
+    };
+    let now = app.now();
+    let lifetimes = app.config.sessions;
+    match app.store.session(id_digest).await {
+        Ok(Some(s)) if s.user_id == user_id => {
+            if now - s.created_at >= lifetimes.absolute || now - s.last_seen_at >= lifetimes.idle {
+                let _ = app.store.delete_session(id_digest).await;
+                return false;
+            }
+            // Written at most once a minute per session: idle time is known to that precision.
+            if now - s.last_seen_at >= 60 {
+                if let Err(e) = app.store.touch_session(id_digest, now).await {
+                    tracing::warn!(error = %e, "could not record a session's use");
+                }
+            }
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            // Fail closed: without the database nobody is signed in.
+            tracing::warn!(error = %e, "could not check a session");
+            false
+        }
+    }
 }
 
 /// The session's CSRF token, created on first use.
@@ -101,5 +166,112 @@ impl FromRequest for SignedIn {
             _ => "/".to_owned(),
         };
         std::future::ready(user_id(&req.get_session()).map(SignedIn).ok_or(SignInFirst { next }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{COOKIE, LOCATION};
+    use actix_web::test::{call_service, read_body, TestRequest};
+    use actix_web::web::Data;
+
+    use crate::clock::ManualClock;
+    use crate::testing::{csrf_of, service, session_cookie, state, user};
+
+    /// Signs `name` in through the login form; returns the session cookie.
+    async fn sign_in(
+        svc: &impl actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+            Error = actix_web::Error,
+        >,
+        name: &str,
+        password: &str,
+    ) -> String {
+        let res = call_service(svc, TestRequest::get().uri("/login").to_request()).await;
+        let cookie = session_cookie(&res).expect("a session for the form");
+        let csrf = csrf_of(std::str::from_utf8(&read_body(res).await).unwrap());
+        let form = format!("csrf_token={csrf}&username={name}&password={password}");
+        let req = TestRequest::post().uri("/login").insert_header((COOKIE, cookie)).set_payload(form);
+        let res =
+            call_service(svc, req.insert_header(("content-type", "application/x-www-form-urlencoded")).to_request())
+                .await;
+        assert_eq!(res.status(), 303, "signed in");
+        session_cookie(&res).expect("a signed-in session")
+    }
+
+    /// Where `GET /` sends the browser with `cookie`: `None` is the home page itself.
+    async fn home(
+        svc: &impl actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+            Error = actix_web::Error,
+        >,
+        cookie: &str,
+    ) -> Option<String> {
+        let res =
+            call_service(svc, TestRequest::get().uri("/").insert_header((COOKIE, cookie.to_owned())).to_request())
+                .await;
+        res.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_owned())
+    }
+
+    #[actix_web::test]
+    async fn a_copied_cookie_stops_working_at_logout() {
+        let app = Data::new(state(ManualClock::new(1_000)).await);
+        user(&app, "alice", "wonderland").await;
+        let svc = service(&app).await;
+        let cookie = sign_in(&svc, "alice", "wonderland").await;
+        let copy = cookie.clone();
+        assert_eq!(home(&svc, &cookie).await, None, "signed in");
+
+        let res =
+            call_service(&svc, TestRequest::get().uri("/").insert_header((COOKIE, cookie.clone())).to_request()).await;
+        let cookie = session_cookie(&res).unwrap_or(cookie);
+        let csrf = csrf_of(std::str::from_utf8(&read_body(res).await).unwrap());
+        let logout = TestRequest::post()
+            .uri("/logout")
+            .insert_header((COOKIE, cookie))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(format!("csrf_token={csrf}"));
+        assert_eq!(call_service(&svc, logout.to_request()).await.status(), 303);
+        assert_eq!(home(&svc, &copy).await.as_deref(), Some("/login"), "the copy is signed out too");
+    }
+
+    #[actix_web::test]
+    async fn sessions_end_when_idle_and_at_their_absolute_lifetime() {
+        let clock = ManualClock::new(1_000);
+        let app = Data::new(state(clock.clone()).await);
+        user(&app, "alice", "wonderland").await;
+        let lifetimes = app.config.sessions;
+        let svc = service(&app).await;
+
+        let idle = sign_in(&svc, "alice", "wonderland").await;
+        clock.advance(lifetimes.idle - 1);
+        assert_eq!(home(&svc, &idle).await, None, "used just in time: its idle time starts again");
+        clock.advance(lifetimes.idle - 1);
+        assert_eq!(home(&svc, &idle).await, None);
+        clock.advance(lifetimes.idle);
+        assert_eq!(home(&svc, &idle).await.as_deref(), Some("/login"), "idle too long");
+
+        let busy = sign_in(&svc, "alice", "wonderland").await;
+        let mut used = 0;
+        while used + lifetimes.idle / 2 < lifetimes.absolute {
+            clock.advance(lifetimes.idle / 2);
+            used += lifetimes.idle / 2;
+            assert_eq!(home(&svc, &busy).await, None, "in use at {used} s");
+        }
+        clock.advance(lifetimes.absolute - used);
+        assert_eq!(home(&svc, &busy).await.as_deref(), Some("/login"), "however busy, it ends");
+    }
+
+    #[actix_web::test]
+    async fn under_https_the_cookie_is_host_only_and_secure() {
+        let app = Data::new(crate::testing::state_with(ManualClock::new(1_000), &["--public-url", "https://a.example"]).await);
+        let svc = service(&app).await;
+        let res = call_service(&svc, TestRequest::get().uri("/login").to_request()).await;
+        let cookie = res.response().cookies().next().expect("a session cookie");
+        assert_eq!(cookie.name(), "__Host-party_t_session");
+        assert_eq!((cookie.secure(), cookie.http_only(), cookie.path()), (Some(true), Some(true), Some("/")));
+        assert_eq!(cookie.domain(), None, "host-only");
     }
 }

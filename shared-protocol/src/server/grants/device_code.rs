@@ -47,6 +47,7 @@ impl Grant for DeviceCode {
             }
             "denied" => refuse(ErrorCode::AccessDenied, "the request was denied"),
             "withdrawn" => refuse(ErrorCode::AccessDenied, "the account holder took this device's access back"),
+            "superseded" => refuse(ErrorCode::ExpiredToken, "newer requests for this account replaced this one"),
             "approved" if request.redeem_by.is_some_and(|by| by <= now) => {
                 refuse(ErrorCode::ExpiredToken, "the approval was not redeemed in time")
             }
@@ -96,8 +97,9 @@ mod tests {
             last_poll_at: None,
             created_at: app.now(),
             decided_at: None,
+            client_address: None,
         };
-        assert!(app.store.insert_device_request(&r).await.unwrap());
+        assert!(app.store.insert_device_request(&r, 1).await.unwrap());
     }
 
     /// Decides the request with `user_code` for `user-9`, as the kiosk would.
