@@ -52,15 +52,57 @@ pub trait Entropy: Send + Sync + 'static {
     fn fill(&self, buf: &mut [u8]);
 }
 
-/// The operating system's CSPRNG (through aws-lc-rs).
+/// The operating system's CSPRNG (through aws-lc-rs), drawn a kilobyte at a
+/// time per thread: each call into the generator costs more than the bytes,
+/// and a token needs several small draws.
 #[derive(Debug, Default)]
 pub struct OsEntropy;
+
+thread_local! {
+    /// Random bytes drawn ahead, and how many of them are used up.
+    static AHEAD: std::cell::RefCell<([u8; 1024], usize)> = const { std::cell::RefCell::new(([0; 1024], 1024)) };
+}
 
 impl Entropy for OsEntropy {
     fn fill(&self, buf: &mut [u8]) {
         use aws_lc_rs::rand::SecureRandom;
         // The system RNG failing is unrecoverable: nothing secure can be minted.
-        aws_lc_rs::rand::SystemRandom::new().fill(buf).expect("the operating system's random number generator failed");
+        let draw = |into: &mut [u8]| {
+            aws_lc_rs::rand::SystemRandom::new()
+                .fill(into)
+                .expect("the operating system's random number generator failed")
+        };
+        if buf.len() > 256 {
+            return draw(buf);
+        }
+        AHEAD.with_borrow_mut(|(ahead, used)| {
+            if *used + buf.len() > ahead.len() {
+                draw(ahead);
+                *used = 0;
+            }
+            buf.copy_from_slice(&ahead[*used..*used + buf.len()]);
+            // Bytes handed out are wiped from the buffer: no copy of a secret lingers.
+            ahead[*used..*used + buf.len()].fill(0);
+            *used += buf.len();
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_entropy_never_repeats_itself_across_refills() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut b = [0u8; 16];
+            OsEntropy.fill(&mut b);
+            assert!(seen.insert(b), "a repeated draw");
+        }
+        let mut big = [0u8; 4096];
+        OsEntropy.fill(&mut big);
+        assert!(big.iter().any(|b| *b != 0));
     }
 }
 

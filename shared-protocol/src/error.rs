@@ -265,7 +265,7 @@ impl ResponseError for ApiRejection {
 }
 
 /// An error a browser sees: rendered as the party's branded error page by
-/// [`crate::web::middleware::render_error_pages`], the one place pages get their chrome.
+/// [`crate::web::middleware::pages_layer`], the one place pages get their chrome.
 #[derive(Debug, Clone)]
 pub struct PageError {
     pub status: StatusCode,

@@ -14,6 +14,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod link;
+pub mod logs;
+pub mod memory;
 pub mod resource;
 pub mod server;
 pub mod state;
@@ -46,11 +48,7 @@ use crate::store::{ClientRecord, Store, StoreError, UserRecord};
 use crate::tokens::secrets::{digest, new_id};
 use crate::tokens::KeyRing;
 use crate::web::form::MAX_BODY;
-use crate::web::limits::rate_limits;
-use crate::web::middleware::{
-    body_deadline, not_found, render_error_pages, request_limits, request_log, security_headers,
-};
-use crate::web::session::session_lifetime;
+use crate::web::middleware::{edge, not_found, pages_layer};
 
 /// The grant types a party's peer client may use here.
 const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials \
@@ -176,9 +174,10 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
     Ok(server.run())
 }
 
-/// The whole application: every route behind every middleware. Requests pass
-/// them outside in: log → body deadline → head and body limits → security
-/// headers → rate limits → session cookie → session lifetime → error pages.
+/// The whole application: every route behind three layers, outside in: the
+/// edge (log, head and body limits, rate limits, body deadline, security
+/// headers), the session cookie, and the pages layer (session lifetime,
+/// error pages).
 pub fn app(
     state: aw::Data<AppState>,
     key: Key,
@@ -210,14 +209,11 @@ pub fn app(
             let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
             ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge() }.into()
         }))
-        .wrap(from_fn(render_error_pages))
-        .wrap(from_fn(session_lifetime))
+        .wrap(from_fn(pages_layer))
         .wrap(sessions)
-        .wrap(from_fn(rate_limits))
-        .wrap(security_headers())
-        .wrap(from_fn(request_limits))
-        .wrap(from_fn(body_deadline))
-        .wrap(from_fn(request_log))
+        .wrap(from_fn(edge))
+        // Routes are tried in order: the load balancer's probe first.
+        .service(web::pages::healthz)
         .configure(server::routes)
         .configure(resource::routes)
         .configure(web::pages::routes)
@@ -228,9 +224,9 @@ pub fn app(
 
 /// The party's background work: every second, learn of revocations made by
 /// other instances sharing the database; every ten, forget rate-limit state
-/// nobody needs; every hour, prune what has passed its use (expired codes,
-/// refresh tokens, grants never redeemed, sessions, device requests, and link
-/// history past its retention).
+/// nobody needs; every ten minutes, forget device requests past their use;
+/// every hour, prune the rest that has passed its use (expired codes, refresh
+/// tokens, grants never redeemed, sessions, and link history past its retention).
 fn spawn_housekeeping(state: aw::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
@@ -240,6 +236,12 @@ fn spawn_housekeeping(state: aw::Data<AppState>) {
             let now = state.now();
             if ticks.is_multiple_of(3600) {
                 prune(&state, now).await;
+            }
+            if ticks.is_multiple_of(600) {
+                // A flood naming one account leaves superseded requests: gone within 20 minutes.
+                if let Err(e) = state.store.prune_device_requests(now - 86_400, now - 600).await {
+                    tracing::warn!(error = %e, "pruning device requests failed");
+                }
             }
             if ticks.is_multiple_of(10) {
                 state.limits.housekeeping();
@@ -258,7 +260,6 @@ pub async fn prune(state: &AppState, now: i64) {
     let sessions = state.config.sessions;
     let results = [
         ("link history", state.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await),
-        ("device requests", state.store.prune_device_requests(now - 86_400).await),
         ("sessions", state.store.prune_sessions(now - sessions.absolute, now - sessions.idle).await.map(drop)),
         ("codes and refresh tokens", state.store.prune_authorizations(now).await.map(drop)),
     ];
@@ -269,18 +270,11 @@ pub async fn prune(state: &AppState, now: i64) {
     }
 }
 
-/// Logs go to stderr, one line per request; SQL text only at warn and above.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
-}
-
 /// The whole life of a party's binary: flags → Config → state → serve.
 pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
+    memory::return_freed_memory_promptly();
     let cli = Cli::parse_for(party);
-    init_tracing();
+    let _flush_logs_at_exit = logs::init_tracing();
     let config = Config::from_cli(party, cli);
     let listener = TcpListener::bind(&config.listen)?;
     let banner = banner(&config, listener.local_addr()?);

@@ -3,7 +3,9 @@
 //! 6–8: A mints the code and pushes it; B checks the token, redeems the code
 //! at A and stores A's tokens), timed as the user's `POST /link/reciprocal`.
 //!
-//!   link-bench <party A URL> <party B URL> [users=200] [concurrency=16]
+//! ```text
+//! link-bench <party A URL> <party B URL> [users=200] [concurrency=16]
+//! ```
 
 use std::time::{Duration, Instant};
 

@@ -67,8 +67,20 @@ impl Party {
         let err = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
         format!("{out}{err}")
     }
+    /// The log so far. A writer thread in the party batches its lines, so
+    /// this reads until the file has stopped growing (at most a second).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+        let read = || std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
+        let mut log = read();
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(20));
+            let again = read();
+            if again == log {
+                break;
+            }
+            log = again;
+        }
+        log
     }
 
     /// Stops the process and starts it again on the same port and database.

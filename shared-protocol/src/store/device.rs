@@ -239,13 +239,17 @@ impl Store {
     }
 
     /// Forgets requests that can no longer be decided or redeemed since
-    /// `before` (the audit log keeps what was decided about them).
-    pub async fn prune_device_requests(&self, before: i64) -> StoreResult<()> {
+    /// `before`, and requests newer ones replaced (`superseded`) since
+    /// `superseded_before`, so a flood naming one account leaves little
+    /// behind (the audit log keeps what was decided about them).
+    pub async fn prune_device_requests(&self, before: i64, superseded_before: i64) -> StoreResult<()> {
         sqlx::query(
             "DELETE FROM device_requests WHERE (status = 'approved' AND redeem_by < $1)
-                 OR (status <> 'approved' AND expires_at < $1)",
+                 OR (status <> 'approved' AND expires_at < $1)
+                 OR (status = 'superseded' AND decided_at < $2)",
         )
         .bind(before)
+        .bind(superseded_before)
         .execute(self.pool())
         .await?;
         Ok(())

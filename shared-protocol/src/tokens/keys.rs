@@ -99,9 +99,10 @@ impl KeyRing {
 
     /// Signs `claims` as a compact JWS (RFC 7515 7.1) with header `typ`
     /// (e.g. `at+jwt`, RFC 9068 2.1), ES256 with the fixed `r || s` encoding (RFC 7518 3.4).
-    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> String {
-        let header = json!({ "typ": typ, "alg": "ES256", "kid": self.kid });
-        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+    pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {
+        // `typ` is one of this crate's constants and `kid` a base64url thumbprint: nothing to escape.
+        let header = format!(r#"{{"typ":"{typ}","alg":"ES256","kid":"{}"}}"#, self.kid);
+        let mut jws = URL_SAFE_NO_PAD.encode(header);
         jws.push('.');
         jws.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize")));
         let signature =

@@ -14,12 +14,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpRequest, ResponseError};
+use actix_web::HttpRequest;
 use dashmap::DashMap;
 use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
@@ -28,10 +25,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::clock::Clock;
-use crate::error::{Busy, OAuthError, PageError};
-use crate::state::AppState;
-use crate::web::middleware::is_page;
-use crate::web::pages;
+use crate::error::Busy;
 
 /// A rate as the flags write it: `20/min` is a burst of 20, refilled evenly
 /// over a minute (one more every 3 seconds).
@@ -274,7 +268,7 @@ impl Limits {
 
     /// The limit a request counts against, if any: every request that costs
     /// a password hash, a device request or a user-code lookup.
-    fn for_request(&self, method: &Method, path: &str, query: &str) -> Option<&Limit> {
+    pub(crate) fn for_request(&self, method: &Method, path: &str, query: &str) -> Option<&Limit> {
         match (path, method == Method::POST) {
             ("/login" | "/signup", true) => Some(&self.sign_in),
             ("/device_authorization", true) => Some(&self.device_authorization),
@@ -291,28 +285,6 @@ impl Limits {
         self.user_code.housekeeping();
         self.client_auth.housekeeping();
     }
-}
-
-/// Turns away a request over its limit before anything else reads it.
-pub async fn rate_limits(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    if let Some(app) = req.app_data::<web::Data<AppState>>() {
-        let limits = &app.limits;
-        if let Some(limit) = limits.for_request(req.method(), req.path(), req.query_string()) {
-            if let Err(busy) = limit.check(limits.client(req.request())) {
-                tracing::info!(path = req.path(), "rate limited");
-                let res = if is_page(req.path()) {
-                    pages::error_page(app, &PageError::busy(busy))
-                } else {
-                    OAuthError::busy(busy).error_response()
-                };
-                return Ok(req.into_response(res));
-            }
-        }
-    }
-    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 #[cfg(test)]

@@ -1,120 +1,141 @@
-//! Middleware every response passes through: security headers, the head and
-//! body limits, the body deadline, one log line per request, and branded
-//! error pages.
+//! What every request passes through, in two layers around the session
+//! cookie: the edge (request log, head and body limits, rate limits, body
+//! deadline, security headers) and the pages layer (session lifetime,
+//! branded error pages). Each layer of middleware costs a boxed future and a
+//! boxed body per request, so the edge's steps are plain functions called in
+//! order by one layer, not a layer each.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
-use actix_web::http::header;
-use actix_web::http::ConnectionType;
-use actix_web::http::StatusCode;
-use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{ConnectionType, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::web::Bytes;
-use actix_web::{web, Error, HttpResponse};
+use actix_web::{web, Error, HttpResponse, ResponseError};
 use futures_util::Stream;
 
 use crate::error::{ErrorCode, OAuthError, PageError};
 use crate::state::AppState;
 use crate::web::form::MAX_BODY;
 use crate::web::pages;
-
-/// RFC 9700 4.16 (clickjacking) and the usual hardening headers. No
-/// `form-action`: browsers apply it to the redirect after the consent form,
-/// which must reach the client's origin.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::CACHE_CONTROL, "no-store"))
-}
-
-/// One line per request: method, path (never the query, which may carry a
-/// code), status and latency. Request bodies and headers are never logged.
-pub async fn request_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let res = next.call(req).await?;
-    tracing::info!(
-        target: "http",
-        "{} {} {} {}µs",
-        method,
-        path,
-        res.status().as_u16(),
-        started.elapsed().as_micros()
-    );
-    Ok(res)
-}
+use crate::web::session;
 
 /// The most a request head may carry: the request line and every header.
 pub const MAX_HEAD: usize = 16 * 1024;
 
-/// Refuses a request head over [`MAX_HEAD`] (431, RFC 6585 5) and a declared
-/// body over [`MAX_BODY`] (413) before reading the body; bodies without a
-/// length are cut off by the extractors at the same size.
-pub async fn request_limits(
-    req: ServiceRequest,
+/// The edge, outermost: refuses what is too large or over a rate limit
+/// before anything reads it, gives the body a deadline, adds the security
+/// headers to every answer and logs one line per request.
+pub async fn edge(
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let head = req.uri().to_string().len()
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let mut res = match too_large(&req).or_else(|| over_rate_limit(&req)) {
+        Some(refusal) => req.into_response(refusal),
+        None => {
+            let deadline = body_deadline(&mut req);
+            let res = next.call(req).await?.map_into_boxed_body();
+            match deadline {
+                Some((timeout, timed_out)) if timed_out.get() => too_slow(res, timeout),
+                _ => res,
+            }
+        }
+    };
+    security_headers(res.headers_mut());
+    // Method, path (never the query, which may carry a code), status and
+    // latency; bodies and headers are never logged.
+    tracing::info!(target: "http", "{method} {path} {} {}µs", res.status().as_u16(), started.elapsed().as_micros());
+    Ok(res)
+}
+
+/// RFC 9700 4.16 (clickjacking) and the usual hardening headers, unless the
+/// handler set its own. No `form-action`: browsers apply it to the redirect
+/// after the consent form, which must reach the client's origin.
+fn security_headers(headers: &mut HeaderMap) {
+    const HEADERS: [(HeaderName, &str); 5] = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+}
+
+/// A head over [`MAX_HEAD`] (431, RFC 6585 5) or a declared body over
+/// [`MAX_BODY`] (413); bodies without a length are cut off by the extractors
+/// at the same size.
+fn too_large(req: &ServiceRequest) -> Option<HttpResponse> {
+    let uri = req.uri();
+    let head = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
         + req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if head > MAX_HEAD {
         let why = format!("the request head is larger than {} KiB", MAX_HEAD / 1024);
-        let res = refusal(&req, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "This request is too large", why);
-        return Ok(req.into_response(res));
+        return Some(refusal(req, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "This request is too large", why));
     }
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         let why = format!("the body is larger than {} KiB", MAX_BODY / 1024);
-        let res = refusal(&req, StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", why);
-        return Ok(req.into_response(res));
+        return Some(refusal(req, StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", why));
     }
-    Ok(next.call(req).await?.map_into_boxed_body())
+    None
 }
 
 /// A request refused before its handler: an error page or `invalid_request`
 /// JSON with `status`, and the connection closed (its body is not read).
 fn refusal(req: &ServiceRequest, status: StatusCode, title: &'static str, why: String) -> HttpResponse {
-    let app = req.app_data::<web::Data<AppState>>();
-    let mut res = match app.filter(|_| is_page(req.path())) {
-        Some(app) => pages::error_page(app, &PageError::new(status, title, why)),
-        None => actix_web::ResponseError::error_response(&OAuthError::new(ErrorCode::InvalidRequest, why)),
-    };
+    let mut res =
+        error_for(req, PageError::new(status, title, why.clone()), OAuthError::new(ErrorCode::InvalidRequest, why));
     *res.status_mut() = status;
     res.head_mut().set_connection_type(ConnectionType::Close);
     res
 }
 
+/// The rate limit this request counts against, if it is over it (429).
+fn over_rate_limit(req: &ServiceRequest) -> Option<HttpResponse> {
+    let app = req.app_data::<web::Data<AppState>>()?;
+    let limit = app.limits.for_request(req.method(), req.path(), req.query_string())?;
+    let busy = limit.check(app.limits.client(req.request())).err()?;
+    Some(error_for(req, PageError::busy(busy), OAuthError::busy(busy)))
+}
+
+/// A browser page gets the branded error page; protocol endpoints and APIs get JSON.
+fn error_for(req: &ServiceRequest, page: PageError, protocol: OAuthError) -> HttpResponse {
+    match req.app_data::<web::Data<AppState>>().filter(|_| is_page(req.path())) {
+        Some(app) => pages::error_page(app, &page),
+        None => protocol.error_response(),
+    }
+}
+
 /// A request body must arrive within `--body-timeout`: a stalled one (a
-/// slow-body attack holds a connection and a worker's buffer) is answered
-/// 408 and its connection closed, whichever extractor was reading it.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
+/// slow-body attack holds a connection and a buffer) is answered 408 and its
+/// connection closed, whichever extractor was reading it. Returns the
+/// deadline and the flag that says it passed, for requests with a body.
+fn body_deadline(req: &mut ServiceRequest) -> Option<(Duration, Rc<Cell<bool>>)> {
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
         || req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-    let Some(timeout) = req.app_data::<web::Data<AppState>>().map(|app| app.config.body_timeout).filter(|_| has_body)
-    else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
+    let timeout = req.app_data::<web::Data<AppState>>().map(|app| app.config.body_timeout).filter(|_| has_body)?;
     let timed_out = Rc::new(Cell::new(false));
     let body = DeadlineBody {
         inner: std::mem::replace(req.parts_mut().1, Payload::None),
@@ -122,20 +143,21 @@ pub async fn body_deadline(
         timed_out: timed_out.clone(),
     };
     req.set_payload(Payload::Stream { payload: Box::pin(body) });
-    let res = next.call(req).await?;
-    if !timed_out.get() {
-        return Ok(res.map_into_boxed_body());
-    }
+    Some((timeout, timed_out))
+}
+
+/// The answer to a request whose body missed its deadline: 408, connection closed.
+fn too_slow(res: ServiceResponse<BoxBody>, timeout: Duration) -> ServiceResponse<BoxBody> {
     let (req, _) = res.into_parts();
     let why = format!("the request body did not arrive within {} seconds", timeout.as_secs());
-    let page = is_page(req.path());
-    let mut res = match req.app_data::<web::Data<AppState>>().filter(|_| page) {
-        Some(app) => pages::error_page(app, &PageError::new(StatusCode::REQUEST_TIMEOUT, "This took too long", why)),
-        None => actix_web::ResponseError::error_response(&OAuthError::new(ErrorCode::InvalidRequest, why)),
+    let page = PageError::new(StatusCode::REQUEST_TIMEOUT, "This took too long", why.clone());
+    let mut res = match req.app_data::<web::Data<AppState>>().filter(|_| is_page(req.path())) {
+        Some(app) => pages::error_page(app, &page),
+        None => OAuthError::new(ErrorCode::InvalidRequest, why).error_response(),
     };
     *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
     res.head_mut().set_connection_type(ConnectionType::Close);
-    Ok(ServiceResponse::new(req, res))
+    ServiceResponse::new(req, res)
 }
 
 /// A request body that fails once its deadline passes.
@@ -167,13 +189,18 @@ pub(crate) fn is_page(path: &str) -> bool {
     !(MACHINE.contains(&path) || path.starts_with("/api/"))
 }
 
-/// Renders a [`PageError`] as the party's branded page: the one place a
+/// The pages layer, inside the session cookie: a signed-in session must
+/// still be valid ([`session::check_lifetime`]) before a handler reads it,
+/// and a [`PageError`] becomes the party's branded page, the one place a
 /// browser error gets its body.
-pub async fn render_error_pages(
+pub async fn pages_layer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let app = req.app_data::<web::Data<AppState>>().cloned();
+    if let Some(app) = &app {
+        session::check_lifetime(app, &req).await;
+    }
     let res = next.call(req).await?;
     let page_error = res.response().error().and_then(|e| e.as_error::<PageError>()).cloned();
     match (page_error, app) {

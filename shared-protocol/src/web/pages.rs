@@ -379,8 +379,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(logout)
         .service(home)
         .service(revoke_consent)
-        .service(stylesheet)
-        .service(healthz);
+        .service(stylesheet);
 }
 
 #[cfg(test)]

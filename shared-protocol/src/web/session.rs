@@ -3,15 +3,13 @@
 //!
 //! A signed-in session also names a session id the database knows: signing
 //! out deletes it, so a copied cookie stops working, and
-//! [`session_lifetime`] ends a session idle or old past its lifetimes
+//! [`check_lifetime`] ends a session idle or old past its lifetimes
 //! (OWASP session management: idle and absolute timeouts).
 
 use actix_session::{Session, SessionExt};
-use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::{web, Error, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 
 use crate::clock::Entropy;
 use crate::error::PageError;
@@ -33,6 +31,9 @@ pub fn user_id(session: &Session) -> Option<String> {
 
 /// Signs the user in with a fresh session id and a fresh CSRF token (no fixation).
 pub async fn sign_in(app: &AppState, session: &Session, user_id: &str) -> Result<(), PageError> {
+    if let Ok(Some(previous)) = session.get::<String>(SESSION_ID) {
+        app.store.delete_session(&digest(&previous)).await?;
+    }
     let id = new_secret(app.entropy.as_ref());
     app.store.insert_session(&digest(&id), user_id, app.now()).await?;
     session.renew();
@@ -53,20 +54,17 @@ pub async fn sign_out(app: &AppState, session: &Session) -> Result<(), PageError
 /// Before any handler reads a signed-in session: the database must still know
 /// it, for this user, within its idle and absolute lifetimes; otherwise the
 /// request goes on signed out. Requests without a signed-in session cost nothing.
-pub async fn session_lifetime(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+pub async fn check_lifetime(app: &AppState, req: &ServiceRequest) {
     let session = req.get_session();
-    if let (Some(app), Some(user_id)) = (req.app_data::<web::Data<AppState>>(), user_id(&session)) {
-        let id = session.get::<String>(SESSION_ID).ok().flatten().map(|id| digest(&id));
-        if !still_valid(app, id.as_deref(), &user_id).await {
-            // Cleared, not purged: the page may still put a CSRF token in a fresh session.
-            session.clear();
-            session.renew();
-        }
+    let Some(user_id) = user_id(&session) else {
+        return;
+    };
+    let id = session.get::<String>(SESSION_ID).ok().flatten().map(|id| digest(&id));
+    if !still_valid(app, id.as_deref(), &user_id).await {
+        // Cleared, not purged: the page may still put a CSRF token in a fresh session.
+        session.clear();
+        session.renew();
     }
-    next.call(req).await
 }
 
 async fn still_valid(app: &AppState, id_digest: Option<&str>, user_id: &str) -> bool {
@@ -266,7 +264,9 @@ mod tests {
 
     #[actix_web::test]
     async fn under_https_the_cookie_is_host_only_and_secure() {
-        let app = Data::new(crate::testing::state_with(ManualClock::new(1_000), &["--public-url", "https://a.example"]).await);
+        let app = Data::new(
+            crate::testing::state_with(ManualClock::new(1_000), &["--public-url", "https://a.example"]).await,
+        );
         let svc = service(&app).await;
         let res = call_service(&svc, TestRequest::get().uri("/login").to_request()).await;
         let cookie = res.response().cookies().next().expect("a session cookie");

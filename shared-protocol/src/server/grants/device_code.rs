@@ -163,12 +163,15 @@ mod tests {
         let app = state(clock.clone()).await;
         request(&app, "dc5", "BCDFGHJP").await;
         request(&app, "dc6", "BCDFGHJQ").await;
+        request(&app, "dc7", "BCDFGHJR").await;
         let by = app.now() + 10_000;
         assert!(decide(&app, "BCDFGHJQ", "approved", by).await);
+        assert!(decide(&app, "BCDFGHJR", "superseded", by).await);
         clock.advance(app.config.lifetimes.device_code + 1);
-        app.store.prune_device_requests(app.now()).await.unwrap();
+        app.store.prune_device_requests(app.now(), app.now()).await.unwrap();
         assert!(app.store.device_request(&digest("dc5")).await.unwrap().is_none(), "expired pending request");
         assert!(app.store.device_request(&digest("dc6")).await.unwrap().is_some(), "approved, still redeemable");
+        assert!(app.store.device_request(&digest("dc7")).await.unwrap().is_none(), "replaced by newer ones");
     }
 
     #[actix_web::test]
