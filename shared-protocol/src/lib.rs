@@ -67,6 +67,8 @@ pub async fn build_state(
     let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);
     if config.demo_data && store.user_count().await? == 0 {
         seed_demo_users(&config, &store, &hasher, clock.now()).await?;
+        // Three hashes' worth of memory, no longer needed.
+        memory::give_back_freed_memory();
     }
     let http = http_client(config.peer_timeout);
     let limits = web::limits::Limits::new(&config.limits, clock.clone());
@@ -247,6 +249,7 @@ fn spawn_housekeeping(state: aw::Data<AppState>) {
                 state.limits.housekeeping();
             }
             ticks += 1;
+            memory::give_back_freed_memory();
             let forget_before = now - state.config.lifetimes.access_token - 60;
             if let Err(e) = state.revocations.sync(&state.store, now, forget_before).await {
                 tracing::warn!(error = %e, "revocation sync failed");
