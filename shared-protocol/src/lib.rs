@@ -258,7 +258,7 @@ fn spawn_housekeeping(state: aw::Data<AppState>) {
     });
 }
 
-/// Deletes rows past their use; see [`spawn_housekeeping`].
+/// Deletes rows past their use (the hourly part of the housekeeping loop).
 pub async fn prune(state: &AppState, now: i64) {
     let sessions = state.config.sessions;
     let results = [
