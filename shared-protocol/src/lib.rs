@@ -457,8 +457,18 @@ pub(crate) mod testing {
         }
     }
 
-    /// Sends `req` through `svc` and reads the whole answer.
-    pub async fn send<S, B>(svc: &S, req: actix_web::test::TestRequest) -> Answer
+    /// The application as [`service`] builds it, for helpers that take one.
+    pub trait TestService:
+        actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<Self::Body>,
+        Error = actix_web::Error,
+    >
+    {
+        type Body: actix_web::body::MessageBody;
+    }
+
+    impl<S, B> TestService for S
     where
         S: actix_web::dev::Service<
             actix_http::Request,
@@ -467,6 +477,11 @@ pub(crate) mod testing {
         >,
         B: actix_web::body::MessageBody,
     {
+        type Body = B;
+    }
+
+    /// Sends `req` through `svc` and reads the whole answer.
+    pub async fn send(svc: &impl TestService, req: actix_web::test::TestRequest) -> Answer {
         let res = actix_web::test::call_service(svc, req.to_request()).await;
         let (status, headers, cookie) = (res.status().as_u16(), res.headers().clone(), session_cookie(&res));
         let body = String::from_utf8(actix_web::test::read_body(res).await.to_vec()).unwrap();

@@ -19,7 +19,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
-use actix_web::{web, Error, HttpResponse, ResponseError};
+use actix_web::{web, Error, HttpRequest, HttpResponse, ResponseError};
 use futures_util::Stream;
 
 use crate::error::{ErrorCode, OAuthError, PageError};
@@ -91,20 +91,25 @@ fn too_large(req: &ServiceRequest) -> Option<HttpResponse> {
         + req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if head > MAX_HEAD {
         let why = format!("the request head is larger than {} KiB", MAX_HEAD / 1024);
-        return Some(refusal(req, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "This request is too large", why));
+        return Some(refusal(
+            req.request(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "This request is too large",
+            why,
+        ));
     }
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         let why = format!("the body is larger than {} KiB", MAX_BODY / 1024);
-        return Some(refusal(req, StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", why));
+        return Some(refusal(req.request(), StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", why));
     }
     None
 }
 
 /// A request refused before its handler: an error page or `invalid_request`
 /// JSON with `status`, and the connection closed (its body is not read).
-fn refusal(req: &ServiceRequest, status: StatusCode, title: &'static str, why: String) -> HttpResponse {
+fn refusal(req: &HttpRequest, status: StatusCode, title: &'static str, why: String) -> HttpResponse {
     let mut res =
         error_for(req, PageError::new(status, title, why.clone()), OAuthError::new(ErrorCode::InvalidRequest, why));
     *res.status_mut() = status;
@@ -117,11 +122,11 @@ fn over_rate_limit(req: &ServiceRequest) -> Option<HttpResponse> {
     let app = req.app_data::<web::Data<AppState>>()?;
     let limit = app.limits.for_request(req.method(), req.path(), req.query_string())?;
     let busy = limit.check(app.limits.client(req.request())).err()?;
-    Some(error_for(req, PageError::busy(busy), OAuthError::busy(busy)))
+    Some(error_for(req.request(), PageError::busy(busy), OAuthError::busy(busy)))
 }
 
 /// A browser page gets the branded error page; protocol endpoints and APIs get JSON.
-fn error_for(req: &ServiceRequest, page: PageError, protocol: OAuthError) -> HttpResponse {
+fn error_for(req: &HttpRequest, page: PageError, protocol: OAuthError) -> HttpResponse {
     match req.app_data::<web::Data<AppState>>().filter(|_| is_page(req.path())) {
         Some(app) => pages::error_page(app, &page),
         None => protocol.error_response(),
@@ -150,13 +155,7 @@ fn body_deadline(req: &mut ServiceRequest) -> Option<(Duration, Rc<Cell<bool>>)>
 fn too_slow(res: ServiceResponse<BoxBody>, timeout: Duration) -> ServiceResponse<BoxBody> {
     let (req, _) = res.into_parts();
     let why = format!("the request body did not arrive within {} seconds", timeout.as_secs());
-    let page = PageError::new(StatusCode::REQUEST_TIMEOUT, "This took too long", why.clone());
-    let mut res = match req.app_data::<web::Data<AppState>>().filter(|_| is_page(req.path())) {
-        Some(app) => pages::error_page(app, &page),
-        None => OAuthError::new(ErrorCode::InvalidRequest, why).error_response(),
-    };
-    *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
-    res.head_mut().set_connection_type(ConnectionType::Close);
+    let res = refusal(&req, StatusCode::REQUEST_TIMEOUT, "This took too long", why);
     ServiceResponse::new(req, res)
 }
 

@@ -169,48 +169,27 @@ impl FromRequest for SignedIn {
 
 #[cfg(test)]
 mod tests {
-    use actix_web::http::header::{COOKIE, LOCATION};
-    use actix_web::test::{call_service, read_body, TestRequest};
+    use actix_web::http::header::COOKIE;
+    use actix_web::test::{call_service, TestRequest};
     use actix_web::web::Data;
 
     use crate::clock::ManualClock;
-    use crate::testing::{csrf_of, service, session_cookie, state, user};
+    use crate::testing::{csrf_of, form, send, service, state, user, TestService};
 
     /// Signs `name` in through the login form; returns the session cookie.
-    async fn sign_in(
-        svc: &impl actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
-            Error = actix_web::Error,
-        >,
-        name: &str,
-        password: &str,
-    ) -> String {
-        let res = call_service(svc, TestRequest::get().uri("/login").to_request()).await;
-        let cookie = session_cookie(&res).expect("a session for the form");
-        let csrf = csrf_of(std::str::from_utf8(&read_body(res).await).unwrap());
-        let form = format!("csrf_token={csrf}&username={name}&password={password}");
-        let req = TestRequest::post().uri("/login").insert_header((COOKIE, cookie)).set_payload(form);
-        let res =
-            call_service(svc, req.insert_header(("content-type", "application/x-www-form-urlencoded")).to_request())
-                .await;
-        assert_eq!(res.status(), 303, "signed in");
-        session_cookie(&res).expect("a signed-in session")
+    async fn sign_in(svc: &impl TestService, name: &str, password: &str) -> String {
+        let page = send(svc, TestRequest::get().uri("/login")).await;
+        let (cookie, csrf) = (page.cookie.expect("a session for the form"), csrf_of(&page.body));
+        let body = format!("csrf_token={csrf}&username={name}&password={password}");
+        let res = send(svc, form("/login", Some(&cookie), &body)).await;
+        assert_eq!(res.status, 303, "signed in");
+        res.cookie.expect("a signed-in session")
     }
 
     /// Where `GET /` sends the browser with `cookie`: `None` is the home page itself.
-    async fn home(
-        svc: &impl actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
-            Error = actix_web::Error,
-        >,
-        cookie: &str,
-    ) -> Option<String> {
-        let res =
-            call_service(svc, TestRequest::get().uri("/").insert_header((COOKIE, cookie.to_owned())).to_request())
-                .await;
-        res.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_owned())
+    async fn home(svc: &impl TestService, cookie: &str) -> Option<String> {
+        let res = send(svc, TestRequest::get().uri("/").insert_header((COOKIE, cookie.to_owned()))).await;
+        res.header("location").map(str::to_owned)
     }
 
     #[actix_web::test]
@@ -222,16 +201,10 @@ mod tests {
         let copy = cookie.clone();
         assert_eq!(home(&svc, &cookie).await, None, "signed in");
 
-        let res =
-            call_service(&svc, TestRequest::get().uri("/").insert_header((COOKIE, cookie.clone())).to_request()).await;
-        let cookie = session_cookie(&res).unwrap_or(cookie);
-        let csrf = csrf_of(std::str::from_utf8(&read_body(res).await).unwrap());
-        let logout = TestRequest::post()
-            .uri("/logout")
-            .insert_header((COOKIE, cookie))
-            .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .set_payload(format!("csrf_token={csrf}"));
-        assert_eq!(call_service(&svc, logout.to_request()).await.status(), 303);
+        let page = send(&svc, TestRequest::get().uri("/").insert_header((COOKIE, cookie.clone()))).await;
+        let cookie = page.cookie.unwrap_or(cookie);
+        let logout = form("/logout", Some(&cookie), &format!("csrf_token={}", csrf_of(&page.body)));
+        assert_eq!(send(&svc, logout).await.status, 303);
         assert_eq!(home(&svc, &copy).await.as_deref(), Some("/login"), "the copy is signed out too");
     }
 
