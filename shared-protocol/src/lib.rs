@@ -34,7 +34,7 @@ use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{web as aw, App, HttpServer};
+use actix_web::{guard, web as aw, App, HttpServer};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -46,9 +46,9 @@ use crate::server::grants::GrantRegistry;
 use crate::state::{http_client, AppState};
 use crate::store::{ClientRecord, Store, StoreError, UserRecord};
 use crate::tokens::secrets::{digest, new_id};
-use crate::tokens::KeyRing;
+use crate::tokens::SigningKeys;
 use crate::web::form::MAX_BODY;
-use crate::web::middleware::{edge, not_found, pages_layer};
+use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
 
 /// The grant types a party's peer client may use here.
 const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials \
@@ -62,7 +62,7 @@ pub async fn build_state(
     entropy: Arc<dyn Entropy>,
 ) -> Result<AppState, StoreError> {
     let store = Store::connect(&config.database_url, config.party.migrations).await?;
-    let keys = KeyRing::load_or_create(&store, clock.now()).await?;
+    let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
     register_clients(&config, &store).await?;
     let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);
     if config.demo_data && store.user_count().await? == 0 {
@@ -176,10 +176,12 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
     Ok(server.run())
 }
 
-/// The whole application: every route behind three layers, outside in: the
-/// edge (log, head and body limits, rate limits, body deadline, security
-/// headers), the session cookie, and the pages layer (session lifetime,
-/// error pages).
+/// The whole application, in three parts tried in order: `/healthz` bare
+/// (a load balancer's probe, unlogged); the protocol endpoints
+/// ([`server::protocol_routes`]) behind the edge alone; everything else,
+/// pages and APIs, behind three layers, outside in: the edge (log, head and
+/// body limits, rate limits, body deadline, security headers), the session
+/// cookie, and the pages layer (session lifetime, error pages).
 pub fn app(
     state: aw::Data<AppState>,
     key: Key,
@@ -211,17 +213,29 @@ pub fn app(
             let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
             ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge() }.into()
         }))
-        .wrap(from_fn(pages_layer))
-        .wrap(sessions)
-        .wrap(from_fn(edge))
-        // Routes are tried in order: the load balancer's probe first.
+        // Routes are tried in order: the load balancer's probe first, bare.
         .service(web::pages::healthz)
-        .configure(server::routes)
-        .configure(resource::routes)
-        .configure(web::pages::routes)
-        .configure(link::pages::routes)
-        .configure(party.routes)
-        .default_service(aw::to(not_found))
+        // Machines calling protocol endpoints carry no cookie and see no page:
+        // the edge alone, so the hot path pays for no session or page layer.
+        .service(
+            aw::scope("")
+                .guard(guard::fn_guard(|ctx| server::is_protocol_path(ctx.head().uri.path())))
+                .wrap(from_fn(edge))
+                .configure(server::protocol_routes)
+                .default_service(aw::to(protocol_not_found)),
+        )
+        .service(
+            aw::scope("")
+                .wrap(from_fn(pages_layer))
+                .wrap(sessions)
+                .wrap(from_fn(edge))
+                .configure(server::page_routes)
+                .configure(resource::routes)
+                .configure(web::pages::routes)
+                .configure(link::pages::routes)
+                .configure(party.routes)
+                .default_service(aw::to(not_found)),
+        )
 }
 
 /// The party's background work: every second, learn of revocations made by

@@ -17,12 +17,12 @@ use crate::store::{Store, StoreResult};
 /// tell (argon2id with this crate's default cost, of no password anyone has).
 pub const DUMMY_PASSWORD_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$QaAxDYfUa+udgjv86hdH9w$XtG43RVe6GwA5NCVMnit3X88QwRFTVSMfKG2pLHWL70";
-use crate::tokens::KeyRing;
+use crate::tokens::SigningKeys;
 
 pub struct AppState {
     pub config: Config,
     pub store: Store,
-    pub keys: KeyRing,
+    pub keys: SigningKeys,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub grants: GrantRegistry,

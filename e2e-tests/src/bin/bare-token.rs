@@ -61,8 +61,9 @@ impl Signer {
         let rng = SystemRandom::new();
         let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("P-256 key generation");
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("fresh key parses");
-        // Any stable identifier will do here; the real server uses the JWK thumbprint.
-        let kid = URL_SAFE_NO_PAD.encode(&key.public_key().as_ref()[1..17]);
+        // As long as the real server's (an RFC 7638 thumbprint: 43 characters), so the JWTs are the same size.
+        let kid =
+            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.public_key().as_ref()));
         Self { kid, key, rng, issuer }
     }
 

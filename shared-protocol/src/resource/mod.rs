@@ -91,7 +91,8 @@ impl AppState {
             None => {
                 let c: AccessClaims = self
                     .keys
-                    .verify(token, ACCESS_TOKEN_TYP)
+                    .verify(&self.store, now, token, ACCESS_TOKEN_TYP)
+                    .await
                     .map_err(|e| ApiError::InvalidToken(e.to_string().into()))?;
                 c.check(self.config.issuer(), self.config.resource(), now)
                     .map_err(|e| ApiError::InvalidToken(e.into()))?;

@@ -23,7 +23,7 @@ pub async fn introspection_endpoint(
     let now = state.now();
     let inactive = || no_store(HttpResponse::Ok()).json(json!({ "active": false }));
 
-    if let Ok(c) = state.keys.verify::<AccessClaims>(token, ACCESS_TOKEN_TYP) {
+    if let Ok(c) = state.keys.verify::<AccessClaims>(&state.store, now, token, ACCESS_TOKEN_TYP).await {
         let live = c.iss == state.config.issuer() && c.exp > now && !state.store.is_grant_revoked(&c.gid).await?;
         // A client learns only about its own tokens (RFC 7662 2.2 leaves the policy to the server).
         if !live || c.client_id != client.client.id {

@@ -55,7 +55,7 @@ pub async fn protected_resource_metadata(state: web::Data<AppState>) -> HttpResp
 
 #[get("/jwks.json")]
 pub async fn jwks_endpoint(state: web::Data<AppState>) -> HttpResponse {
-    cacheable(state.keys.jwks().clone())
+    cacheable(state.keys.current().jwks().clone())
 }
 
 fn cacheable(body: serde_json::Value) -> HttpResponse {

@@ -14,16 +14,34 @@ pub mod token;
 
 use actix_web::web;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The endpoints machines call (RFC 8414 metadata, RFC 9728 resource
+/// metadata, the JWKS, token, revocation, introspection, device
+/// authorization): no cookie, no page, so they are served without the session
+/// and pages layers. Every path here must be in [`PROTOCOL_PATHS`].
+pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata::authorization_server_metadata)
         .service(metadata::protected_resource_metadata)
         .service(metadata::jwks_endpoint)
-        .service(authorize::authorize_endpoint)
-        .service(authorize::consent_decision)
         .service(token::token_endpoint)
         .service(revoke::revocation_endpoint)
         .service(introspect::introspection_endpoint)
-        .service(device::device_authorization_endpoint)
+        .service(device::device_authorization_endpoint);
+}
+
+/// The paths [`protocol_routes`] serves: a request for one of them, or for
+/// anything under `/.well-known/`, is routed to the protocol scope.
+pub const PROTOCOL_PATHS: &[&str] = &["/token", "/revoke", "/introspect", "/device_authorization", "/jwks.json"];
+
+/// Whether `path` belongs to the protocol scope (see [`protocol_routes`]).
+pub fn is_protocol_path(path: &str) -> bool {
+    PROTOCOL_PATHS.contains(&path) || path.starts_with("/.well-known/")
+}
+
+/// The pages of the authorization server a person sees: the consent page
+/// (RFC 6749 4.1.1), the device verification page (RFC 8628 3.3) and the kiosk.
+pub fn page_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(authorize::authorize_endpoint)
+        .service(authorize::consent_decision)
         .service(device::device_page)
         .service(device::device_decision)
         .service(device::kiosk)

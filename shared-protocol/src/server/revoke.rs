@@ -51,7 +51,7 @@ pub async fn revocation_endpoint(
 
 /// The grant a token belongs to and the client it was issued to.
 async fn find_grant(state: &AppState, token: &str) -> Result<Option<(String, String)>, OAuthError> {
-    if let Ok(claims) = state.keys.verify::<AccessClaims>(token, ACCESS_TOKEN_TYP) {
+    if let Ok(claims) = state.keys.verify::<AccessClaims>(&state.store, state.now(), token, ACCESS_TOKEN_TYP).await {
         return Ok(Some((claims.gid, claims.client_id)));
     }
     let Some((grant_id, _, _)) = state.store.refresh_token_grant(&digest(token)).await? else {

@@ -66,6 +66,11 @@ const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
     PartyMigration { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
     PartyMigration { version: 3, description: "device", sql: include_str!("../../migrations/0003_device.sql") },
     PartyMigration { version: 4, description: "limits", sql: include_str!("../../migrations/0004_limits.sql") },
+    PartyMigration {
+        version: 5,
+        description: "key generations",
+        sql: include_str!("../../migrations/0005_key_generations.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

@@ -2,6 +2,8 @@
 //! database so restarts and instances agree, published as a JWKS (RFC 7517).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -34,6 +36,76 @@ impl std::fmt::Display for TokenError {
     }
 }
 
+/// The key ring as every instance of a party sees it: read from the
+/// database at start, and read again when a token names a key this instance
+/// does not know (a sibling's newer key), at most once every
+/// [`SigningKeys::RELOAD_EVERY`] seconds so forged `kid`s cost one query per
+/// interval at most.
+pub struct SigningKeys {
+    ring: RwLock<Arc<KeyRing>>,
+    /// When the ring was last read from the database (seconds, the injected clock).
+    read_at: AtomicI64,
+}
+
+impl SigningKeys {
+    pub const RELOAD_EVERY: i64 = 5;
+
+    /// The ring from the store, creating the first key when there is none:
+    /// instances starting together on an empty database each offer a key for
+    /// generation 0, one insert wins, and all read back the winner.
+    pub async fn load_or_create(store: &Store, now: i64) -> Result<Self, StoreError> {
+        let mut records = store.signing_keys().await?;
+        if records.is_empty() {
+            store.insert_signing_key(&generate_key(now, 0)).await?;
+            records = store.signing_keys().await?;
+        }
+        Ok(Self::new(KeyRing::from_records(&records), now))
+    }
+
+    pub fn new(ring: KeyRing, now: i64) -> Self {
+        Self { ring: RwLock::new(Arc::new(ring)), read_at: AtomicI64::new(now) }
+    }
+
+    /// The ring as this instance knows it now.
+    pub fn current(&self) -> Arc<KeyRing> {
+        self.ring.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {
+        self.current().sign(typ, claims)
+    }
+
+    /// [`KeyRing::verify`], reading the ring again first if the token names
+    /// an unknown key and the last read is [`Self::RELOAD_EVERY`] old.
+    pub async fn verify<T: DeserializeOwned>(
+        &self,
+        store: &Store,
+        now: i64,
+        token: &str,
+        typ: &str,
+    ) -> Result<T, TokenError> {
+        match self.current().verify(token, typ) {
+            Err(TokenError::UnknownKey) if self.may_read(now) => {
+                let records = store.signing_keys().await.map_err(|_| TokenError::UnknownKey)?;
+                if records.is_empty() {
+                    return Err(TokenError::UnknownKey);
+                }
+                let ring = Arc::new(KeyRing::from_records(&records));
+                *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring.clone();
+                ring.verify(token, typ)
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Claims the next read if the last one is old enough (one caller wins).
+    fn may_read(&self, now: i64) -> bool {
+        let last = self.read_at.load(Ordering::Relaxed);
+        now - last >= Self::RELOAD_EVERY
+            && self.read_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
 /// The keys this party signs with and accepts.
 pub struct KeyRing {
     kid: String,
@@ -47,22 +119,13 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the keys from the store, creating the first one when there is none.
-    /// Every instance signs with the oldest key, so they all agree.
-    pub async fn load_or_create(store: &Store, now: i64) -> Result<Self, StoreError> {
-        let mut records = store.signing_keys().await?;
-        if records.is_empty() {
-            store.insert_signing_key(&generate_key(now)).await?;
-            records = store.signing_keys().await?;
-        }
-        Ok(Self::from_records(&records))
-    }
-
     /// A ring with one fresh key that is not stored anywhere (benchmarks, tests).
     pub fn ephemeral(now: i64) -> Self {
-        Self::from_records(&[generate_key(now)])
+        Self::from_records(&[generate_key(now, 0)])
     }
 
+    /// The ring of `records` (not empty), oldest generation first. Every
+    /// instance signs with the oldest key, so they all agree.
     fn from_records(records: &[KeyRecord]) -> Self {
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
@@ -136,8 +199,8 @@ fn xy(pair: &EcdsaKeyPair) -> (String, String) {
     (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..65]))
 }
 
-/// A new P-256 key whose `kid` is its JWK thumbprint (RFC 7638).
-fn generate_key(now: i64) -> KeyRecord {
+/// A new P-256 key of `generation` whose `kid` is its JWK thumbprint (RFC 7638).
+fn generate_key(now: i64, generation: i64) -> KeyRecord {
     let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
         .expect("P-256 key generation");
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("fresh key parses");
@@ -148,6 +211,7 @@ fn generate_key(now: i64) -> KeyRecord {
         alg: "ES256".into(),
         pkcs8: STANDARD.encode(doc.as_ref()),
         created_at: now,
+        generation,
     }
 }
 
@@ -179,6 +243,67 @@ mod tests {
         let t = ring().sign("at+jwt", &C { sub: "u".into() });
         assert_eq!(ring().verify::<C>(&t, "at+jwt"), Err(TokenError::UnknownKey));
         assert_eq!(ring().verify::<C>("not.a.jwt", "at+jwt"), Err(TokenError::Malformed));
+    }
+
+    /// The same database through `n` separate stores (pools), as `n` instances see it.
+    async fn instances(n: usize) -> Vec<Vec<Store>> {
+        let file = std::env::temp_dir().join(format!("keys-{}.db", uuid::Uuid::new_v4().simple()));
+        let mut urls = vec![format!("sqlite://{}", file.display())];
+        urls.extend(crate::store::testing::postgres_schema_url().await);
+        let mut out = Vec::new();
+        for url in urls {
+            let mut stores = Vec::new();
+            for _ in 0..n {
+                stores.push(Store::connect(&url, &[]).await.expect("store"));
+            }
+            out.push(stores);
+        }
+        out
+    }
+
+    #[actix_web::test]
+    async fn instances_starting_together_on_an_empty_database_agree_on_one_key() {
+        for stores in instances(6).await {
+            let rings = futures_util::future::join_all(stores.iter().map(|s| SigningKeys::load_or_create(s, 100)))
+                .await
+                .into_iter()
+                .map(|r| r.expect("ring"))
+                .collect::<Vec<_>>();
+            assert_eq!(stores[0].signing_keys().await.unwrap().len(), 1, "one key was created");
+            let token = rings[0].sign("at+jwt", &C { sub: "u".into() });
+            for ring in &rings {
+                assert_eq!(ring.current().jwks(), rings[0].current().jwks());
+                assert_eq!(ring.current().verify::<C>(&token, "at+jwt").unwrap().sub, "u");
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_kid_reads_the_ring_again_at_most_every_five_seconds() {
+        for stores in instances(1).await {
+            let store = &stores[0];
+            let keys = SigningKeys::load_or_create(store, 100).await.unwrap();
+            // A sibling adds a key (as a rotation will) and signs with it.
+            let sibling_token = |generation| {
+                let record = generate_key(100, generation);
+                let token = KeyRing::from_records(std::slice::from_ref(&record)).sign("at+jwt", &C { sub: "s".into() });
+                (record, token)
+            };
+            let (k1, t1) = sibling_token(1);
+            store.insert_signing_key(&k1).await.unwrap();
+            assert_eq!(keys.verify::<C>(store, 104, &t1, "at+jwt").await, Err(TokenError::UnknownKey), "read 4 s ago");
+            assert_eq!(keys.verify::<C>(store, 105, &t1, "at+jwt").await.unwrap().sub, "s", "read again at 5 s");
+            let (k2, t2) = sibling_token(2);
+            store.insert_signing_key(&k2).await.unwrap();
+            for now in 105..110 {
+                assert_eq!(keys.verify::<C>(store, now, &t2, "at+jwt").await, Err(TokenError::UnknownKey), "at {now}");
+            }
+            assert!(keys.verify::<C>(store, 110, &t2, "at+jwt").await.is_ok());
+            // The ring that was read signs with the oldest key still, like every sibling's.
+            let own = keys.sign("at+jwt", &C { sub: "u".into() });
+            let kid = jsonwebtoken::decode_header(&own).unwrap().kid.unwrap();
+            assert_eq!(kid, store.signing_keys().await.unwrap()[0].kid);
+        }
     }
 
     #[test]

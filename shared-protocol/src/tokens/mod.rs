@@ -6,4 +6,4 @@ pub mod keys;
 pub mod secrets;
 
 pub use access_token::AccessClaims;
-pub use keys::{KeyRing, TokenError};
+pub use keys::{KeyRing, SigningKeys, TokenError};

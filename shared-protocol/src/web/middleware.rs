@@ -61,9 +61,11 @@ pub async fn edge(
 
 /// RFC 9700 4.16 (clickjacking) and the usual hardening headers, unless the
 /// handler set its own. No `form-action`: browsers apply it to the redirect
-/// after the consent form, which must reach the client's origin.
+/// after the consent form, which must reach the client's origin. JSON answers
+/// get the short set OWASP's REST cheat sheet gives for APIs (a JSON body
+/// loads no script, style or image, and has no link to leak a referrer).
 fn security_headers(headers: &mut HeaderMap) {
-    const HEADERS: [(HeaderName, &str); 5] = [
+    const PAGE: [(HeaderName, &str); 5] = [
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; \
@@ -74,9 +76,16 @@ fn security_headers(headers: &mut HeaderMap) {
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),
     ];
-    for (name, value) in HEADERS {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
+    const JSON: [(HeaderName, &str); 4] = [
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let json = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    for (name, value) in if json { &JSON[..] } else { &PAGE[..] } {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), HeaderValue::from_static(value));
         }
     }
 }
@@ -218,6 +227,14 @@ pub async fn pages_layer(
     }
 }
 
+/// A protocol path asked with a method it does not answer (say `GET /token`): 405 and JSON.
+pub async fn protocol_not_found(req: HttpRequest) -> HttpResponse {
+    let why = format!("{} does not answer {}", req.path(), req.method());
+    let mut res = OAuthError::new(ErrorCode::InvalidRequest, why).error_response();
+    *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    res
+}
+
 /// Unknown paths: an error page for people.
 pub async fn not_found() -> Result<HttpResponse, PageError> {
     Err(PageError::new(StatusCode::NOT_FOUND, "Page not found", "There is nothing at this address."))
@@ -256,6 +273,34 @@ mod tests {
         let body = actix_web::test::read_body(res).await;
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"], "invalid_request");
+    }
+
+    #[actix_web::test]
+    async fn every_protocol_path_reaches_its_endpoint_and_a_wrong_method_gets_json() {
+        let app = Data::new(state(ManualClock::new(1_000)).await);
+        let svc = service(&app).await;
+        let paths = crate::server::PROTOCOL_PATHS.iter().copied();
+        for path in paths.chain(["/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource"]) {
+            let get = send(&svc, TestRequest::get().uri(path)).await;
+            let post = send(&svc, TestRequest::post().uri(path)).await;
+            assert!(get.status != 405 || post.status != 405, "{path}: served by neither GET nor POST");
+            for res in [get, post] {
+                assert!(res.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{path}");
+                assert_eq!(res.header("content-security-policy"), Some("frame-ancestors 'none'"), "{path}");
+                assert_eq!(res.header("x-content-type-options"), Some("nosniff"), "{path}");
+                assert!(res.cookie.is_none(), "{path}: a protocol answer sets no cookie");
+            }
+        }
+        let res = send(&svc, TestRequest::get().uri("/token")).await;
+        assert_eq!(res.status, 405);
+        assert!(res.body.contains(r#""error":"invalid_request""#), "{}", res.body);
+        // Pages still get the page layers and the full policy.
+        let page = send(&svc, TestRequest::get().uri("/nowhere")).await;
+        assert_eq!(page.status, 404);
+        assert!(page.body.contains(r#"data-page="error""#), "{}", page.body);
+        assert!(page.header("content-security-policy").is_some_and(|p| p.contains("default-src 'none'")));
+        let probe = send(&svc, TestRequest::get().uri("/healthz")).await;
+        assert_eq!((probe.status, probe.body.as_str(), probe.header("cache-control")), (200, "ok", Some("no-store")));
     }
 
     #[actix_web::test]

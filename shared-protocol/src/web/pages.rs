@@ -351,24 +351,27 @@ pub async fn stylesheet(app: web::Data<AppState>) -> HttpResponse {
         ))
 }
 
-/// 200 when the party can serve: the database answered within the last second.
+/// 200 when the party can serve: the database answered within the last
+/// second. Served outside every layer (a probe every second would fill the
+/// log), so it sets its own `Cache-Control`.
 #[get("/healthz")]
 pub async fn healthz(app: web::Data<AppState>) -> HttpResponse {
     use std::sync::atomic::Ordering;
     let now = app.now();
-    if now - app.db_seen_at.load(Ordering::Relaxed) < 1 {
-        return HttpResponse::Ok().content_type("text/plain").body("ok");
-    }
-    match app.store.ping().await {
+    let fresh = now - app.db_seen_at.load(Ordering::Relaxed) < 1;
+    let (mut res, body) = match if fresh { Ok(()) } else { app.store.ping().await } {
         Ok(()) => {
-            app.db_seen_at.store(now, Ordering::Relaxed);
-            HttpResponse::Ok().content_type("text/plain").body("ok")
+            if !fresh {
+                app.db_seen_at.store(now, Ordering::Relaxed);
+            }
+            (HttpResponse::Ok(), "ok")
         }
         Err(e) => {
             tracing::error!(error = %e, "health check: database unreachable");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unreachable")
+            (HttpResponse::ServiceUnavailable(), "database unreachable")
         }
-    }
+    };
+    res.insert_header((header::CACHE_CONTROL, "no-store")).content_type("text/plain").body(body)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
