@@ -135,6 +135,10 @@ pub struct Cli {
     /// sqlite://path (created on first start) or postgres://…
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Database connections this instance opens at most [default: 4 on SQLite, 10 on PostgreSQL].
+    /// N instances open up to N times this; PostgreSQL allows 100 by default.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_max_connections: Option<u32>,
     /// The secret the peer's client authenticates with here.
     #[arg(long, env = "PEER_CLIENT_SECRET")]
     pub peer_client_secret: String,
@@ -299,6 +303,7 @@ pub struct Config {
     pub public_url: String,
     pub peer_url: String,
     pub database_url: String,
+    pub database_max_connections: Option<u32>,
     pub peer_client_secret: String,
     pub client_secret: String,
     pub lifetimes: Lifetimes,
@@ -333,6 +338,7 @@ impl Config {
             public_url: cli.public_url.trim_end_matches('/').to_owned(),
             peer_url: cli.peer_url.trim_end_matches('/').to_owned(),
             database_url: cli.database_url,
+            database_max_connections: cli.database_max_connections,
             peer_client_secret: cli.peer_client_secret,
             client_secret: cli.client_secret,
             lifetimes: Lifetimes {

@@ -61,7 +61,7 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
 ) -> Result<AppState, StoreError> {
-    let store = Store::connect(&config.database_url, config.party.migrations).await?;
+    let store = Store::connect(&config.database_url, config.database_max_connections, config.party.migrations).await?;
     let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
     register_clients(&config, &store).await?;
     let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);

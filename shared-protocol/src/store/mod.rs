@@ -79,8 +79,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects, creating the SQLite file (and its folder) on first start, and migrates.
-    pub async fn connect(database_url: &str, extra: &[PartyMigration]) -> StoreResult<Self> {
+    /// The most connections an instance opens unless told (`--database-max-connections`):
+    /// SQLite has one writer anyway; ten per instance lets nine instances share
+    /// PostgreSQL's default `max_connections` of 100 (three are reserved for superusers).
+    pub const DEFAULT_MAX_CONNECTIONS_SQLITE: u32 = 4;
+    pub const DEFAULT_MAX_CONNECTIONS_POSTGRES: u32 = 10;
+
+    /// Connects with at most `max_connections` (or the backend's default),
+    /// creating the SQLite file (and its folder) on first start, and migrates.
+    pub async fn connect(
+        database_url: &str,
+        max_connections: Option<u32>,
+        extra: &[PartyMigration],
+    ) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let is_sqlite = database_url.starts_with("sqlite:");
         let memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
@@ -100,9 +111,9 @@ impl Store {
             // An in-memory database lives as long as its one connection.
             pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else if is_sqlite {
-            pool.max_connections(4)
+            pool.max_connections(max_connections.unwrap_or(Self::DEFAULT_MAX_CONNECTIONS_SQLITE))
         } else {
-            pool.max_connections(16)
+            pool.max_connections(max_connections.unwrap_or(Self::DEFAULT_MAX_CONNECTIONS_POSTGRES))
         };
         let pool = pool.connect_with(options).await?;
         let store = Self { pool };
@@ -178,11 +189,24 @@ pub(crate) mod testing {
     use super::*;
 
     pub async fn stores() -> Vec<Store> {
-        let mut out = vec![Store::connect("sqlite::memory:", &[]).await.expect("sqlite in memory")];
+        let mut out = vec![Store::connect("sqlite::memory:", None, &[]).await.expect("sqlite in memory")];
         if let Some(url) = postgres_schema_url().await {
-            out.push(Store::connect(&url, &[]).await.expect("postgres"));
+            out.push(Store::connect(&url, None, &[]).await.expect("postgres"));
         }
         out
+    }
+
+    #[actix_web::test]
+    async fn the_pool_opens_at_most_what_it_is_told() {
+        let file = std::env::temp_dir().join(format!("pool-{}.db", uuid::Uuid::new_v4().simple()));
+        let sqlite = format!("sqlite://{}", file.display());
+        let max = |s: &Store| s.pool().options().get_max_connections();
+        assert_eq!(max(&Store::connect(&sqlite, None, &[]).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_SQLITE);
+        assert_eq!(max(&Store::connect(&sqlite, Some(2), &[]).await.unwrap()), 2);
+        if let Some(url) = postgres_schema_url().await {
+            assert_eq!(max(&Store::connect(&url, None, &[]).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_POSTGRES);
+            assert_eq!(max(&Store::connect(&url, Some(3), &[]).await.unwrap()), 3);
+        }
     }
 
     /// A URL to a new, empty schema in the test database.
