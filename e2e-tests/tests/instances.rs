@@ -5,6 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+
 use common::*;
 
 #[tokio::test]
@@ -44,6 +46,11 @@ async fn two_instances_of_party_b_share_keys_sessions_and_revocations() {
 /// create one signing key between them and accept each other's tokens.
 #[tokio::test]
 async fn instances_started_together_on_an_empty_database_agree_on_keys() {
+    // Several instances share PostgreSQL only; SQLite is one instance (its migrations take no lock).
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: several instances need TEST_DATABASE_URL (PostgreSQL); scripts/test.sh sets it");
+        return;
+    }
     let dir = scratch_dir();
     for trial in 0..10 {
         let db = database_url(&dir, &format!("party-b-{trial}"), true).await;
@@ -84,4 +91,119 @@ async fn instances_started_together_on_an_empty_database_agree_on_keys() {
             assert_eq!(answer["active"], true, "trial {trial}: a sibling's token is active");
         }
     }
+}
+
+/// A `client_credentials` token from `issuer`, introspected at `other`: whether both worked, and the token's `kid`.
+async fn issue_and_check(issuer: &str, other: &str) -> Result<String, String> {
+    let creds = ("voice-assistant", Some("voice-assistant-dev-secret"));
+    let res = http()
+        .post(format!("{issuer}/token"))
+        .basic_auth(creds.0, creds.1)
+        .form(&[("grant_type", "client_credentials"), ("scope", "player:read")])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let token: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+    let access = token["access_token"].as_str().ok_or(format!("no token: {token}"))?.to_owned();
+    let answer: serde_json::Value = http()
+        .post(format!("{other}/introspect"))
+        .basic_auth(creds.0, creds.1)
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer["active"] != true {
+        return Err(format!("{other} refused a token of {issuer}: {answer}"));
+    }
+    Ok(jsonwebtoken::decode_header(&access).unwrap().kid.unwrap())
+}
+
+/// Waits up to 10 s for `check` to hold.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 9: a signing-key rotation while both instances issue and check
+/// tokens fails no request. Time is moved by ageing the key rows in the
+/// database, which is what the instances read every second.
+#[tokio::test]
+async fn a_key_rotation_under_traffic_on_two_instances_fails_no_request() {
+    let dir = scratch_dir();
+    let db = database_url(&dir, "party-b", true).await;
+    let (p1, p2) = (free_port(), free_port());
+    let first = start("party-b", p1, "http://127.0.0.1:9", &db, &dir, &[]).await;
+    let pool = database(&first).await;
+    let keys = || async {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT kid, generation FROM signing_keys ORDER BY generation")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        rows
+    };
+    let old_kid = keys().await[0].0.clone();
+    // As if the party had run for 40 days: the next key is due.
+    sqlx::query("UPDATE signing_keys SET created_at = created_at - 40 * 86400").execute(&pool).await.unwrap();
+    let public = ["--public-url".to_owned(), first.url.clone()];
+    let second = start("party-b", p2, "http://127.0.0.1:9", &db, &dir, &public).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (first, second, stop) = (first.url.clone(), second.url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut done, mut kids) = (0, std::collections::BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (issuer, other) in [(&first, &second), (&second, &first)] {
+                    kids.insert(issue_and_check(issuer, other).await?);
+                    done += 1;
+                }
+            }
+            Ok::<_, String>((done, kids))
+        })
+    };
+
+    eventually("one instance publishes the next key", || async { keys().await.len() == 2 }).await;
+    let jwks = |p: String| async move {
+        let v: serde_json::Value = http().get(format!("{p}/jwks.json")).send().await.unwrap().json().await.unwrap();
+        v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let new_kid = keys().await[1].0.clone();
+    let both = vec![old_kid.clone(), new_kid.clone()];
+    for p in [&first, &second] {
+        let url = p.url.clone();
+        eventually("both instances publish both keys", || jwks(url.clone()).map(|k| k == both)).await;
+    }
+    assert_eq!(issue_and_check(&first.url, &second.url).await.unwrap(), old_kid, "the new key does not sign yet");
+
+    // Ten minutes later (the new key's row aged by 601 s): both sign with it.
+    sqlx::query("UPDATE signing_keys SET created_at = created_at - 601 WHERE generation = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (issuer, other) in [(&first.url, &second.url), (&second.url, &first.url)] {
+        eventually("both instances sign with the new key", || async {
+            issue_and_check(issuer, other).await.unwrap() == new_kid
+        })
+        .await;
+    }
+    // Past the old key's last token (access tokens live 600 s, plus a minute): it is retired.
+    sqlx::query("UPDATE signing_keys SET created_at = created_at - 700 WHERE generation = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for p in [&first, &second] {
+        let url = p.url.clone();
+        let only = vec![new_kid.clone()];
+        eventually("the old key is retired", || jwks(url.clone()).map(|k| k == only)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (done, kids) = traffic.await.unwrap().expect("no request failed during the rotation");
+    assert!(done >= 20, "traffic ran ({done} requests)");
+    assert!(kids.contains(&new_kid), "traffic saw the new key: {kids:?}");
 }

@@ -145,6 +145,9 @@ pub struct Cli {
     /// This party's client secret at the peer.
     #[arg(long, env = "CLIENT_SECRET")]
     pub client_secret: String,
+    /// Days a signing key signs before the next one takes over (it is published 10 minutes ahead).
+    #[arg(long, env = "KEY_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub key_rotation_days: u32,
     /// Access token lifetime in seconds.
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 600)]
     pub access_token_ttl: i64,
@@ -304,6 +307,7 @@ pub struct Config {
     pub peer_url: String,
     pub database_url: String,
     pub database_max_connections: Option<u32>,
+    pub key_rotation_days: u32,
     pub peer_client_secret: String,
     pub client_secret: String,
     pub lifetimes: Lifetimes,
@@ -339,6 +343,7 @@ impl Config {
             peer_url: cli.peer_url.trim_end_matches('/').to_owned(),
             database_url: cli.database_url,
             database_max_connections: cli.database_max_connections,
+            key_rotation_days: cli.key_rotation_days,
             peer_client_secret: cli.peer_client_secret,
             client_secret: cli.client_secret,
             lifetimes: Lifetimes {

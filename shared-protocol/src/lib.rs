@@ -46,7 +46,7 @@ use crate::server::grants::GrantRegistry;
 use crate::state::{http_client, AppState};
 use crate::store::{ClientRecord, Store, StoreError, UserRecord};
 use crate::tokens::secrets::{digest, new_id};
-use crate::tokens::SigningKeys;
+use crate::tokens::{KeyPolicy, SigningKeys};
 use crate::web::form::MAX_BODY;
 use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
 
@@ -62,7 +62,8 @@ pub async fn build_state(
     entropy: Arc<dyn Entropy>,
 ) -> Result<AppState, StoreError> {
     let store = Store::connect(&config.database_url, config.database_max_connections, config.party.migrations).await?;
-    let keys = SigningKeys::load_or_create(&store, clock.now()).await?;
+    let key_policy = KeyPolicy::new(config.key_rotation_days, config.lifetimes.access_token);
+    let keys = SigningKeys::load_or_create(&store, clock.now(), key_policy).await?;
     register_clients(&config, &store).await?;
     let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);
     if config.demo_data && store.user_count().await? == 0 {
@@ -239,7 +240,8 @@ pub fn app(
 }
 
 /// The party's background work: every second, learn of revocations made by
-/// other instances sharing the database; every ten, forget rate-limit state
+/// other instances sharing the database and keep the signing keys in step
+/// (rotation, retirement); every ten, forget rate-limit state
 /// nobody needs; every ten minutes, forget device requests past their use;
 /// every hour, prune the rest that has passed its use (expired codes, refresh
 /// tokens, grants never redeemed, sessions, and link history past its retention).
@@ -267,6 +269,9 @@ fn spawn_housekeeping(state: aw::Data<AppState>) {
             let forget_before = now - state.config.lifetimes.access_token - 60;
             if let Err(e) = state.revocations.sync(&state.store, now, forget_before).await {
                 tracing::warn!(error = %e, "revocation sync failed");
+            }
+            if let Err(e) = state.keys.maintain(&state.store, now).await {
+                tracing::warn!(error = %e, "signing key rotation failed");
             }
         }
     });

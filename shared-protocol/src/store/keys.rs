@@ -33,6 +33,12 @@ impl Store {
         .await?)
     }
 
+    /// Forgets the keys of generations before `generation` (retired).
+    pub async fn delete_signing_keys_before(&self, generation: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM signing_keys WHERE generation < $1").bind(generation).execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// Inserts `key` unless its generation (or kid) is already taken; read
     /// the keys back to learn which one won.
     pub async fn insert_signing_key(&self, key: &KeyRecord) -> StoreResult<()> {

@@ -36,6 +36,32 @@ impl std::fmt::Display for TokenError {
     }
 }
 
+/// When keys rotate: a new key is published `publish_ahead` seconds before it
+/// signs, so every cached JWKS (ours are served with `max-age=300`) holds it
+/// by then; a key that stopped signing stays published `retire_after` more
+/// seconds, until the last token it signed has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPolicy {
+    pub rotate_every: i64,
+    pub publish_ahead: i64,
+    pub retire_after: i64,
+}
+
+impl KeyPolicy {
+    /// Two JWKS cache lifetimes.
+    pub const PUBLISH_AHEAD: i64 = 600;
+
+    /// Rotating every `days`, with tokens that live at most `longest_token` seconds.
+    pub fn new(days: u32, longest_token: i64) -> Self {
+        // Client assertions live 60 s; a minute more covers clock skew.
+        Self {
+            rotate_every: i64::from(days.max(1)) * 86_400,
+            publish_ahead: Self::PUBLISH_AHEAD,
+            retire_after: longest_token.max(60) + 60,
+        }
+    }
+}
+
 /// The key ring as every instance of a party sees it: read from the
 /// database at start, and read again when a token names a key this instance
 /// does not know (a sibling's newer key), at most once every
@@ -45,6 +71,7 @@ pub struct SigningKeys {
     ring: RwLock<Arc<KeyRing>>,
     /// When the ring was last read from the database (seconds, the injected clock).
     read_at: AtomicI64,
+    policy: KeyPolicy,
 }
 
 impl SigningKeys {
@@ -53,17 +80,51 @@ impl SigningKeys {
     /// The ring from the store, creating the first key when there is none:
     /// instances starting together on an empty database each offer a key for
     /// generation 0, one insert wins, and all read back the winner.
-    pub async fn load_or_create(store: &Store, now: i64) -> Result<Self, StoreError> {
+    pub async fn load_or_create(store: &Store, now: i64, policy: KeyPolicy) -> Result<Self, StoreError> {
         let mut records = store.signing_keys().await?;
         if records.is_empty() {
             store.insert_signing_key(&generate_key(now, 0)).await?;
             records = store.signing_keys().await?;
         }
-        Ok(Self::new(KeyRing::from_records(&records), now))
+        Ok(Self { policy, ..Self::new(KeyRing::from_records(&records, now, policy.publish_ahead), now) })
     }
 
+    /// Run every second by each instance: creates the next key when the
+    /// newest is due for rotation (one insert per generation wins, so one
+    /// instance rotates), forgets keys whose last token has expired, and
+    /// rebuilds the ring if what it holds or signs with changed. Every
+    /// instance picks the signing key from the same rows and the same time,
+    /// so all switch within the second.
+    pub async fn maintain(&self, store: &Store, now: i64) -> Result<(), StoreError> {
+        let policy = self.policy;
+        let mut records = store.signing_keys().await?;
+        let Some(newest) = records.last() else { return Ok(()) };
+        if now >= newest.created_at + policy.rotate_every - policy.publish_ahead {
+            store.insert_signing_key(&generate_key(now, newest.generation + 1)).await?;
+            records = store.signing_keys().await?;
+        }
+        let active = active_index(&records, now, policy.publish_ahead);
+        // The active key has signed since it was published `publish_ahead`; the older ones' tokens are gone `retire_after` later.
+        if active > 0 && now >= records[active].created_at + policy.publish_ahead + policy.retire_after {
+            store.delete_signing_keys_before(records[active].generation).await?;
+            records.drain(..active);
+        }
+        let ring = self.current();
+        let same = ring.kid == records[active_index(&records, now, policy.publish_ahead)].kid
+            && ring.verifying.len() == records.len()
+            && records.iter().all(|r| ring.verifying.contains_key(&r.kid));
+        if !same {
+            *self.ring.write().unwrap_or_else(PoisonError::into_inner) =
+                Arc::new(KeyRing::from_records(&records, now, policy.publish_ahead));
+            self.read_at.store(now, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A ring that is not kept in a store (benchmarks, tests): it never rotates.
     pub fn new(ring: KeyRing, now: i64) -> Self {
-        Self { ring: RwLock::new(Arc::new(ring)), read_at: AtomicI64::new(now) }
+        let policy = KeyPolicy::new(u32::MAX, 0);
+        Self { ring: RwLock::new(Arc::new(ring)), read_at: AtomicI64::new(now), policy }
     }
 
     /// The ring as this instance knows it now.
@@ -90,7 +151,7 @@ impl SigningKeys {
                 if records.is_empty() {
                     return Err(TokenError::UnknownKey);
                 }
-                let ring = Arc::new(KeyRing::from_records(&records));
+                let ring = Arc::new(KeyRing::from_records(&records, now, self.policy.publish_ahead));
                 *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring.clone();
                 ring.verify(token, typ)
             }
@@ -121,12 +182,12 @@ pub struct KeyRing {
 impl KeyRing {
     /// A ring with one fresh key that is not stored anywhere (benchmarks, tests).
     pub fn ephemeral(now: i64) -> Self {
-        Self::from_records(&[generate_key(now, 0)])
+        Self::from_records(&[generate_key(now, 0)], now, 0)
     }
 
-    /// The ring of `records` (not empty), oldest generation first. Every
-    /// instance signs with the oldest key, so they all agree.
-    fn from_records(records: &[KeyRecord]) -> Self {
+    /// The ring of `records` (not empty, oldest generation first), signing
+    /// with the newest key published at least `publish_ahead` seconds ago.
+    fn from_records(records: &[KeyRecord], now: i64, publish_ahead: i64) -> Self {
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
         for r in records {
@@ -137,7 +198,7 @@ impl KeyRing {
             jwks.push(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": r.kid, "use": "sig", "alg": "ES256"}));
             verifying.insert(r.kid.clone(), key);
         }
-        let current = &records[0];
+        let current = &records[active_index(records, now, publish_ahead)];
         let der = STANDARD.decode(&current.pkcs8).expect("stored PKCS#8 is base64");
         let signing = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).expect("stored key is P-256");
         let mut validation = Validation::new(Algorithm::ES256);
@@ -193,6 +254,12 @@ impl KeyRing {
     }
 }
 
+/// The key to sign with: the newest published at least `publish_ahead` ago,
+/// or the oldest if none is (the first key signs at once: nobody cached a JWKS before it).
+fn active_index(records: &[KeyRecord], now: i64, publish_ahead: i64) -> usize {
+    records.iter().rposition(|r| r.created_at + publish_ahead <= now).unwrap_or(0)
+}
+
 fn xy(pair: &EcdsaKeyPair) -> (String, String) {
     // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
     let point = pair.public_key().as_ref();
@@ -226,6 +293,58 @@ mod tests {
 
     fn ring() -> KeyRing {
         KeyRing::ephemeral(1)
+    }
+
+    /// Rotating every 1,000 s, published 100 s ahead, retired 50 s after.
+    const POLICY: KeyPolicy = KeyPolicy { rotate_every: 1_000, publish_ahead: 100, retire_after: 50 };
+
+    fn kid_of(token: &str) -> String {
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+    }
+
+    fn published(keys: &SigningKeys) -> Vec<String> {
+        let jwks = keys.current().jwks().clone();
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[actix_web::test]
+    async fn a_rotation_publishes_ahead_signs_on_time_and_retires_after_the_last_token() {
+        for stores in instances(2).await {
+            let (one, two) = (&stores[0], &stores[1]);
+            let a = SigningKeys::load_or_create(one, 0, POLICY).await.unwrap();
+            let b = SigningKeys::load_or_create(two, 0, POLICY).await.unwrap();
+            let first = kid_of(&a.sign("at+jwt", &C { sub: "u".into() }));
+            for keys in [&a, &b] {
+                keys.maintain(one, 899).await.unwrap();
+            }
+            assert_eq!(published(&a), std::slice::from_ref(&first), "not due before 900 = 1000 - 100");
+            // Both instances are due at the same second: one new key between them.
+            let (ra, rb) = futures_util::join!(a.maintain(one, 900), b.maintain(two, 900));
+            ra.unwrap();
+            rb.unwrap();
+            assert_eq!(one.signing_keys().await.unwrap().len(), 2);
+            assert_eq!(published(&a), published(&b));
+            assert_eq!(published(&a).len(), 2, "the next key is published at once");
+            let old_token = a.sign("at+jwt", &C { sub: "old".into() });
+            assert_eq!(kid_of(&old_token), first, "…but does not sign before it is 100 s old");
+            for keys in [&a, &b] {
+                keys.maintain(one, 999).await.unwrap();
+                assert_eq!(kid_of(&keys.sign("at+jwt", &C { sub: "u".into() })), first);
+                keys.maintain(one, 1_000).await.unwrap();
+            }
+            let second = published(&a)[1].clone();
+            for keys in [&a, &b] {
+                assert_eq!(kid_of(&keys.sign("at+jwt", &C { sub: "u".into() })), second, "both switch at 1000");
+                assert_eq!(keys.verify::<C>(one, 1_000, &old_token, "at+jwt").await.unwrap().sub, "old");
+                keys.maintain(one, 1_049).await.unwrap();
+                assert_eq!(published(keys).len(), 2, "the old key stays while its tokens may live");
+            }
+            a.maintain(one, 1_050).await.unwrap();
+            b.maintain(two, 1_050).await.unwrap();
+            for keys in [&a, &b] {
+                assert_eq!(published(keys), std::slice::from_ref(&second), "retired at 1000 + 50");
+            }
+        }
     }
 
     #[test]
@@ -264,11 +383,12 @@ mod tests {
     #[actix_web::test]
     async fn instances_starting_together_on_an_empty_database_agree_on_one_key() {
         for stores in instances(6).await {
-            let rings = futures_util::future::join_all(stores.iter().map(|s| SigningKeys::load_or_create(s, 100)))
-                .await
-                .into_iter()
-                .map(|r| r.expect("ring"))
-                .collect::<Vec<_>>();
+            let rings =
+                futures_util::future::join_all(stores.iter().map(|s| SigningKeys::load_or_create(s, 100, POLICY)))
+                    .await
+                    .into_iter()
+                    .map(|r| r.expect("ring"))
+                    .collect::<Vec<_>>();
             assert_eq!(stores[0].signing_keys().await.unwrap().len(), 1, "one key was created");
             let token = rings[0].sign("at+jwt", &C { sub: "u".into() });
             for ring in &rings {
@@ -282,11 +402,12 @@ mod tests {
     async fn an_unknown_kid_reads_the_ring_again_at_most_every_five_seconds() {
         for stores in instances(1).await {
             let store = &stores[0];
-            let keys = SigningKeys::load_or_create(store, 100).await.unwrap();
+            let keys = SigningKeys::load_or_create(store, 100, POLICY).await.unwrap();
             // A sibling adds a key (as a rotation will) and signs with it.
             let sibling_token = |generation| {
                 let record = generate_key(100, generation);
-                let token = KeyRing::from_records(std::slice::from_ref(&record)).sign("at+jwt", &C { sub: "s".into() });
+                let token =
+                    KeyRing::from_records(std::slice::from_ref(&record), 100, 0).sign("at+jwt", &C { sub: "s".into() });
                 (record, token)
             };
             let (k1, t1) = sibling_token(1);

@@ -6,4 +6,4 @@ pub mod keys;
 pub mod secrets;
 
 pub use access_token::AccessClaims;
-pub use keys::{KeyRing, SigningKeys, TokenError};
+pub use keys::{KeyPolicy, KeyRing, SigningKeys, TokenError};
