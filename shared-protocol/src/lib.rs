@@ -160,6 +160,7 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
     let max_connections = state.config.max_connections;
     let state = aw::Data::new(state);
     spawn_housekeeping(state.clone());
+    spawn_revocation_listener(state.clone());
     let mut server = HttpServer::new(move || app(state.clone(), key.clone()))
         // Explicit bounds on connections: how many, how fast they may open, how
         // long a head may take (a slow head is cut), how long idle keep-alive lasts.
@@ -237,6 +238,33 @@ pub fn app(
                 .configure(party.routes)
                 .default_service(aw::to(not_found)),
         )
+}
+
+/// On PostgreSQL, learns of another instance's revocation as it commits
+/// (`LISTEN`), so a revoked token stops working everywhere within
+/// milliseconds; the once-a-second pull stays for notices missed while the
+/// listener reconnects.
+fn spawn_revocation_listener(state: aw::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut listener = match state.store.revocation_listener().await {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for revocations; relying on the once-a-second pull");
+                return;
+            }
+        };
+        loop {
+            // `recv` reconnects after a lost connection; what was sent meanwhile the pull finds.
+            match listener.recv().await {
+                Ok(notice) => state.revocations.note(notice.payload(), state.now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation listener");
+                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
 }
 
 /// The party's background work: every second, learn of revocations made by

@@ -107,6 +107,14 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if self.postgres_url.is_some() {
+            // Delivered to every listening instance when the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::REVOCATIONS_CHANNEL)
+                .bind(grant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -73,10 +73,22 @@ const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
     },
 ];
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The PostgreSQL URL, for the revocation listener; `None` on SQLite.
+    postgres_url: Option<String>,
 }
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("Store").field("postgres", &self.postgres_url.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// The PostgreSQL channel a revocation is announced on (payload: the grant id).
+const REVOCATIONS_CHANNEL: &str = "grant_revoked";
 
 impl Store {
     /// The most connections an instance opens unless told (`--database-max-connections`):
@@ -116,7 +128,7 @@ impl Store {
             pool.max_connections(max_connections.unwrap_or(Self::DEFAULT_MAX_CONNECTIONS_POSTGRES))
         };
         let pool = pool.connect_with(options).await?;
-        let store = Self { pool };
+        let store = Self { pool, postgres_url: (!is_sqlite).then(|| database_url.to_owned()) };
         store.migrate(extra).await?;
         Ok(store)
     }
@@ -156,6 +168,15 @@ impl Store {
         let (v,): (String,) =
             sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
         Ok(v)
+    }
+
+    /// On PostgreSQL, a listener for the revocations every instance
+    /// announces ([`Store::revoke_grant`]); `None` on SQLite (one instance).
+    pub async fn revocation_listener(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+        let Some(url) = &self.postgres_url else { return Ok(None) };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(REVOCATIONS_CHANNEL).await?;
+        Ok(Some(listener))
     }
 
     pub async fn ping(&self) -> StoreResult<()> {
