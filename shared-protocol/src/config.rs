@@ -103,6 +103,8 @@ pub struct Lifetimes {
     pub device_hinted: i64,
     /// The polling interval a device is given (RFC 8628 3.2 `interval`).
     pub device_interval: i64,
+    /// Seconds after a refresh in which the rotated-out token is honoured once more (0: never).
+    pub refresh_reuse_grace: i64,
 }
 
 impl Default for Lifetimes {
@@ -115,6 +117,7 @@ impl Default for Lifetimes {
             device_code: 600,
             device_hinted: 7 * 24 * 3600,
             device_interval: 5,
+            refresh_reuse_grace: 0,
         }
     }
 }
@@ -154,6 +157,10 @@ pub struct Cli {
     /// Refresh token lifetime in seconds.
     #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 2_592_000)]
     pub refresh_token_ttl: i64,
+    /// Seconds after a refresh in which the refresh token it replaced is
+    /// honoured once more instead of revoking the family (0: strict reuse detection).
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=600))]
+    pub refresh_reuse_grace: i64,
     /// Authorization code lifetime in seconds.
     #[arg(long, env = "CODE_TTL", default_value_t = 60)]
     pub code_ttl: i64,
@@ -353,6 +360,7 @@ impl Config {
                 device_code: cli.device_code_ttl.max(1),
                 device_hinted: cli.device_hint_ttl.max(1),
                 device_interval: cli.device_interval.max(1),
+                refresh_reuse_grace: cli.refresh_reuse_grace,
                 ..Lifetimes::default()
             },
             workers: cli.workers,

@@ -60,6 +60,9 @@ pub enum RedeemOutcome {
 pub enum RefreshOutcome {
     /// Used up now by this caller: it may issue the next token of the family.
     Fresh,
+    /// A rotated-out token came back within the reuse grace, for the first
+    /// time: honoured like [`RefreshOutcome::Fresh`], the family kept.
+    WithinGrace,
     /// A rotated-out token came back: the family is compromised.
     Reused {
         grant_id: String,
@@ -244,7 +247,10 @@ impl Store {
 
     /// Uses a refresh token up in one atomic step: of two concurrent
     /// refreshes with the same token exactly one gets `Fresh`.
-    pub async fn use_refresh_token(&self, digest: &str, now: i64) -> StoreResult<RefreshOutcome> {
+    /// Uses a refresh token up: [`RefreshOutcome::Fresh`] for exactly one
+    /// caller; a token used up at most `grace` seconds ago is honoured once
+    /// more ([`RefreshOutcome::WithinGrace`]), and any other return is reuse.
+    pub async fn use_refresh_token(&self, digest: &str, now: i64, grace: i64) -> StoreResult<RefreshOutcome> {
         let done = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE digest = $1 AND used_at IS NULL")
             .bind(digest)
             .bind(now)
@@ -252,6 +258,20 @@ impl Store {
             .await?;
         if done.rows_affected() == 1 {
             return Ok(RefreshOutcome::Fresh);
+        }
+        if grace > 0 {
+            let again = sqlx::query(
+                "UPDATE refresh_tokens SET regranted_at = $2
+                 WHERE digest = $1 AND used_at >= $3 AND regranted_at IS NULL",
+            )
+            .bind(digest)
+            .bind(now)
+            .bind(now - grace)
+            .execute(self.pool())
+            .await?;
+            if again.rows_affected() == 1 {
+                return Ok(RefreshOutcome::WithinGrace);
+            }
         }
         let used: Option<(String,)> = sqlx::query_as("SELECT grant_id FROM refresh_tokens WHERE digest = $1")
             .bind(digest)
@@ -387,10 +407,10 @@ mod tests {
     async fn concurrent_refreshes_of_one_token_yield_exactly_one_fresh() {
         for store in stores().await {
             store.insert_refresh_token("r1", "g1", 1000).await.unwrap();
-            let (a, b) = tokio::join!(store.use_refresh_token("r1", 5), store.use_refresh_token("r1", 5));
+            let (a, b) = tokio::join!(store.use_refresh_token("r1", 5, 0), store.use_refresh_token("r1", 5, 0));
             let fresh = [a.unwrap(), b.unwrap()].iter().filter(|o| matches!(o, RefreshOutcome::Fresh)).count();
             assert_eq!(fresh, 1);
-            assert!(matches!(store.use_refresh_token("r1", 6).await.unwrap(), RefreshOutcome::Reused { .. }));
+            assert!(matches!(store.use_refresh_token("r1", 6, 0).await.unwrap(), RefreshOutcome::Reused { .. }));
         }
     }
 

@@ -71,6 +71,11 @@ const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
         description: "key generations",
         sql: include_str!("../../migrations/0005_key_generations.sql"),
     },
+    PartyMigration {
+        version: 6,
+        description: "refresh grace",
+        sql: include_str!("../../migrations/0006_refresh_grace.sql"),
+    },
 ];
 
 #[derive(Clone)]

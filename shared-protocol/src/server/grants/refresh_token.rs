@@ -42,8 +42,13 @@ impl Grant for RefreshToken {
             }
             grant.scope = asked.to_string();
         }
-        match state.store.use_refresh_token(&token_digest, now).await? {
-            RefreshOutcome::Fresh => Ok(issue_tokens(state, &grant, None, true).await?.into()),
+        let grace = state.config.lifetimes.refresh_reuse_grace;
+        match state.store.use_refresh_token(&token_digest, now, grace).await? {
+            // Within the grace (RFC 9700 4.14.2 leaves the policy to the server):
+            // a client that lost the answer, or a sibling instance racing it, gets tokens too.
+            RefreshOutcome::Fresh | RefreshOutcome::WithinGrace => {
+                Ok(issue_tokens(state, &grant, None, true).await?.into())
+            }
             // A rotated-out token is back: someone holds a copy. Revoke the family.
             RefreshOutcome::Reused { grant_id } => {
                 state.revoke_grant(&grant_id).await?;
@@ -85,6 +90,32 @@ mod tests {
         assert_eq!(reuse.code, ErrorCode::InvalidGrant);
         assert!(app.verify_access_token(&second.access_token).await.is_err(), "the family's access token is revoked");
         assert_eq!(refresh(&app, &format!("refresh_token={r2}")).await.unwrap_err().code, ErrorCode::InvalidGrant);
+    }
+
+    #[actix_web::test]
+    async fn within_the_reuse_grace_the_replaced_token_is_honoured_once_and_the_family_kept() {
+        let clock = ManualClock::new(5_000);
+        let app = crate::testing::state_with(clock.clone(), &["--refresh-reuse-grace", "30"]).await;
+        let r1 = first_tokens(&app).await.refresh_token.unwrap();
+        let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
+        clock.advance(30);
+        let again = refresh(&app, &format!("refresh_token={r1}")).await.expect("honoured within 30 s");
+        assert!(app.verify_access_token(&second.access_token).await.is_ok(), "the family is kept");
+        for next in [second.refresh_token.unwrap(), again.refresh_token.unwrap()] {
+            assert!(refresh(&app, &format!("refresh_token={next}")).await.is_ok(), "both successors work");
+        }
+        // Only once: the next return of r1 is reuse, and ends the family.
+        let reuse = refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err();
+        assert_eq!(reuse.code, ErrorCode::InvalidGrant);
+        assert!(app.verify_access_token(&again.access_token).await.is_err(), "the family is revoked");
+
+        // Past the grace, the first return is reuse.
+        let grant = user_grant(&app, "another").await;
+        let r1 = issue_tokens(&app, &grant, None, true).await.unwrap().refresh_token.unwrap();
+        let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
+        clock.advance(31);
+        assert_eq!(refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err().code, ErrorCode::InvalidGrant);
+        assert!(app.verify_access_token(&second.access_token).await.is_err());
     }
 
     #[actix_web::test]
