@@ -237,3 +237,51 @@ async fn a_revocation_at_one_instance_is_refused_by_the_other_within_100_ms() {
     eprintln!("revocation reached the other instance within {slowest:?} (slowest of 5)");
     assert!(slowest < Duration::from_millis(100), "slowest of 5: {slowest:?}");
 }
+
+/// Issue 9: two instances of A acting for one user at the same moment, each
+/// needing to refresh the token A holds from B, present each refresh token
+/// once between them (a lock in the database), so B never sees a reuse and
+/// the link survives: 20 rounds, 0 broken.
+#[tokio::test]
+async fn two_instances_refreshing_one_users_token_at_once_keep_the_link() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: several instances need TEST_DATABASE_URL (PostgreSQL), as .ci/run sets it");
+        return;
+    }
+    // Access tokens of 30 s are always within A's 60-s refresh margin: every use refreshes.
+    let pair = spawn_pair_on_postgres(&[], &["--access-token-ttl", "30"]).await;
+    let a = &pair.a;
+    let second =
+        start("party-a", free_port(), &pair.b.url, &a.database_url, &a.dir, &["--public-url".into(), a.url.clone()])
+            .await;
+    let alice = linked_alice(&pair).await;
+    let (_, home) = page(&alice, &format!("{}/", a.url)).await;
+    let csrf = input_value(&home, "csrf_token").unwrap();
+    let play = |base: String| {
+        let (alice, csrf) = (alice.clone(), csrf.clone());
+        async move {
+            let res = alice
+                .post(format!("{base}/assistant/play"))
+                .form(&[("csrf_token", csrf.as_str()), ("query", "jazz")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303, "{base}");
+        }
+    };
+    for round in 0..20 {
+        tokio::join!(play(a.url.clone()), play(second.url.clone()));
+        let held = held_token(a, "alice").await.expect("A still holds a token");
+        let at_b = http().get(format!("{}/api/player", pair.b.url)).bearer_auth(&held).send().await.unwrap();
+        assert_eq!(at_b.status(), 200, "round {round}: the link survived both instances refreshing");
+    }
+    assert_eq!(link_state(&alice, &a.url).await, link_state(&alice, &second.url).await);
+    let pool = database(a).await;
+    let broken: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT p.broken FROM peer_tokens p JOIN users u ON u.id = p.user_id WHERE u.username = 'alice'",
+    )
+    .fetch_optional(&pool)
+    .await
+    .unwrap();
+    assert_eq!(broken, Some((None,)), "A did not mark the link broken");
+}

@@ -222,10 +222,19 @@ pub async fn spawn_pair() -> Pair {
 }
 
 pub async fn spawn_pair_with(a_args: &[&str], b_args: &[&str]) -> Pair {
+    spawn_pair_on(false, a_args, b_args).await
+}
+
+/// Both parties on PostgreSQL when `TEST_DATABASE_URL` is set (for several instances of A).
+pub async fn spawn_pair_on_postgres(a_args: &[&str], b_args: &[&str]) -> Pair {
+    spawn_pair_on(true, a_args, b_args).await
+}
+
+async fn spawn_pair_on(a_on_postgres: bool, a_args: &[&str], b_args: &[&str]) -> Pair {
     let dir = scratch_dir();
     let (pa, pb) = (free_port(), free_port());
     let (a_url, b_url) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
-    let a_db = database_url(&dir, "party-a", false).await;
+    let a_db = database_url(&dir, "party-a", a_on_postgres).await;
     let b_db = database_url(&dir, "party-b", true).await;
     let a_args: Vec<String> = a_args.iter().map(|s| s.to_string()).collect();
     let b_args: Vec<String> = b_args.iter().map(|s| s.to_string()).collect();

@@ -113,10 +113,20 @@ pub async fn held_token(app: &AppState, user_id: &str) -> Result<PeerToken, Link
     refresh(app, user_id).await
 }
 
-/// Refreshes the user's held token now, one refresh at a time per user.
+/// Refreshes the user's held token now, one refresh at a time per user
+/// across every instance: the peer treats a refresh token presented twice as
+/// stolen and ends the grant.
 pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
     let lock = app.peer.refresh_locks.of(user_id);
-    let _one_at_a_time = lock.lock().await;
+    let _one_at_a_time_here = lock.lock().await;
+    let everywhere = app.store.lock_user("refresh", user_id).await?;
+    let outcome = refresh_held(app, user_id).await;
+    everywhere.release().await?;
+    outcome
+}
+
+/// [`refresh`] once the user's lock is held.
+async fn refresh_held(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
     // Another request may have refreshed while we waited.
     let held = app.store.peer_token(user_id).await?.ok_or(LinkProblem::NotLinked)?;
     if let Some(why) = held.broken {

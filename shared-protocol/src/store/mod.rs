@@ -83,6 +83,9 @@ pub struct Store {
     pool: AnyPool,
     /// The PostgreSQL URL, for the revocation listener; `None` on SQLite.
     postgres_url: Option<String>,
+    /// User locks each hold a connection: at most half the pool does, so
+    /// the queries run under a lock always find one.
+    lock_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -133,7 +136,12 @@ impl Store {
             pool.max_connections(max_connections.unwrap_or(Self::DEFAULT_MAX_CONNECTIONS_POSTGRES))
         };
         let pool = pool.connect_with(options).await?;
-        let store = Self { pool, postgres_url: (!is_sqlite).then(|| database_url.to_owned()) };
+        let slots = (pool.options().get_max_connections() / 2).max(1) as usize;
+        let store = Self {
+            pool,
+            postgres_url: (!is_sqlite).then(|| database_url.to_owned()),
+            lock_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots)),
+        };
         store.migrate(extra).await?;
         Ok(store)
     }
@@ -184,8 +192,39 @@ impl Store {
         Ok(Some(listener))
     }
 
+    /// Holds `what` for `user_id` against every other instance until the
+    /// returned guard is released or dropped: a PostgreSQL transaction-scoped
+    /// advisory lock, taken on a connection of its own. SQLite is one
+    /// instance, so there the guard is empty (callers hold an in-process lock too).
+    pub async fn lock_user(&self, what: &str, user_id: &str) -> StoreResult<UserLock> {
+        if self.postgres_url.is_none() {
+            return Ok(UserLock(None));
+        }
+        let slot = self.lock_slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{what}:{user_id}"))
+            .execute(&mut *tx)
+            .await?;
+        Ok(UserLock(Some((tx, slot))))
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A per-user lock across instances ([`Store::lock_user`]).
+#[must_use = "the lock is released when this is dropped"]
+pub struct UserLock(Option<(sqlx::Transaction<'static, sqlx::Any>, tokio::sync::OwnedSemaphorePermit)>);
+
+impl UserLock {
+    /// Releases the lock now (dropping it does too, once the connection is next used).
+    pub async fn release(self) -> StoreResult<()> {
+        if let Some((tx, _slot)) = self.0 {
+            tx.commit().await?;
+        }
         Ok(())
     }
 }
