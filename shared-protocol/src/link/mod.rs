@@ -27,7 +27,7 @@ use crate::config::{ReciprocalForm, ScopeInfo};
 use crate::server::grants::authorization_code::{mint_code, CodeBinding};
 use crate::server::scope::Scope;
 use crate::state::AppState;
-use crate::store::{PeerToken, StoreResult};
+use crate::store::{LockKind, PeerToken, StoreResult};
 
 /// The steps of a [`crate::store::LinkFlow`].
 pub mod step {
@@ -119,7 +119,7 @@ pub async fn held_token(app: &AppState, user_id: &str) -> Result<PeerToken, Link
 pub async fn refresh(app: &AppState, user_id: &str) -> Result<PeerToken, LinkProblem> {
     let lock = app.peer.refresh_locks.of(user_id);
     let _one_at_a_time_here = lock.lock().await;
-    let everywhere = app.store.lock_user("refresh", user_id).await?;
+    let everywhere = app.store.lock_user(LockKind::Refresh, user_id).await?;
     let outcome = refresh_held(app, user_id).await;
     everywhere.release().await?;
     outcome
@@ -289,10 +289,19 @@ async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
 /// for exactly `scope` and every older grant of the peer here is revoked; on
 /// failure nothing the peer could use is left behind.
 pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), LinkError> {
-    let party = app.config.party;
     let storage = LinkError::Storage;
     let lock = app.peer.update_locks.of(user_id);
-    let _one_change_at_a_time = lock.lock().await;
+    let _one_change_at_a_time_here = lock.lock().await;
+    let everywhere = app.store.lock_user(LockKind::Update, user_id).await.map_err(storage)?;
+    let outcome = send_reciprocal_held(app, user_id, attempt, scope).await;
+    everywhere.release().await.map_err(storage)?;
+    outcome
+}
+
+/// [`send_reciprocal`] once the user's update lock is held.
+async fn send_reciprocal_held(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), LinkError> {
+    let party = app.config.party;
+    let storage = LinkError::Storage;
     let previous = app.store.live_grants(user_id, party.peer_client_id).await.map_err(storage)?;
     let before = peer_scope_here(app, user_id).await.map_err(storage)?;
     // A removed scope must stop working at once, not when (or if) the peer answers.
@@ -391,13 +400,14 @@ impl LinkError {
 /// update to no scope, deny, or unlink), in turn with any other change.
 pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<()> {
     let lock = app.peer.update_locks.of(user_id);
-    let _one_change_at_a_time = lock.lock().await;
+    let _one_change_at_a_time_here = lock.lock().await;
+    let everywhere = app.store.lock_user(LockKind::Update, user_id).await?;
     let client = app.config.party.peer_client_id;
     for id in app.store.live_grants(user_id, client).await? {
         app.revoke_grant(&id).await?;
     }
     app.store.delete_consent(user_id, client).await?;
-    Ok(())
+    everywhere.release().await
 }
 
 /// Drops the tokens held from the peer for the user and asks the peer to

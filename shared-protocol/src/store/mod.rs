@@ -83,9 +83,19 @@ pub struct Store {
     pool: AnyPool,
     /// The PostgreSQL URL, for the revocation listener; `None` on SQLite.
     postgres_url: Option<String>,
-    /// User locks each hold a connection: at most half the pool does, so
-    /// the queries run under a lock always find one.
-    lock_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// User locks each hold a connection: at most a quarter of the pool per
+    /// kind, so the queries run under locks always find one, and an update
+    /// holding its lock while it waits for a refresh lock cannot starve it.
+    lock_slots: [std::sync::Arc<tokio::sync::Semaphore>; 2],
+}
+
+/// What a [`UserLock`] serializes across instances, one user at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// Refreshing the token held from the peer (taken inside [`LockKind::Update`]).
+    Refresh = 0,
+    /// Changing what the peer may do: push, authorization update, deny, unlink.
+    Update = 1,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,12 +146,12 @@ impl Store {
             pool.max_connections(max_connections.unwrap_or(Self::DEFAULT_MAX_CONNECTIONS_POSTGRES))
         };
         let pool = pool.connect_with(options).await?;
-        let slots = (pool.options().get_max_connections() / 2).max(1) as usize;
-        let store = Self {
-            pool,
-            postgres_url: (!is_sqlite).then(|| database_url.to_owned()),
-            lock_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots)),
+        let slots = || {
+            let n = (pool.options().get_max_connections() / 4).max(1) as usize;
+            std::sync::Arc::new(tokio::sync::Semaphore::new(n))
         };
+        let lock_slots = [slots(), slots()];
+        let store = Self { pool, postgres_url: (!is_sqlite).then(|| database_url.to_owned()), lock_slots };
         store.migrate(extra).await?;
         Ok(store)
     }
@@ -192,18 +202,18 @@ impl Store {
         Ok(Some(listener))
     }
 
-    /// Holds `what` for `user_id` against every other instance until the
+    /// Holds `kind` for `user_id` against every other instance until the
     /// returned guard is released or dropped: a PostgreSQL transaction-scoped
     /// advisory lock, taken on a connection of its own. SQLite is one
     /// instance, so there the guard is empty (callers hold an in-process lock too).
-    pub async fn lock_user(&self, what: &str, user_id: &str) -> StoreResult<UserLock> {
+    pub async fn lock_user(&self, kind: LockKind, user_id: &str) -> StoreResult<UserLock> {
         if self.postgres_url.is_none() {
             return Ok(UserLock(None));
         }
-        let slot = self.lock_slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let slot = self.lock_slots[kind as usize].clone().acquire_owned().await.expect("the semaphore is never closed");
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("{what}:{user_id}"))
+            .bind(format!("{kind:?}:{user_id}"))
             .execute(&mut *tx)
             .await?;
         Ok(UserLock(Some((tx, slot))))
@@ -268,6 +278,20 @@ pub(crate) mod testing {
         let max = |s: &Store| s.pool().options().get_max_connections();
         assert_eq!(max(&Store::connect(&sqlite, None, &[]).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_SQLITE);
         assert_eq!(max(&Store::connect(&sqlite, Some(2), &[]).await.unwrap()), 2);
+        // On PostgreSQL a user lock holds off a second instance until released.
+        if let Some(url) = postgres_schema_url().await {
+            let (one, two) =
+                (Store::connect(&url, None, &[]).await.unwrap(), Store::connect(&url, None, &[]).await.unwrap());
+            let held = one.lock_user(LockKind::Update, "u1").await.unwrap();
+            let waiting = tokio::spawn(async move { two.lock_user(LockKind::Update, "u1").await.map(|l| (l, two)) });
+            let other = one.lock_user(LockKind::Refresh, "u1").await.unwrap();
+            other.release().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(!waiting.is_finished(), "the second instance waits for the first's lock");
+            held.release().await.unwrap();
+            let (lock, _two) = waiting.await.unwrap().unwrap();
+            lock.release().await.unwrap();
+        }
         if let Some(url) = postgres_schema_url().await {
             assert_eq!(max(&Store::connect(&url, None, &[]).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_POSTGRES);
             assert_eq!(max(&Store::connect(&url, Some(3), &[]).await.unwrap()), 3);
