@@ -25,10 +25,11 @@ fi
 
 echo "== building (release)"
 cargo build --release -q -p party-a -p party-b
-cargo build --release -q -p e2e-tests --bin link-bench --bin bare-token
+cargo build --release -q -p e2e-tests --bin link-bench --bin bare-token --bin round-robin
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 work="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18002)
 B="http://127.0.0.1:$port"
 taskset -c 0 "$bin/party-b" --listen "127.0.0.1:$port" --public-url "$B" --peer-url http://127.0.0.1:9 \
@@ -38,29 +39,34 @@ pids="$server"
 trap 'kill $pids 2>/dev/null; wait $pids 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.1; done
 
-# A user's access token through the real code flow (login, consent, PKCE).
-jar="$work/jar"
-field() { grep -o "name=\"$1\" value=\"[^\"]*\"" | head -n1 | sed 's/.*value="//; s/"$//'; }
-csrf=$(curl -s -c "$jar" -b "$jar" "$B/login" | field csrf_token)
-curl -s -c "$jar" -b "$jar" -o /dev/null --data-urlencode "csrf_token=$csrf" -d username=alice -d password=wonderland "$B/login"
-verifier=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=\n')
-redirect="http://127.0.0.1:9/link/callback"
-consent=$(curl -s -c "$jar" -b "$jar" -G "$B/authorize" --data-urlencode "client_id=voice-assistant" \
-  --data-urlencode "response_type=code" --data-urlencode "redirect_uri=$redirect" --data-urlencode "scope=player:read" \
-  --data-urlencode "state=bench" --data-urlencode "code_challenge=$challenge" --data-urlencode "code_challenge_method=S256")
-location=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' \
-  --data-urlencode "csrf_token=$(echo "$consent" | field csrf_token)" -d client_id=voice-assistant -d response_type=code \
-  --data-urlencode "redirect_uri=$redirect" --data-urlencode "scope=player:read" -d state=bench \
-  --data-urlencode "code_challenge=$challenge" -d code_challenge_method=S256 --data-urlencode "resource=$B" \
-  -d decision=approve "$B/authorize")
-code=$(printf '%s' "$location" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
-token=$(curl -s -u voice-assistant:voice-assistant-dev-secret -d grant_type=authorization_code --data-urlencode "code=$code" \
-  --data-urlencode "redirect_uri=$redirect" --data-urlencode "code_verifier=$verifier" "$B/token" \
-  | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-[ -n "$token" ] || { echo "could not obtain an access token" >&2; exit 1; }
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$B/api/player")" = 200 ] \
-  || { echo "the API refused the token" >&2; exit 1; }
+# A user's access token at $1 through the real code flow (login, consent,
+# PKCE), for the resource $2 (default: $1).
+user_token() {
+  local B="$1" resource="${2:-$1}" jar; jar=$(mktemp -p "$work")
+  field() { grep -o "name=\"$1\" value=\"[^\"]*\"" | head -n1 | sed 's/.*value="//; s/"$//'; }
+  csrf=$(curl -s -c "$jar" -b "$jar" "$B/login" | field csrf_token)
+  curl -s -c "$jar" -b "$jar" -o /dev/null --data-urlencode "csrf_token=$csrf" -d username=alice -d password=wonderland "$B/login"
+  verifier=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=\n')
+  redirect="http://127.0.0.1:9/link/callback"
+  consent=$(curl -s -c "$jar" -b "$jar" -G "$B/authorize" --data-urlencode "client_id=voice-assistant" \
+    --data-urlencode "response_type=code" --data-urlencode "redirect_uri=$redirect" --data-urlencode "scope=player:read" \
+    --data-urlencode "state=bench" --data-urlencode "code_challenge=$challenge" --data-urlencode "code_challenge_method=S256")
+  location=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' \
+    --data-urlencode "csrf_token=$(echo "$consent" | field csrf_token)" -d client_id=voice-assistant -d response_type=code \
+    --data-urlencode "redirect_uri=$redirect" --data-urlencode "scope=player:read" -d state=bench \
+    --data-urlencode "code_challenge=$challenge" -d code_challenge_method=S256 --data-urlencode "resource=$resource" \
+    -d decision=approve "$B/authorize")
+  code=$(printf '%s' "$location" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+  token=$(curl -s -u voice-assistant:voice-assistant-dev-secret -d grant_type=authorization_code --data-urlencode "code=$code" \
+    --data-urlencode "redirect_uri=$redirect" --data-urlencode "code_verifier=$verifier" "$B/token" \
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$token" ] || { echo "could not obtain an access token at $B (authorization answered: ${location:-nothing})" >&2; exit 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$B/api/player")" = 200 ] \
+    || { echo "the API refused the token" >&2; exit 1; }
+  echo "$token"
+}
+token=$(user_token "$B")
 
 cat >"$work/token.lua" <<'LUA'
 wrk.method = "POST"
@@ -121,11 +127,47 @@ compare "token endpoint / bare ES256 endpoint:" /token -s "$work/token.lua"
 compare "/healthz / bare actix route:" /healthz
 kill "$server" "$bare"; wait "$server" "$bare" 2>/dev/null || true
 
+# PostgreSQL: the same endpoints with party B's data in PostgreSQL, one
+# instance and two behind round-robin (a per-connection TCP proxy in
+# e2e-tests), each instance one worker on core 0; PostgreSQL and the proxy
+# are not pinned. Skipped when PostgreSQL is not reachable.
+pg="${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}"
+schema="bench_$$_$RANDOM"
+if command -v psql >/dev/null && psql "$pg" -qc "CREATE SCHEMA $schema" 2>/dev/null; then
+  sep='?'; case "$pg" in *\?*) sep='&';; esac
+  pgb="$pg${sep}options=-c%20search_path%3D$schema"
+  p1=$(free_port); p2=$(free_port); pp=$(free_port)
+  P="http://127.0.0.1:$pp"
+  start_b() { # port, public URL
+    taskset -c 0 "$bin/party-b" --listen "127.0.0.1:$1" --public-url "$2" --peer-url http://127.0.0.1:9 \
+      --database-url "$pgb" --workers 1 >>"$work/pg.out" 2>>"$work/pg.err" &
+    pids="$pids $!"
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && break; sleep 0.1; done
+  }
+  # Both runs serve one public URL (the proxy's), so the user's token from the first serves both.
+  start_b "$p1" "$P"
+  echo "== PostgreSQL, one instance (1 worker on core 0)"
+  pg_token=$(user_token "http://127.0.0.1:$p1" "$P")
+  run "POST /token client_credentials (PostgreSQL)" -s "$work/token.lua" "http://127.0.0.1:$p1/token"
+  run "GET /api/player (+PostgreSQL)" -H "Authorization: Bearer $pg_token" "http://127.0.0.1:$p1/api/player"
+  kill $pids 2>/dev/null; wait 2>/dev/null || true; pids=""
+  start_b "$p1" "$P"; start_b "$p2" "$P"
+  "$bin/round-robin" --listen "127.0.0.1:$pp" "127.0.0.1:$p1" "127.0.0.1:$p2" >/dev/null &
+  pids="$pids $!"
+  for _ in $(seq 1 100); do curl -sf "$P/healthz" >/dev/null && break; sleep 0.1; done
+  echo "== PostgreSQL, two instances behind round-robin (each 1 worker on core 0)"
+  run "POST /token client_credentials (2 × PostgreSQL)" -s "$work/token.lua" "$P/token"
+  run "GET /api/player (2 × PostgreSQL)" -H "Authorization: Bearer $pg_token" "$P/api/player"
+  kill $pids 2>/dev/null; wait 2>/dev/null || true; pids=""
+  psql "$pg" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true
+else
+  echo "== PostgreSQL: skipped (no psql, or $pg not reachable)"
+fi
+
 echo "== criterion: token signing and verification"
 cargo bench -q -p shared-protocol --bench tokens 2>/dev/null | grep -E "^(sign|verify|guard)|time:"
 
 echo "== links (party A: 1 worker on core 0; party B: 1 worker on core 1; A on SQLite, B on SQLite)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Every bench user signs up and in from 127.0.0.1: the sign-in rate limits would
 # refuse most of them, so they are lifted here (this measures the protocol).
 unlimited=(--rate-sign-in 1000000/s --rate-sign-in-global 1000000/s)
