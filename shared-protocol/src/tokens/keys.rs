@@ -103,22 +103,29 @@ impl SigningKeys {
             store.insert_signing_key(&generate_key(now, newest.generation + 1)).await?;
             records = store.signing_keys().await?;
         }
-        let active = active_index(&records, now, policy.publish_ahead);
+        let mut active = active_index(&records, now, policy.publish_ahead);
         // The active key has signed since it was published `publish_ahead`; the older ones' tokens are gone `retire_after` later.
         if active > 0 && now >= records[active].created_at + policy.publish_ahead + policy.retire_after {
             store.delete_signing_keys_before(records[active].generation).await?;
             records.drain(..active);
+            active = 0;
         }
         let ring = self.current();
-        let same = ring.kid == records[active_index(&records, now, policy.publish_ahead)].kid
+        let same = ring.kid == records[active].kid
             && ring.verifying.len() == records.len()
             && records.iter().all(|r| ring.verifying.contains_key(&r.kid));
         if !same {
-            *self.ring.write().unwrap_or_else(PoisonError::into_inner) =
-                Arc::new(KeyRing::from_records(&records, now, policy.publish_ahead));
-            self.read_at.store(now, Ordering::Relaxed);
+            self.install(&records, now);
         }
         Ok(())
+    }
+
+    /// Replaces the ring with one of `records` (not empty), as read at `now`.
+    fn install(&self, records: &[KeyRecord], now: i64) -> Arc<KeyRing> {
+        let ring = Arc::new(KeyRing::from_records(records, now, self.policy.publish_ahead));
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring.clone();
+        self.read_at.store(now, Ordering::Relaxed);
+        ring
     }
 
     /// A ring that is not kept in a store (benchmarks, tests): it never rotates.
@@ -151,9 +158,7 @@ impl SigningKeys {
                 if records.is_empty() {
                     return Err(TokenError::UnknownKey);
                 }
-                let ring = Arc::new(KeyRing::from_records(&records, now, self.policy.publish_ahead));
-                *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring.clone();
-                ring.verify(token, typ)
+                self.install(&records, now).verify(token, typ)
             }
             outcome => outcome,
         }
