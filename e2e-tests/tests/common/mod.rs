@@ -629,3 +629,79 @@ pub async fn database(party: &Party) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&party.database_url).await.unwrap()
 }
+
+// ---------------------------------------------------------------------------
+// Several instances (issue 9): two of each party on PostgreSQL, each pair
+// behind a round-robin proxy that is its public URL.
+// ---------------------------------------------------------------------------
+
+pub use e2e_tests::proxy::RoundRobin;
+
+/// Two instances of A and two of B, each party on its own PostgreSQL schema.
+pub struct Cluster {
+    pub a: Vec<Party>,
+    pub b: Vec<Party>,
+    pub a_proxy: RoundRobin,
+    pub b_proxy: RoundRobin,
+}
+
+impl Cluster {
+    /// A's public URL (its proxy).
+    pub fn a_url(&self) -> String {
+        self.a_proxy.url()
+    }
+    pub fn b_url(&self) -> String {
+        self.b_proxy.url()
+    }
+}
+
+/// The cluster, or `None` (with a note) without `TEST_DATABASE_URL`: several
+/// instances share PostgreSQL only.
+pub async fn spawn_cluster(a_args: &[&str], b_args: &[&str]) -> Option<Cluster> {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: several instances need TEST_DATABASE_URL (PostgreSQL); scripts/test.sh sets it");
+        return None;
+    }
+    let dir = scratch_dir();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let backends = |p: &[u16]| p.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>();
+    let a_proxy = RoundRobin::bind("127.0.0.1:0", backends(&ports[..2])).await.unwrap();
+    let b_proxy = RoundRobin::bind("127.0.0.1:0", backends(&ports[2..])).await.unwrap();
+    let (a_db, b_db) = (database_url(&dir, "party-a", true).await, database_url(&dir, "party-b", true).await);
+    let with_public = |public: String, args: &[&str]| {
+        let mut all = vec!["--public-url".to_owned(), public];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all
+    };
+    let (a_args, b_args) = (with_public(a_proxy.url(), a_args), with_public(b_proxy.url(), b_args));
+    let (a_url, b_url) = (a_proxy.url(), b_proxy.url());
+    let (a1, a2, b1, b2) = tokio::join!(
+        start("party-a", ports[0], &b_url, &a_db, &dir, &a_args),
+        start("party-a", ports[1], &b_url, &a_db, &dir, &a_args),
+        start("party-b", ports[2], &a_url, &b_db, &dir, &b_args),
+        start("party-b", ports[3], &a_url, &b_db, &dir, &b_args),
+    );
+    Some(Cluster { a: vec![a1, a2], b: vec![b1, b2], a_proxy, b_proxy })
+}
+
+/// A browser that opens a new connection for every request, so that a
+/// per-connection proxy sends its requests to the instances in turn.
+pub fn roaming_browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).pool_max_idle_per_host(0).build().unwrap()
+}
+
+/// The live grants `party` holds for `username` and `client_id`, read from its database.
+pub async fn live_grants(party: &Party, username: &str, client_id: &str) -> i64 {
+    let pool = database(party).await;
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM grants g JOIN users u ON u.id = g.user_id
+         WHERE u.username = $1 AND g.client_id = $2 AND g.revoked_at IS NULL",
+    )
+    .bind(username)
+    .bind(client_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    n
+}

@@ -132,6 +132,22 @@ impl Store {
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
     }
 
+    /// Live grants of a user to a client made no later than `grant` (other
+    /// than it): the ones a newer authorization of a one-grant client replaces.
+    pub async fn live_grants_before(&self, grant: &GrantRecord) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM grants
+             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL AND id <> $3 AND created_at <= $4",
+        )
+        .bind(&grant.user_id)
+        .bind(&grant.client_id)
+        .bind(&grant.id)
+        .bind(grant.created_at)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
+    }
+
     /// Live grants of a user to a client that produced tokens (a code of
     /// theirs was redeemed): what that client may do for the user right now.
     pub async fn redeemed_grants(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<GrantRecord>> {

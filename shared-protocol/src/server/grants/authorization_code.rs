@@ -44,6 +44,12 @@ impl Grant for AuthorizationCode {
         let mut tokens = issue_tokens(state, &grant, None, refresh).await?;
         // CONTRACT 4, step 4: the peer's client is told what this party wants back.
         if req.client.client.id == state.config.party.peer_client_id {
+            // The peer holds one token per user: a newer link supersedes every
+            // older grant, so one whose answer was lost (a crash between this
+            // redemption and the reply) cannot linger as an orphan.
+            for older in state.store.live_grants_before(&grant).await? {
+                state.revoke_grant(&older).await?;
+            }
             tokens.extra.insert("reciprocal", state.config.party.wants_from_peer());
             crate::link::trace::record_issued(
                 state,
@@ -172,6 +178,22 @@ mod tests {
         let replay = redeem(&app, &body("c1", VERIFIER)).await.unwrap_err();
         assert_eq!(replay.code, crate::error::ErrorCode::InvalidGrant);
         assert!(app.verify_access_token(&tokens.access_token).await.is_err(), "replay revokes the first tokens");
+    }
+
+    /// Issue 9: a link made again (or retried after a lost answer) leaves the
+    /// peer one live grant per user, so no orphan outlives an unlink.
+    #[actix_web::test]
+    async fn the_peers_newer_code_supersedes_its_older_grants_for_the_user() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        mint(&app, "first").await;
+        let orphan = redeem(&app, &body("first", VERIFIER)).await.unwrap();
+        clock.advance(5);
+        mint(&app, "second").await;
+        let kept = redeem(&app, &body("second", VERIFIER)).await.unwrap();
+        assert!(app.verify_access_token(&orphan.access_token).await.is_err(), "the older grant is revoked");
+        assert!(app.verify_access_token(&kept.access_token).await.is_ok());
+        assert_eq!(app.store.live_grants("user-1", "peer").await.unwrap(), vec!["g-second".to_owned()]);
     }
 
     #[actix_web::test]
