@@ -13,13 +13,16 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod grant_type;
 pub mod link;
 pub mod logs;
 pub mod memory;
+pub mod outbound;
 pub mod resource;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod text_enum;
 pub mod tokens;
 pub mod web;
 
@@ -41,18 +44,25 @@ use base64::Engine;
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use crate::config::{Cli, Config, Party};
 use crate::error::{ApiError, ApiRejection};
+use crate::grant_type::GrantType;
+use crate::outbound::http_client;
 use crate::server::client_auth::{ClientDirectory, JwksCache};
 use crate::server::grants::GrantRegistry;
-use crate::state::{http_client, AppState};
+use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreError, UserRecord};
 use crate::tokens::secrets::{digest, new_id};
 use crate::tokens::{KeyPolicy, SigningKeys};
 use crate::web::form::MAX_BODY;
 use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
 
-/// The grant types a party's peer client may use here.
-const PEER_GRANT_TYPES: &str = "authorization_code refresh_token client_credentials \
-    urn:ietf:params:oauth:grant-type:reciprocal mutual_authorization_code";
+/// The grant types a party's peer client may use here: every one but the device flow's.
+const PEER_GRANT_TYPES: [GrantType; 5] = [
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+    GrantType::Reciprocal,
+    GrantType::LegacyMutual,
+];
 
 /// Builds the state of a party: connects and migrates the database, loads or
 /// creates the signing keys, registers the clients and seeds the demo data.
@@ -79,11 +89,12 @@ pub async fn build_state(
         keys,
         clock,
         entropy,
-        grants: GrantRegistry::standard(),
+        grants: GrantRegistry::standard().with(link::grant::grants()),
+        hooks: Box::new(link::hooks::LinkHooks),
         clients: ClientDirectory::default(),
         peer: Default::default(),
         trace_counter: Default::default(),
-        peer_keys: JwksCache::default(),
+        client_keys: JwksCache::default(),
         revocations: Default::default(),
         verified: Default::default(),
         hasher,
@@ -102,7 +113,7 @@ async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreErr
             name: party.peer_name.to_owned(),
             secret_digest: Some(digest(&config.peer_client_secret)),
             redirect_uris: format!("{}/link/callback", config.peer_url),
-            grant_types: PEER_GRANT_TYPES.to_owned(),
+            grant_types: PEER_GRANT_TYPES.map(GrantType::as_str).join(" "),
             scope: party.peer_scope.to_owned(),
             jwks_uri: Some(format!("{}{}", config.peer_url, server::metadata::JWKS_PATH)),
         })

@@ -2,7 +2,6 @@
 //! built once from the [`Config`]. No globals: tests build their own.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::accounts::{Hasher, SignInBackoff};
 use crate::client::PeerClient;
@@ -11,6 +10,7 @@ use crate::config::Config;
 use crate::resource::{RevocationList, VerifiedTokens};
 use crate::server::client_auth::{ClientDirectory, JwksCache};
 use crate::server::grants::GrantRegistry;
+use crate::server::hooks::IssuanceHooks;
 use crate::store::{Store, StoreResult};
 
 /// A hash to verify against when the user does not exist, so timing does not
@@ -26,11 +26,13 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub grants: GrantRegistry,
+    /// What extensions (the link) add to issuance; see [`IssuanceHooks`].
+    pub hooks: Box<dyn IssuanceHooks>,
     pub clients: ClientDirectory,
     /// This party as a client of the peer.
     pub peer: PeerClient,
     pub trace_counter: crate::link::trace::TraceCounter,
-    pub peer_keys: JwksCache,
+    pub client_keys: JwksCache,
     pub revocations: RevocationList,
     pub verified: VerifiedTokens,
     /// Password hashing, a bounded number at a time.
@@ -58,15 +60,4 @@ impl AppState {
         self.revocations.note(grant_id, now);
         Ok(())
     }
-}
-
-/// The client for every outbound call; `timeout` bounds each whole call.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(2))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("reciprocal-oauth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("HTTP client with rustls")
 }

@@ -12,8 +12,8 @@
 use serde::Deserialize;
 use url::Url;
 
-use crate::client::read_json;
-use crate::server::authorize::urlencode;
+use crate::outbound::read_json;
+use crate::web::form::urlencode;
 
 /// Why discovery did not end with a token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,59 +22,10 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClientAuth;
-use crate::server::authorize::urlencode;
+use crate::grant_type::GrantType;
+use crate::outbound::{read_body, read_json, PeerError};
 use crate::state::AppState;
-
-/// The grant type of the reciprocal request (draft-ietf-oauth-reciprocal 2).
-pub const RECIPROCAL_GRANT: &str = "urn:ietf:params:oauth:grant-type:reciprocal";
-/// The same request in draft-hardt-oauth-mutual-00, token in `Authorization: Bearer`.
-pub const MUTUAL_GRANT: &str = "mutual_authorization_code";
-
-/// What went wrong talking to the peer, in words a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerError {
-    /// No answer (down, refused the connection, or too slow).
-    Unreachable(String),
-    /// The peer answered with an OAuth error (RFC 6749 5.2).
-    Refused { error: String, description: String },
-    /// The peer answered something this party cannot use.
-    Malformed(String),
-}
-
-impl std::fmt::Display for PeerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unreachable(why) => write!(f, "no answer ({why})"),
-            Self::Refused { error, description } => write!(f, "refused: {error} ({description})"),
-            Self::Malformed(why) => write!(f, "an unusable answer ({why})"),
-        }
-    }
-}
-
-impl PeerError {
-    pub fn is_refusal(&self, code: &str) -> bool {
-        matches!(self, Self::Refused { error, .. } if error == code)
-    }
-
-    pub fn from_reqwest(e: reqwest::Error) -> Self {
-        let why = if e.is_timeout() {
-            "it did not answer in time"
-        } else if e.is_connect() {
-            "it could not be reached"
-        } else {
-            "the connection failed"
-        };
-        Self::Unreachable(why.to_owned())
-    }
-}
-
-impl std::error::Error for PeerError {}
-
-impl From<reqwest::Error> for PeerError {
-    fn from(e: reqwest::Error) -> Self {
-        Self::from_reqwest(e)
-    }
-}
+use crate::web::form::urlencode;
 
 /// The peer's authorization server metadata (RFC 8414 2), the fields this client uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -306,14 +257,14 @@ impl PeerClient {
         let mut form = vec![("code", code.to_owned()), ("client_id", client_id.to_owned())];
         let request = if legacy {
             // The Authorization header carries the token, so the client authenticates in the body.
-            form.push(("grant_type", MUTUAL_GRANT.to_owned()));
+            form.push(("grant_type", GrantType::LegacyMutual.to_string()));
             match app.config.client_auth {
                 ClientAuth::ClientSecretBasic => form.push(("client_secret", app.config.client_secret.clone())),
                 ClientAuth::PrivateKeyJwt => form.extend(self.assertion_params(app, &m)),
             }
             app.http.post(&m.token_endpoint).bearer_auth(access_token).form(&form)
         } else {
-            form.push(("grant_type", RECIPROCAL_GRANT.to_owned()));
+            form.push(("grant_type", GrantType::Reciprocal.to_string()));
             form.push(("access_token", access_token.to_owned()));
             self.authenticated(app, &m, &m.token_endpoint, form)
         };
@@ -435,31 +386,6 @@ impl PeerClient {
     }
 }
 
-/// The most an answer from another server may carry; more is refused.
-pub const MAX_ANSWER: usize = 256 * 1024;
-
-/// An answer's body, refused past [`MAX_ANSWER`] whether declared or as it streams in.
-pub async fn read_body(mut res: reqwest::Response) -> Result<Vec<u8>, PeerError> {
-    let too_large = || PeerError::Malformed(format!("its answer is larger than {} KiB", MAX_ANSWER / 1024));
-    if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(PeerError::from_reqwest)? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// An answer's JSON body, read under [`MAX_ANSWER`].
-pub async fn read_json<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> Result<T, PeerError> {
-    let body = read_body(res).await?;
-    serde_json::from_slice(&body).map_err(|_| PeerError::Malformed("its answer is not valid JSON".into()))
-}
-
 /// The `oauth2` crate's HTTP client: [`AppState::http`] (timeouts, no
 /// redirects), with the answer read under [`MAX_ANSWER`].
 async fn oauth_http(http: &reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, PeerError> {
@@ -536,7 +462,7 @@ mod tests {
 
     #[actix_web::test]
     async fn answers_over_the_cap_are_refused_declared_or_not() {
-        let http = crate::state::http_client(std::time::Duration::from_secs(5));
+        let http = crate::outbound::http_client(std::time::Duration::from_secs(5));
         let declared = answering("HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\n", 1 << 20);
         let streamed = answering("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 1 << 20);
         for url in [declared, streamed] {

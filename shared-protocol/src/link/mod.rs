@@ -19,28 +19,19 @@
 //! the back button or a replayed callback can never run a step twice, and a
 //! restart between two steps leaves a state the user can continue from.
 
+pub mod grant;
+pub mod hooks;
 pub mod pages;
 pub mod trace;
 
-use crate::client::{IssuedTokens, PeerError};
+use crate::client::IssuedTokens;
 use crate::config::{ReciprocalForm, ScopeInfo};
+use crate::outbound::PeerError;
 use crate::server::grants::authorization_code::{mint_code, CodeBinding};
 use crate::server::scope::Scope;
 use crate::state::AppState;
-use crate::store::{LockKind, PeerToken, StoreResult};
-
-/// The steps of a [`crate::store::LinkFlow`].
-pub mod step {
-    /// Sent to the peer's `/authorize`; waiting for the callback.
-    pub const AUTHORIZING: &str = "authorizing";
-    /// Holding the peer's token; waiting for the user to answer its reciprocal request.
-    pub const CONSENT: &str = "consent";
-    /// Pushing the reciprocal code to the peer.
-    pub const SENDING: &str = "sending";
-    pub const DONE: &str = "done";
-    /// Stopped with a message; the user may retry.
-    pub const FAILED: &str = "failed";
-}
+use crate::store::{Leg, LockKind, PeerToken, StoreResult};
+use trace::Attempt;
 
 /// Refresh a held token this long before it expires.
 const REFRESH_MARGIN: i64 = 60;
@@ -288,18 +279,20 @@ async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
 /// the access token the peer issued to us. On success the peer holds a token
 /// for exactly `scope` and every older grant of the peer here is revoked; on
 /// failure nothing the peer could use is left behind.
-pub async fn send_reciprocal(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), LinkError> {
+pub async fn send_reciprocal(app: &AppState, attempt: Attempt<'_>, scope: &Scope) -> Result<(), LinkError> {
+    let user_id = attempt.user_id;
     let storage = LinkError::Storage;
     let lock = app.peer.update_locks.of(user_id);
     let _one_change_at_a_time_here = lock.lock().await;
     let everywhere = app.store.lock_user(LockKind::Update, user_id).await.map_err(storage)?;
-    let outcome = send_reciprocal_held(app, user_id, attempt, scope).await;
+    let outcome = send_reciprocal_held(app, attempt, scope).await;
     everywhere.release().await.map_err(storage)?;
     outcome
 }
 
 /// [`send_reciprocal`] once the user's update lock is held.
-async fn send_reciprocal_held(app: &AppState, user_id: &str, attempt: &str, scope: &Scope) -> Result<(), LinkError> {
+async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scope) -> Result<(), LinkError> {
+    let user_id = attempt.user_id;
     let party = app.config.party;
     let storage = LinkError::Storage;
     let previous = app.store.live_grants(user_id, party.peer_client_id).await.map_err(storage)?;
@@ -334,10 +327,10 @@ async fn send_reciprocal_held(app: &AppState, user_id: &str, attempt: &str, scop
 
     let legacy = app.config.reciprocal_form == ReciprocalForm::Legacy;
     let form = if legacy { "mutual_authorization_code" } else { "reciprocal grant" };
-    trace::sent(app, user_id, attempt, "F", &format!("{form}: code (scope {scope}), access_token (redacted)")).await;
+    trace::sent(app, attempt, Leg::F, &format!("{form}: code (scope {scope}), access_token (redacted)")).await;
     match app.peer.push_reciprocal(app, &code, &held.access_token, legacy).await {
         Ok(()) => {
-            trace::received(app, user_id, attempt, "F", "200 {}").await;
+            trace::received(app, attempt, Leg::F, "200 {}").await;
             if !narrows {
                 for id in &previous {
                     app.revoke_grant(id).await.map_err(storage)?;
@@ -347,7 +340,7 @@ async fn send_reciprocal_held(app: &AppState, user_id: &str, attempt: &str, scop
             Ok(())
         }
         Err(e) => {
-            trace::received(app, user_id, attempt, "F", &e.to_string()).await;
+            trace::received(app, attempt, Leg::F, &e.to_string()).await;
             // Whatever the peer did with the code, it is not part of the link.
             app.revoke_grant(&grant.id).await.map_err(storage)?;
             Err(LinkError::Push { error: e, withdrew_earlier })
@@ -476,9 +469,9 @@ pub async fn call_peer_api(
     }
     let status = res.status();
     if status.is_success() {
-        return crate::client::read_json(res).await.map_err(|e| LinkProblem::Refused(e.to_string()));
+        return crate::outbound::read_json(res).await.map_err(|e| LinkProblem::Refused(e.to_string()));
     }
-    let why = match crate::client::read_json::<serde_json::Value>(res).await {
+    let why = match crate::outbound::read_json::<serde_json::Value>(res).await {
         Ok(v) => v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no details").to_owned(),
         Err(_) => format!("HTTP {status}"),
     };

@@ -8,12 +8,13 @@ use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 
-use super::{step, trace, ScopeWords};
-use crate::client::PeerError;
+use super::trace::{self, Attempt};
+use super::ScopeWords;
 use crate::error::PageError;
+use crate::outbound::PeerError;
 use crate::server::scope::Scope;
 use crate::state::AppState;
-use crate::store::LinkFlow;
+use crate::store::{FlowStep, Leg, LinkFlow};
 use crate::tokens::secrets::{digest, new_id};
 use crate::web::form::{PageForm, PageQuery, ScopeForm};
 use crate::web::pages::{chrome, redirect, render, Chrome};
@@ -28,16 +29,21 @@ async fn own_flow(app: &AppState, user_id: &str, id: Option<&str>) -> Result<Lin
     flow.filter(|f| f.user_id == user_id).ok_or_else(|| PageError::bad_request("There is no such link attempt."))
 }
 
+/// The trace's name for the attempt `flow` is.
+fn attempt(flow: &LinkFlow) -> Attempt<'_> {
+    Attempt::new(&flow.user_id, &flow.id)
+}
+
 fn outcome(flow_id: &str) -> HttpResponse {
     redirect(&format!("/link/outcome?flow={flow_id}"))
 }
 
-fn new_flow(app: &AppState, user_id: &str, step: &str) -> LinkFlow {
+fn new_flow(app: &AppState, user_id: &str, step: FlowStep) -> LinkFlow {
     let now = app.now();
     LinkFlow {
         id: new_id(app.entropy.as_ref()),
         user_id: user_id.to_owned(),
-        step: step.to_owned(),
+        step,
         state_digest: None,
         pkce_verifier: None,
         reciprocal_scope: None,
@@ -48,8 +54,8 @@ fn new_flow(app: &AppState, user_id: &str, step: &str) -> LinkFlow {
 }
 
 /// Ends a flow that could not go on, with the sentence the user reads.
-async fn fail(app: &AppState, flow: &LinkFlow, from: &str, message: &str) -> Result<HttpResponse, PageError> {
-    app.store.advance_flow(&flow.id, from, step::FAILED, Some(message), app.now()).await?;
+async fn fail(app: &AppState, flow: &LinkFlow, from: FlowStep, message: &str) -> Result<HttpResponse, PageError> {
+    app.store.advance_flow(&flow.id, from, FlowStep::Failed, Some(message), app.now()).await?;
     Ok(outcome(&flow.id))
 }
 
@@ -61,7 +67,7 @@ pub async fn start(
     PageForm(_): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
-    let mut flow = new_flow(&app, &user_id, step::AUTHORIZING);
+    let mut flow = new_flow(&app, &user_id, FlowStep::Authorizing);
     match app.peer.start_authorization(&app, &party.wants_from_peer()).await {
         Ok(start) => {
             flow.state_digest = Some(digest(&start.state));
@@ -69,11 +75,11 @@ pub async fn start(
             app.store.insert_flow(&flow).await?;
             let summary =
                 format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer_name, party.wants_from_peer());
-            trace::sent(&app, &user_id, &flow.id, "A", &summary).await;
+            trace::sent(&app, attempt(&flow), Leg::A, &summary).await;
             Ok(redirect(&start.url))
         }
         Err(e) => {
-            flow.step = step::FAILED.to_owned();
+            flow.step = FlowStep::Failed;
             flow.message =
                 Some(format!("{} gave {e}, so linking could not start. Try again in a moment.", party.peer_name));
             app.store.insert_flow(&flow).await?;
@@ -100,60 +106,60 @@ pub async fn callback(
         .filter(|f| f.user_id == user_id)
         .ok_or_else(|| PageError::bad_request("This answer does not belong to a link you started here."))?;
     // A replayed callback, or the back button: the step was taken already.
-    if flow.step != step::AUTHORIZING {
+    if flow.step != FlowStep::Authorizing {
         return Ok(outcome(&flow.id));
     }
     let peer = party.peer_name;
     if q.get("iss") != Some(app.config.peer_url.as_str()) {
-        trace::received(&app, &user_id, &flow.id, "B", "authorization response with a wrong or missing iss").await;
+        trace::received(&app, attempt(&flow), Leg::B, "authorization response with a wrong or missing iss").await;
         let why =
             format!("The answer did not come from {peer} (its issuer did not match), so it was ignored. Start again.");
-        return fail(&app, &flow, step::AUTHORIZING, &why).await;
+        return fail(&app, &flow, FlowStep::Authorizing, &why).await;
     }
     if let Some(error) = q.get("error") {
-        trace::received(&app, &user_id, &flow.id, "B", &format!("authorization response: error={error}")).await;
+        trace::received(&app, attempt(&flow), Leg::B, &format!("authorization response: error={error}")).await;
         let why = if error == "access_denied" {
             format!("You did not allow it at {peer}, so nothing was linked.")
         } else {
             format!("{peer} refused the request ({error}: {}).", q.get("error_description").unwrap_or("no details"))
         };
-        return fail(&app, &flow, step::AUTHORIZING, &why).await;
+        return fail(&app, &flow, FlowStep::Authorizing, &why).await;
     }
     let Some(code) = q.get("code") else {
-        return fail(&app, &flow, step::AUTHORIZING, &format!("{peer} sent neither a code nor an error.")).await;
+        return fail(&app, &flow, FlowStep::Authorizing, &format!("{peer} sent neither a code nor an error.")).await;
     };
     // Take the step before redeeming, so a second callback cannot redeem twice.
-    if !app.store.advance_flow(&flow.id, step::AUTHORIZING, step::SENDING, None, app.now()).await? {
+    if !app.store.advance_flow(&flow.id, FlowStep::Authorizing, FlowStep::Sending, None, app.now()).await? {
         return Ok(outcome(&flow.id));
     }
-    trace::received(&app, &user_id, &flow.id, "B", "authorization response: code (redacted), state, iss").await;
-    trace::sent(&app, &user_id, &flow.id, "C", "POST /token authorization_code: code, code_verifier (redacted)").await;
+    trace::received(&app, attempt(&flow), Leg::B, "authorization response: code (redacted), state, iss").await;
+    trace::sent(&app, attempt(&flow), Leg::C, "POST /token authorization_code: code, code_verifier (redacted)").await;
     let verifier = flow.pkce_verifier.as_deref().unwrap_or_default();
     let tokens = match app.peer.exchange_code(&app, code, verifier).await {
         Ok(t) => t,
         Err(e) => {
-            trace::received(&app, &user_id, &flow.id, "D", &e.to_string()).await;
+            trace::received(&app, attempt(&flow), Leg::D, &e.to_string()).await;
             let why = match e {
                 PeerError::Unreachable(_) => format!("{peer} gave {e} when asked for the access. Start again."),
                 _ => format!("{peer} did not give the access: {e}. Start again."),
             };
-            return fail(&app, &flow, step::SENDING, &why).await;
+            return fail(&app, &flow, FlowStep::Sending, &why).await;
         }
     };
     let asked = tokens.reciprocal.as_deref().or(q.get("reciprocal"));
     let summary =
         format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
-    trace::received(&app, &user_id, &flow.id, "D", &summary).await;
+    trace::received(&app, attempt(&flow), Leg::D, &summary).await;
     super::keep_peer_tokens(&app, &user_id, &tokens).await?;
 
     let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.peer_scope);
     if reciprocal.is_empty() {
         let why = format!("Linked one way: {} may now use {peer}. {peer} asked for nothing in return.", party.name);
-        app.store.advance_flow(&flow.id, step::SENDING, step::DONE, Some(&why), app.now()).await?;
+        app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Done, Some(&why), app.now()).await?;
         return Ok(outcome(&flow.id));
     }
     app.store.set_flow_reciprocal_scope(&flow.id, &reciprocal.to_string()).await?;
-    app.store.advance_flow(&flow.id, step::SENDING, step::CONSENT, None, app.now()).await?;
+    app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Consent, None, app.now()).await?;
     Ok(redirect(&format!("/link/reciprocal?flow={}", flow.id)))
 }
 
@@ -175,7 +181,7 @@ pub async fn reciprocal_page(
     PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
-    if flow.step != step::CONSENT {
+    if flow.step != FlowStep::Consent {
         return Ok(outcome(&flow.id));
     }
     let scope = Scope::parse(flow.reciprocal_scope.as_deref().unwrap_or_default());
@@ -203,17 +209,17 @@ pub async fn reciprocal_decision(
     let now = app.now();
     interrupt_if_stale(&app, &flow).await?;
     let from = match form.get("decision") {
-        Some("approve") => step::CONSENT,
-        Some("retry") => step::FAILED,
+        Some("approve") => FlowStep::Consent,
+        Some("retry") => FlowStep::Failed,
         Some("deny") => {
             let why = format!(
                 "Linked one way: {} may use {peer}, but {peer} may not use {}. You can change this in link settings.",
                 party.name, party.name
             );
-            if app.store.advance_flow(&flow.id, step::CONSENT, step::DONE, Some(&why), now).await? {
+            if app.store.advance_flow(&flow.id, FlowStep::Consent, FlowStep::Done, Some(&why), now).await? {
                 // No means no: access the peer kept from an earlier link ends too.
                 super::withdraw_peer_access(&app, &user_id).await?;
-                trace::from_user(&app, &user_id, &flow.id, "E", "denied the reciprocal request").await;
+                trace::from_user(&app, attempt(&flow), Leg::E, "denied the reciprocal request").await;
             }
             return Ok(outcome(&flow.id));
         }
@@ -223,24 +229,24 @@ pub async fn reciprocal_decision(
         return Ok(outcome(&flow.id));
     };
     // A double submit or the back button finds the step already taken.
-    if !app.store.advance_flow(&flow.id, from, step::SENDING, None, now).await? {
+    if !app.store.advance_flow(&flow.id, from, FlowStep::Sending, None, now).await? {
         return Ok(outcome(&flow.id));
     }
-    if from == step::CONSENT {
-        trace::from_user(&app, &user_id, &flow.id, "E", &format!("approved: {scope}")).await;
+    if from == FlowStep::Consent {
+        trace::from_user(&app, attempt(&flow), Leg::E, &format!("approved: {scope}")).await;
     }
-    push(&app, &user_id, &flow.id, &scope).await
+    push(&app, &flow, &scope).await
 }
 
 /// Step 6 and the outcome, for consent, retry and settings alike.
-async fn push(app: &AppState, user_id: &str, flow_id: &str, scope: &Scope) -> Result<HttpResponse, PageError> {
+async fn push(app: &AppState, flow: &LinkFlow, scope: &Scope) -> Result<HttpResponse, PageError> {
     let peer = app.config.party.peer_name;
-    let (to, message) = match super::send_reciprocal(app, user_id, flow_id, scope).await {
-        Ok(()) => (step::DONE, format!("Done: {peer} may now {}.", sentence(scope, app))),
-        Err(e) => (step::FAILED, e.describe(peer)),
+    let (to, message) = match super::send_reciprocal(app, attempt(flow), scope).await {
+        Ok(()) => (FlowStep::Done, format!("Done: {peer} may now {}.", sentence(scope, app))),
+        Err(e) => (FlowStep::Failed, e.describe(peer)),
     };
-    app.store.advance_flow(flow_id, step::SENDING, to, Some(&message), app.now()).await?;
-    Ok(outcome(flow_id))
+    app.store.advance_flow(&flow.id, FlowStep::Sending, to, Some(&message), app.now()).await?;
+    Ok(outcome(&flow.id))
 }
 
 fn sentence(scope: &Scope, app: &AppState) -> String {
@@ -256,7 +262,7 @@ fn sentence(scope: &Scope, app: &AppState) -> String {
 struct OutcomePage {
     chrome: Chrome,
     flow_id: String,
-    step: String,
+    step: FlowStep,
     message: String,
     can_retry: bool,
 }
@@ -275,12 +281,12 @@ pub async fn outcome_page(
         false => flow,
     };
     let peer = app.config.party.peer_name;
-    let message = flow.message.clone().unwrap_or_else(|| match flow.step.as_str() {
-        step::AUTHORIZING => format!("Waiting for {peer}'s answer. If you closed that page, start again."),
-        step::CONSENT => format!("{peer}'s request is waiting for your answer."),
+    let message = flow.message.clone().unwrap_or_else(|| match flow.step {
+        FlowStep::Authorizing => format!("Waiting for {peer}'s answer. If you closed that page, start again."),
+        FlowStep::Consent => format!("{peer}'s request is waiting for your answer."),
         _ => format!("Talking to {peer}…"),
     });
-    let can_retry = flow.step == step::FAILED && flow.reciprocal_scope.is_some();
+    let can_retry = flow.step == FlowStep::Failed && flow.reciprocal_scope.is_some();
     let chrome = chrome(&app, &session, "link-outcome", Some(user_id)).await?;
     render(StatusCode::OK, &OutcomePage { chrome, flow_id: flow.id, step: flow.step, message, can_retry })
 }
@@ -337,27 +343,27 @@ pub async fn settings_save(
     if !chosen.is_subset(&offered) {
         return Err(PageError::bad_request("Choose among the listed permissions."));
     }
-    let mut flow = new_flow(&app, &user_id, step::SENDING);
+    let mut flow = new_flow(&app, &user_id, FlowStep::Sending);
     flow.reciprocal_scope = Some(chosen.to_string());
     let current = super::peer_scope_here(&app, &user_id).await?;
     let peer = party.peer_name;
     if chosen == current {
-        flow.step = step::DONE.to_owned();
+        flow.step = FlowStep::Done;
         flow.message = Some("Nothing changed.".to_owned());
         app.store.insert_flow(&flow).await?;
         return Ok(outcome(&flow.id));
     }
     if chosen.is_empty() {
         super::withdraw_peer_access(&app, &user_id).await?;
-        flow.step = step::DONE.to_owned();
+        flow.step = FlowStep::Done;
         flow.message = Some(format!("{peer} may no longer do anything on your {} account.", party.name));
         app.store.insert_flow(&flow).await?;
-        trace::from_user(&app, &user_id, &flow.id, "E", "withdrew every scope").await;
+        trace::from_user(&app, attempt(&flow), Leg::E, "withdrew every scope").await;
         return Ok(outcome(&flow.id));
     }
     app.store.insert_flow(&flow).await?;
-    trace::from_user(&app, &user_id, &flow.id, "E", &format!("changed to: {chosen}")).await;
-    push(&app, &user_id, &flow.id, &chosen).await
+    trace::from_user(&app, attempt(&flow), Leg::E, &format!("changed to: {chosen}")).await;
+    push(&app, &flow, &chosen).await
 }
 
 /// Unlink at this party removes both directions (CONTRACT section 4).
@@ -369,7 +375,7 @@ pub async fn unlink(
 ) -> Result<HttpResponse, PageError> {
     let peer = app.config.party.peer_name;
     let problem = super::unlink(&app, &user_id).await?;
-    let mut flow = new_flow(&app, &user_id, step::DONE);
+    let mut flow = new_flow(&app, &user_id, FlowStep::Done);
     flow.message = Some(match problem {
         None => format!("Unlinked: {peer} can no longer use your account here, and this site no longer uses {peer}."),
         Some(e) => format!(
@@ -378,7 +384,7 @@ pub async fn unlink(
         ),
     });
     app.store.insert_flow(&flow).await?;
-    trace::sent(&app, &user_id, &flow.id, "-", "POST /revoke (RFC 7009): refresh token (redacted)").await;
+    trace::sent(&app, attempt(&flow), Leg::Revocation, "POST /revoke (RFC 7009): refresh token (redacted)").await;
     Ok(outcome(&flow.id))
 }
 
@@ -387,11 +393,11 @@ pub async fn unlink(
 async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, PageError> {
     // The longest a send may take: metadata, a refresh, then the push (allowed three timeouts).
     let limit = 6 * app.config.peer_timeout.as_secs() as i64;
-    if flow.step != step::SENDING || app.now() - flow.updated_at <= limit {
+    if flow.step != FlowStep::Sending || app.now() - flow.updated_at <= limit {
         return Ok(false);
     }
     let why = format!("Talking to {} was interrupted. Try again.", app.config.party.peer_name);
-    Ok(app.store.advance_flow(&flow.id, step::SENDING, step::FAILED, Some(&why), app.now()).await?)
+    Ok(app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Failed, Some(&why), app.now()).await?)
 }
 
 #[derive(Template)]
@@ -399,7 +405,7 @@ async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, Pag
 struct TracePage {
     chrome: Chrome,
     lanes: Vec<(String, i64)>,
-    attempts: Vec<trace::Attempt>,
+    attempts: Vec<trace::AttemptDiagram>,
 }
 
 /// The protocol as it happened for this user, drawn as an SVG sequence diagram.

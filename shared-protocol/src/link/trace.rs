@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::state::AppState;
-use crate::store::{GrantRecord, TraceEvent};
+use crate::store::{FlowStep, GrantRecord, Leg, TraceEvent};
 
 /// Orders the events this instance records within one second.
 #[derive(Default)]
@@ -30,21 +30,35 @@ impl TraceCounter {
     }
 }
 
+/// The link attempt of a user that a message belongs to: at the party that
+/// started it, its flow id; at the other, the id of the grant it made.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub user_id: &'a str,
+    pub id: &'a str,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn new(user_id: &'a str, id: &'a str) -> Self {
+        Self { user_id, id }
+    }
+}
+
 /// A message this party sent to the peer.
-pub async fn sent(app: &AppState, user_id: &str, attempt: &str, leg: &str, summary: &str) {
+pub async fn sent(app: &AppState, attempt: Attempt<'_>, leg: Leg, summary: &str) {
     let party = app.config.party;
-    record(app, user_id, attempt, leg, (party.name, party.peer_name), summary).await
+    record(app, attempt, leg, (party.name, party.peer_name), summary).await
 }
 
 /// A message this party received from the peer.
-pub async fn received(app: &AppState, user_id: &str, attempt: &str, leg: &str, summary: &str) {
+pub async fn received(app: &AppState, attempt: Attempt<'_>, leg: Leg, summary: &str) {
     let party = app.config.party;
-    record(app, user_id, attempt, leg, (party.peer_name, party.name), summary).await
+    record(app, attempt, leg, (party.peer_name, party.name), summary).await
 }
 
 /// Something the user told this party (a consent, a settings change).
-pub async fn from_user(app: &AppState, user_id: &str, attempt: &str, leg: &str, summary: &str) {
-    record(app, user_id, attempt, leg, (USER, app.config.party.name), summary).await
+pub async fn from_user(app: &AppState, attempt: Attempt<'_>, leg: Leg, summary: &str) {
+    record(app, attempt, leg, (USER, app.config.party.name), summary).await
 }
 
 /// The user's lane on the diagram.
@@ -52,14 +66,14 @@ pub const USER: &str = "You";
 
 /// Stores one message of an attempt. A trace is a debugging aid: failing to
 /// store it is logged and never fails the protocol step itself.
-async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, (from, to): (&str, &str), summary: &str) {
+async fn record(app: &AppState, attempt: Attempt<'_>, leg: Leg, (from, to): (&str, &str), summary: &str) {
     let at = app.now();
     let seq = app.trace_counter.seq(at);
     let event = TraceEvent {
         seq,
-        user_id: user_id.to_owned(),
-        attempt: attempt.to_owned(),
-        leg: leg.to_owned(),
+        user_id: attempt.user_id.to_owned(),
+        attempt: attempt.id.to_owned(),
+        leg,
         sender: from.to_owned(),
         receiver: to.to_owned(),
         summary: summary.to_owned(),
@@ -74,30 +88,31 @@ async fn record(app: &AppState, user_id: &str, attempt: &str, leg: &str, (from, 
 pub async fn record_authorization(app: &AppState, grant: &GrantRecord) {
     let Some(user) = grant.user_id.as_deref() else { return };
     let asked = format!("GET /authorize: client_id={}, scope {}, PKCE S256, state", grant.client_id, grant.scope);
-    received(app, user, &grant.id, "A", &asked).await;
-    sent(app, user, &grant.id, "B", "302 to /link/callback: code (redacted), state, iss").await;
+    let attempt = Attempt::new(user, &grant.id);
+    received(app, attempt, Leg::A, &asked).await;
+    sent(app, attempt, Leg::B, "302 to /link/callback: code (redacted), state, iss").await;
 }
 
 /// Tokens issued to the peer's client: legs C and D for a code of the
 /// browser flow, leg G for a code this party pushed with the reciprocal grant.
 pub async fn record_issued(app: &AppState, grant: &GrantRecord, pushed: bool) {
     let Some(user) = grant.user_id.as_deref() else { return };
-    let (ask, answer) = if pushed { ("G", "G") } else { ("C", "D") };
+    let (ask, answer) = if pushed { (Leg::G, Leg::G) } else { (Leg::C, Leg::D) };
     // A pushed code belongs to the link attempt now sending it, when there is one.
     let sending = match pushed {
-        true => app.store.latest_flow(user).await.ok().flatten().filter(|f| f.step == super::step::SENDING),
+        true => app.store.latest_flow(user).await.ok().flatten().filter(|f| f.step == FlowStep::Sending),
         false => None,
     };
-    let attempt = sending.as_ref().map_or(grant.id.as_str(), |f| f.id.as_str());
-    received(app, user, attempt, ask, "POST /token authorization_code: code (redacted)").await;
+    let attempt = Attempt::new(user, sending.as_ref().map_or(grant.id.as_str(), |f| f.id.as_str()));
+    received(app, attempt, ask, "POST /token authorization_code: code (redacted)").await;
     let tokens =
         format!("access and refresh token (scope {}), reciprocal: {}", grant.scope, app.config.party.wants_from_peer());
-    sent(app, user, attempt, answer, &tokens).await;
+    sent(app, attempt, answer, &tokens).await;
 }
 
 /// A message of the trace, placed on the diagram.
 pub struct Arrow {
-    pub leg: String,
+    pub leg: Leg,
     pub from: String,
     pub to: String,
     pub summary: String,
@@ -108,7 +123,7 @@ pub struct Arrow {
     pub label_x: i64,
 }
 
-pub struct Attempt {
+pub struct AttemptDiagram {
     pub id: String,
     /// Tells the diagrams' arrowhead definitions apart (ids are per document).
     pub index: usize,
@@ -120,13 +135,13 @@ pub struct Attempt {
 const TRACE_WIDTH: i64 = 900;
 
 /// Lays the events out, newest attempt first, one arrow per message.
-pub fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
+pub fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<AttemptDiagram> {
     let x = |who: &str| lanes.iter().find(|(n, _)| n == who).map_or(lanes[0].1, |(_, x)| *x);
-    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut attempts: Vec<AttemptDiagram> = Vec::new();
     for e in events {
         if attempts.last().is_none_or(|a| a.id != e.attempt) {
             let index = attempts.len();
-            attempts.push(Attempt { id: e.attempt.clone(), index, height: 0, arrows: Vec::new() });
+            attempts.push(AttemptDiagram { id: e.attempt.clone(), index, height: 0, arrows: Vec::new() });
         }
         let attempt = attempts.last_mut().expect("just pushed");
         let y = 60 + 48 * attempt.arrows.len() as i64;
@@ -140,7 +155,7 @@ pub fn diagram(events: &[TraceEvent], lanes: &[(String, i64)]) -> Vec<Attempt> {
             e.summary.clone()
         };
         attempt.arrows.push(Arrow {
-            leg: e.leg.clone(),
+            leg: e.leg,
             from: e.sender.clone(),
             to: e.receiver.clone(),
             summary: e.summary.clone(),

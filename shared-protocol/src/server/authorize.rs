@@ -18,8 +18,9 @@ use super::grants::client_credentials::target;
 use super::pkce;
 use super::scope::Scope;
 use crate::error::{ErrorCode, OAuthError, PageError};
+use crate::grant_type::GrantType;
 use crate::state::AppState;
-use crate::web::form::{PageForm, PageQuery, Params};
+use crate::web::form::{urlencode, PageForm, PageQuery, Params};
 use crate::web::pages::{self, ConsentPage, ScopeLine};
 use crate::web::session;
 
@@ -81,7 +82,7 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
     if p.get("response_type") != Some("code") {
         return Err(back(ErrorCode::UnsupportedResponseType, "only response_type=code is supported"));
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(back(ErrorCode::UnauthorizedClient, "this client may not use the authorization code flow"));
     }
     let challenge = p.get("code_challenge").ok_or_else(|| {
@@ -131,7 +132,7 @@ pub async fn authorize_endpoint(
     let chrome = pages::chrome(&app, &session, "consent", Some(user_id)).await?;
     let scopes = request.scope.iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
     let hidden = consent_fields(&request);
-    let linking = request.client.id == app.config.party.peer_client_id;
+    let linking = app.hooks.links_accounts(&app, &request.client.id);
     let client_name = request.client.name.clone();
     pages::render(StatusCode::OK, &ConsentPage { chrome, client_name, linking, scopes, hidden })
 }
@@ -193,13 +194,7 @@ async fn issue_code(
     )
     .await?;
     let mut params = vec![("code", code)];
-    if request.client.id == app.config.party.peer_client_id {
-        crate::link::trace::record_authorization(app, &grant).await;
-        // CONTRACT 4, step 4: the reciprocal request may ride on the authorization response too.
-        if app.config.reciprocal_in_authorization_response {
-            params.push(("reciprocal", app.config.party.wants_from_peer()));
-        }
-    }
+    params.extend(app.hooks.authorized(app, &grant).await);
     let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Ok(to_client(app, &request.redirect_uri, request.state.as_deref(), &params, status))
 }
@@ -256,8 +251,4 @@ fn consent_fields(r: &AuthorizationRequest) -> Vec<(&'static str, String)> {
         fields.push(("state", s.clone()));
     }
     fields
-}
-
-pub fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

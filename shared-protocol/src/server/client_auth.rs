@@ -11,15 +11,15 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
-use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use crate::error::{ErrorCode, OAuthError};
+use crate::grant_type::GrantType;
 use crate::server::scope::Scope;
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreResult};
 use crate::tokens::secrets::verify_digest;
-use crate::web::form::Params;
+use crate::web::form::{urldecode, Params};
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -59,8 +59,8 @@ impl Client {
     pub fn is_public(&self) -> bool {
         self.secret_digest.is_none() && self.jwks_uri.is_none()
     }
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type.as_str())
     }
     /// Exact string comparison (RFC 9700 2.1; no prefix or pattern matching).
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
@@ -93,7 +93,7 @@ impl ClientDirectory {
     }
 }
 
-/// The peers' public keys (their `jwks_uri`), fetched on demand and cached;
+/// Clients' public keys (their `jwks_uri`, for `private_key_jwt`), fetched on demand and cached;
 /// a fetch that failed is remembered too, so a client whose keys cannot be
 /// read does not make every assertion an outbound call.
 #[derive(Default)]
@@ -171,7 +171,7 @@ async fn fetch_jwks(state: &AppState, uri: &str) -> Option<JwkSet> {
             return None;
         }
     };
-    crate::client::read_json::<JwkSet>(res).await.ok()
+    crate::outbound::read_json::<JwkSet>(res).await.ok()
 }
 
 /// Which method the client used, for metadata and logs.
@@ -278,10 +278,8 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| match percent_decode_str(&s.replace('+', " ")).decode_utf8() {
-        Ok(c) if !c.contains('\0') => Ok(c.into_owned()),
-        _ => Err(bad()),
-    };
+    // RFC 6749 2.3.1: both parts are form-urlencoded before they are joined.
+    let unescape = |s: &str| urldecode(s).map_err(|_| bad());
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
@@ -340,7 +338,7 @@ async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) ->
     if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
         return Err(bad("the client assertion must use an asymmetric signature"));
     }
-    let key = state.peer_keys.key(state, uri, header.kid.as_deref()).await?;
+    let key = state.client_keys.key(state, uri, header.kid.as_deref()).await?;
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
@@ -433,7 +431,7 @@ mod tests {
             "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
         }]}))
         .unwrap();
-        app.peer_keys.seed("http://localhost:10/jwks.json", set, app.now());
+        app.client_keys.seed("http://localhost:10/jwks.json", set, app.now());
         Signer { key: EncodingKey::from_ec_der(doc.as_ref()), kid }
     }
 
@@ -519,11 +517,11 @@ mod tests {
         });
         let count = || asked.load(std::sync::atomic::Ordering::SeqCst);
         for _ in 0..3 {
-            assert!(app.peer_keys.key(&app, &uri, Some("k")).await.is_err());
+            assert!(app.client_keys.key(&app, &uri, Some("k")).await.is_err());
         }
         assert_eq!(count(), 1, "one fetch, then the failure is remembered");
         clock.advance(JwksCache::RETRY_AFTER_FAILURE);
-        assert!(app.peer_keys.key(&app, &uri, Some("k")).await.is_err());
+        assert!(app.client_keys.key(&app, &uri, Some("k")).await.is_err());
         assert_eq!(count(), 2, "tried again once the failure is old");
     }
 

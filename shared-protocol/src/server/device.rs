@@ -12,14 +12,14 @@ use askama::Template;
 use serde_json::json;
 
 use super::client_auth::authenticate;
-use super::grants::device_code::DEVICE_CODE_GRANT;
 use super::scope::Scope;
 use super::token::no_store;
 use crate::accounts::valid_username;
 use crate::clock::Entropy;
 use crate::error::{Busy, ErrorCode, OAuthError, PageError};
+use crate::grant_type::GrantType;
 use crate::state::AppState;
-use crate::store::{AuditEntry, DeviceRequest, PendingRequest};
+use crate::store::{ActorRole, AuditEntry, DecidedVia, DeviceDecision, DeviceRequest, DeviceStatus, PendingRequest};
 use crate::tokens::secrets::{digest, new_secret};
 use crate::web::form::{OAuthForm, PageForm, PageQuery};
 use crate::web::limits::ClientKey;
@@ -71,7 +71,7 @@ pub async fn device_authorization_endpoint(
         let wait = app.config.lifetimes.device_code.min(600) as u64;
         return Err(OAuthError::busy(Busy::TooMany { retry_after: wait }));
     }
-    if !client.client.allows_grant(DEVICE_CODE_GRANT) {
+    if !client.client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device flow"));
     }
     let scope = Scope::requested(params.get("scope"), &client.client.scope, |s| app.config.offers_scope(s))
@@ -91,7 +91,7 @@ pub async fn device_authorization_endpoint(
         client_id: client.client.id.clone(),
         scope: scope.to_string(),
         hint_user_id: hint.map(|u| u.id),
-        status: "pending".into(),
+        status: DeviceStatus::Pending,
         user_id: None,
         expires_at: now + expires_in,
         redeem_by: None,
@@ -180,7 +180,7 @@ async fn find_for(
         Some(code) => app.store.device_request_by_user_code(&code).await?,
         None => None,
     };
-    let Some(request) = request.filter(|r| r.status == "pending" && r.expires_at > now) else {
+    let Some(request) = request.filter(|r| r.status == DeviceStatus::Pending && r.expires_at > now) else {
         app.backoff.record_failure(&key, client, now);
         return Ok(Err("That code is not waiting for approval. Check it on the device.".into()));
     };
@@ -211,31 +211,39 @@ pub async fn device_decision(
     let decision = decision(form.get("decision"))?;
     let message = match find_for(&app, app.limits.client(&req), &user_id, &typed).await? {
         Err(why) => why,
-        Ok(view) => decide(&app, &view.request, &user_id, &user_id, "user", "device", decision).await?,
+        Ok(view) => {
+            let by =
+                DecidedBy { account_id: &user_id, actor_id: &user_id, role: ActorRole::User, via: DecidedVia::Device };
+            decide(&app, &view.request, by, decision).await?
+        }
     };
     let chrome = chrome(&app, &session, "device", Some(user_id)).await?;
     render(StatusCode::OK, &DevicePage { chrome, typed: String::new(), request: None, message: Some(message) })
 }
 
-fn decision(value: Option<&str>) -> Result<&'static str, PageError> {
-    match value {
-        Some("approve") => Ok("approve"),
-        Some("deny") => Ok("deny"),
+fn decision(value: Option<&str>) -> Result<DeviceDecision, PageError> {
+    match value.and_then(DeviceDecision::parse) {
+        Some(d @ (DeviceDecision::Approve | DeviceDecision::Deny)) => Ok(d),
         _ => Err(PageError::bad_request("Choose Approve or Deny.")),
     }
 }
 
-/// Records a decision on `request` for `account_id` taken by `actor_id`,
-/// with its audit entry in the same transaction.
+/// Who decides, for which account, and where: the audit entry's parties.
+struct DecidedBy<'a> {
+    account_id: &'a str,
+    actor_id: &'a str,
+    role: ActorRole,
+    via: DecidedVia,
+}
+
+/// Records a decision on `request`, with its audit entry in the same transaction.
 async fn decide(
     app: &AppState,
     request: &DeviceRequest,
-    account_id: &str,
-    actor_id: &str,
-    actor_role: &str,
-    via: &str,
-    decision: &str,
+    by: DecidedBy<'_>,
+    decision: DeviceDecision,
 ) -> Result<String, PageError> {
+    let account_id = by.account_id;
     let now = app.now();
     let code = request.user_code.as_str();
     // A named account's approval may be redeemed for another hint lifetime (seed 003).
@@ -243,7 +251,8 @@ async fn decide(
         Some(_) => now + app.config.lifetimes.device_hinted,
         None => request.expires_at,
     };
-    let status = if decision == "approve" { "approved" } else { "denied" };
+    let approved = decision == DeviceDecision::Approve;
+    let status = if approved { DeviceStatus::Approved } else { DeviceStatus::Denied };
     let entry = AuditEntry {
         seq: app.trace_counter.seq(now),
         at: now,
@@ -252,23 +261,23 @@ async fn decide(
         scope: request.scope.clone(),
         user_code: code.to_owned(),
         account_id: account_id.to_owned(),
-        actor_id: actor_id.to_owned(),
-        actor_role: actor_role.to_owned(),
-        via: via.to_owned(),
-        decision: decision.to_owned(),
+        actor_id: by.actor_id.to_owned(),
+        actor_role: by.role,
+        via: by.via,
+        decision,
     };
     if !app.store.decide_device_request(&entry, status, redeem_by).await? {
         return Ok("That request was already decided, or has expired.".into());
     }
-    if decision == "approve" {
+    if approved {
         // Listed on the account's home page, where its access can be taken back.
         let previous = app.store.consent(account_id, &request.client_id).await?;
         let scope = previous.map(|p| Scope::parse(&p)).unwrap_or_default().union(&Scope::parse(&request.scope));
         app.store.save_consent(account_id, &request.client_id, &scope.to_string(), now).await?;
     }
-    Ok(match decision {
-        "approve" => format!("Approved: the device showing {} can now finish signing in.", display_user_code(code)),
-        _ => format!("Denied: the device showing {} will not get access.", display_user_code(code)),
+    Ok(match approved {
+        true => format!("Approved: the device showing {} can now finish signing in.", display_user_code(code)),
+        false => format!("Denied: the device showing {} will not get access.", display_user_code(code)),
     })
 }
 
@@ -278,8 +287,8 @@ struct AuditLine {
     user_code: String,
     account: String,
     actor: String,
-    via: String,
-    decision: String,
+    via: DecidedVia,
+    decision: DeviceDecision,
 }
 
 #[derive(Template)]
@@ -373,11 +382,17 @@ pub async fn kiosk_decision(
     let now = app.now();
     let message = match (account, request) {
         (Some(account), Some(r))
-            if r.status == "pending"
+            if r.status == DeviceStatus::Pending
                 && r.expires_at > now
                 && r.hint_user_id.as_deref() == Some(account.id.as_str()) =>
         {
-            decide(&app, &r, &account.id, &user_id, "staff", "kiosk", decision).await?
+            let by = DecidedBy {
+                account_id: &account.id,
+                actor_id: &user_id,
+                role: ActorRole::Staff,
+                via: DecidedVia::Kiosk,
+            };
+            decide(&app, &r, by, decision).await?
         }
         _ => "No pending request with that code for that account. Check the account name and the code on the device."
             .to_owned(),

@@ -5,6 +5,7 @@ use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
+use crate::grant_type::GrantType;
 use crate::state::AppState;
 
 pub const JWKS_PATH: &str = "/jwks.json";
@@ -14,7 +15,7 @@ pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource"
 pub async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
     let c = &state.config;
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
-    let grant_types: Vec<&str> = state.grants.grant_types().collect();
+    let grant_types: Vec<&str> = state.grants.grant_types().map(GrantType::as_str).collect();
     let scopes: Vec<&str> = c.scope_names().collect();
     cacheable(json!({
         "issuer": c.issuer(),

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod device;
 pub mod grants;
+pub mod hooks;
 pub mod introspect;
 pub mod metadata;
 pub mod pkce;
@@ -46,4 +47,34 @@ pub fn page_routes(cfg: &mut web::ServiceConfig) {
         .service(device::device_decision)
         .service(device::kiosk)
         .service(device::kiosk_decision);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 10: the plain server knows nothing of the link or of this party
+    /// as a client; the draft reaches it only through the grant registry and
+    /// [`super::hooks::IssuanceHooks`].
+    #[test]
+    fn the_plain_server_does_not_reach_into_the_link_or_the_client() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+                match entry.path() {
+                    p if p.is_dir() => sources(&p, found),
+                    p if p.extension().is_some_and(|e| e == "rs") => found.push(p),
+                    _ => {}
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server"), &mut files);
+        assert!(files.len() > 10, "found the server's modules");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")) {
+                for layer in [concat!("crate::", "link"), concat!("crate::", "client")] {
+                    assert!(!line.contains(layer), "{}:{}: {line}", file.display(), n + 1);
+                }
+            }
+        }
+    }
 }

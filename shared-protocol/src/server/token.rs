@@ -7,6 +7,7 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use super::client_auth::authenticate;
 use super::grants::GrantRequest;
 use crate::error::{ErrorCode, OAuthError};
+use crate::grant_type::GrantType;
 use crate::state::AppState;
 use crate::web::form::OAuthForm;
 
@@ -18,9 +19,10 @@ pub async fn token_endpoint(
 ) -> Result<HttpResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
     let client = authenticate(&state, &req, &params).await?;
-    let grant = state.grants.get(grant_type).ok_or_else(|| {
+    let grant = GrantType::parse(grant_type).and_then(|g| state.grants.get(g)).ok_or_else(|| {
         OAuthError::new(ErrorCode::UnsupportedGrantType, "this server does not support that grant_type")
     })?;
+    let grant_type = grant.grant_type();
     if !client.client.allows_grant(grant_type) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use that grant_type"));
     }

@@ -2,6 +2,53 @@
 //! audit log is append-only: this module has no way to change or delete a row.
 
 use super::{Store, StoreResult};
+use crate::text_enum::text_enum;
+
+super::stored_as_text!(DeviceStatus, DeviceDecision, ActorRole, DecidedVia);
+
+text_enum! {
+    /// Where a device authorization request (RFC 8628 3.1) stands.
+    pub enum DeviceStatus {
+        /// Waiting for the user (or staff) to answer; the device polls.
+        Pending = "pending",
+        Approved = "approved",
+        Denied = "denied",
+        /// An approval whose tokens were issued (single use).
+        Redeemed = "redeemed",
+        /// Ended by the account holder from their home page.
+        Withdrawn = "withdrawn",
+        /// Ended because newer requests for the same account replaced it.
+        Superseded = "superseded",
+    }
+}
+
+text_enum! {
+    /// What an audit entry records.
+    pub enum DeviceDecision {
+        Approve = "approve",
+        Deny = "deny",
+        Withdraw = "withdraw",
+    }
+}
+
+text_enum! {
+    /// Who took a decision: the account holder or a staff member for them.
+    pub enum ActorRole {
+        User = "user",
+        Staff = "staff",
+    }
+}
+
+text_enum! {
+    /// Where a decision was taken.
+    pub enum DecidedVia {
+        /// The verification page (RFC 8628 3.3).
+        Device = "device",
+        Kiosk = "kiosk",
+        /// The account holder's home page (taking access back).
+        Home = "home",
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeviceRequest {
@@ -10,7 +57,7 @@ pub struct DeviceRequest {
     pub client_id: String,
     pub scope: String,
     pub hint_user_id: Option<String>,
-    pub status: String,
+    pub status: DeviceStatus,
     pub user_id: Option<String>,
     pub expires_at: i64,
     pub redeem_by: Option<i64>,
@@ -41,9 +88,9 @@ pub struct AuditEntry {
     pub user_code: String,
     pub account_id: String,
     pub actor_id: String,
-    pub actor_role: String,
-    pub via: String,
-    pub decision: String,
+    pub actor_role: ActorRole,
+    pub via: DecidedVia,
+    pub decision: DeviceDecision,
 }
 
 /// An audit entry with the account's and the actor's names.
@@ -51,9 +98,9 @@ pub struct AuditEntry {
 pub struct NamedAuditEntry {
     pub at: i64,
     pub user_code: String,
-    pub actor_role: String,
-    pub via: String,
-    pub decision: String,
+    pub actor_role: ActorRole,
+    pub via: DecidedVia,
+    pub decision: DeviceDecision,
     pub account: String,
     pub actor: String,
 }
@@ -134,7 +181,12 @@ impl Store {
     /// the audit entry in the same transaction: no decision without its record.
     /// `false` when the request was no longer pending, had expired, or names
     /// another account.
-    pub async fn decide_device_request(&self, entry: &AuditEntry, status: &str, redeem_by: i64) -> StoreResult<bool> {
+    pub async fn decide_device_request(
+        &self,
+        entry: &AuditEntry,
+        status: DeviceStatus,
+        redeem_by: i64,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE device_requests SET status = $2, user_id = $3, redeem_by = $4, decided_at = $5
@@ -191,9 +243,9 @@ impl Store {
                 user_code: r.user_code.clone(),
                 account_id: user_id.to_owned(),
                 actor_id: user_id.to_owned(),
-                actor_role: "user".into(),
-                via: "home".into(),
-                decision: "withdraw".into(),
+                actor_role: ActorRole::User,
+                via: DecidedVia::Home,
+                decision: DeviceDecision::Withdraw,
             };
             insert_audit(&mut tx, &entry).await?;
         }
@@ -283,9 +335,9 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: &AuditEntry)
     .bind(&e.user_code)
     .bind(&e.account_id)
     .bind(&e.actor_id)
-    .bind(&e.actor_role)
-    .bind(&e.via)
-    .bind(&e.decision)
+    .bind(e.actor_role)
+    .bind(e.via)
+    .bind(e.decision)
     .execute(&mut **tx)
     .await?;
     Ok(())

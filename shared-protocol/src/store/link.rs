@@ -3,6 +3,40 @@
 //! double submits and replays cannot run a step twice) and the trace.
 
 use super::{Store, StoreResult};
+use crate::text_enum::text_enum;
+
+super::stored_as_text!(FlowStep, Leg);
+
+text_enum! {
+    /// Where a link attempt stands; the state machine is drawn in `link/mod.rs`.
+    pub enum FlowStep {
+        /// Sent to the peer's `/authorize` (leg A); waiting for the callback (leg B).
+        Authorizing = "authorizing",
+        /// Holding the peer's token; waiting for the user to answer its reciprocal request (leg E).
+        Consent = "consent",
+        /// Talking to the peer: redeeming its code (legs C–D) or pushing ours (leg F).
+        Sending = "sending",
+        Done = "done",
+        /// Stopped with a message; the user may retry.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// The messages of a link as draft-ietf-oauth-reciprocal's Figure 1 letters
+    /// them (`link/trace.rs` maps each to what this project sends).
+    pub enum Leg {
+        A = "A",
+        B = "B",
+        C = "C",
+        D = "D",
+        E = "E",
+        F = "F",
+        G = "G",
+        /// Not in the figure: the RFC 7009 revocation that unlinks.
+        Revocation = "-",
+    }
+}
 
 /// Tokens the peer issued to this party's client for one user.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -22,7 +56,7 @@ pub struct PeerToken {
 pub struct LinkFlow {
     pub id: String,
     pub user_id: String,
-    pub step: String,
+    pub step: FlowStep,
     pub state_digest: Option<String>,
     pub pkce_verifier: Option<String>,
     pub reciprocal_scope: Option<String>,
@@ -37,7 +71,7 @@ pub struct TraceEvent {
     pub seq: i64,
     pub user_id: String,
     pub attempt: String,
-    pub leg: String,
+    pub leg: Leg,
     pub sender: String,
     pub receiver: String,
     pub summary: String,
@@ -137,7 +171,7 @@ impl Store {
         sqlx::query(&format!("INSERT INTO link_flows ({FLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
             .bind(&f.id)
             .bind(&f.user_id)
-            .bind(&f.step)
+            .bind(f.step)
             .bind(&f.state_digest)
             .bind(&f.pkce_verifier)
             .bind(&f.reciprocal_scope)
@@ -178,8 +212,8 @@ impl Store {
     pub async fn advance_flow(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        from: FlowStep,
+        to: FlowStep,
         message: Option<&str>,
         now: i64,
     ) -> StoreResult<bool> {
@@ -212,7 +246,7 @@ impl Store {
         .bind(e.seq)
         .bind(&e.user_id)
         .bind(&e.attempt)
-        .bind(&e.leg)
+        .bind(e.leg)
         .bind(&e.sender)
         .bind(&e.receiver)
         .bind(&e.summary)
@@ -253,11 +287,11 @@ mod tests {
     use super::*;
     use crate::store::testing::stores;
 
-    fn flow(id: &str, step: &str) -> LinkFlow {
+    fn flow(id: &str, step: FlowStep) -> LinkFlow {
         LinkFlow {
             id: id.into(),
             user_id: "u1".into(),
-            step: step.into(),
+            step,
             state_digest: Some(format!("sd-{id}")),
             pkce_verifier: None,
             reciprocal_scope: None,
@@ -270,11 +304,12 @@ mod tests {
     #[actix_web::test]
     async fn a_flow_step_is_taken_once() {
         for store in stores().await {
-            store.insert_flow(&flow("f1", "consent")).await.unwrap();
-            assert!(store.advance_flow("f1", "consent", "sending", None, 11).await.unwrap());
-            assert!(!store.advance_flow("f1", "consent", "sending", None, 12).await.unwrap(), "second submit");
+            let (consent, sending) = (FlowStep::Consent, FlowStep::Sending);
+            store.insert_flow(&flow("f1", consent)).await.unwrap();
+            assert!(store.advance_flow("f1", consent, sending, None, 11).await.unwrap());
+            assert!(!store.advance_flow("f1", consent, sending, None, 12).await.unwrap(), "second submit");
             let f = store.flow_by_state("sd-f1").await.unwrap().unwrap();
-            assert_eq!(f.step, "sending");
+            assert_eq!(f.step, sending);
             assert_eq!(store.latest_flow("u1").await.unwrap().unwrap().id, "f1");
         }
     }

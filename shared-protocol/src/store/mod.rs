@@ -18,11 +18,45 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 
+/// Reads and writes a [`text_enum!`](crate::text_enum) as TEXT, so rows carry
+/// protocol states as enums and a value no variant names is a decode error.
+macro_rules! stored_as_text {
+    ($($name:ty),+) => {$(
+        impl sqlx::Type<sqlx::Any> for $name {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $name {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                Ok(Self::try_from(text)?)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str(), buf)
+            }
+        }
+    )+};
+}
+use stored_as_text;
+
 pub use authorization::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, RefreshOutcome};
 pub use clients::ClientRecord;
-pub use device::{AuditEntry, DeviceRequest, NamedAuditEntry, PendingRequest};
+pub use device::{
+    ActorRole, AuditEntry, DecidedVia, DeviceDecision, DeviceRequest, DeviceStatus, NamedAuditEntry, PendingRequest,
+};
 pub use keys::KeyRecord;
-pub use link::{LinkFlow, PeerToken, TraceEvent};
+pub use link::{FlowStep, Leg, LinkFlow, PeerToken, TraceEvent};
 pub use sessions::SessionRecord;
 pub use users::UserRecord;
 

@@ -87,6 +87,17 @@ impl Params {
     }
 }
 
+/// `application/x-www-form-urlencoded` encoding of one value (the WHATWG URL
+/// standard's, as RFC 6749 appendix B asks for client credentials too).
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The inverse of [`urlencode`]: `+` is a space, no NUL, UTF-8 only.
+pub fn urldecode(s: &str) -> Result<String, ParseError> {
+    decode(s.as_bytes())
+}
+
 fn decode(raw: &[u8]) -> Result<String, ParseError> {
     let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     let decoded = percent_decode(&plus_as_space).decode_utf8().map_err(|_| ParseError::NotUtf8)?;

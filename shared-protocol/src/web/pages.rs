@@ -308,7 +308,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         .store
         .latest_flow(&user_id)
         .await?
-        .filter(|f| f.step == crate::link::step::FAILED || app.now() - f.updated_at < 300)
+        .filter(|f| f.step == crate::store::FlowStep::Failed || app.now() - f.updated_at < 300)
         .and_then(|f| f.message);
     let notice = flash.or(notice);
     let panel = match app.config.party.home_panel {

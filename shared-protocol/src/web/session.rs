@@ -147,7 +147,7 @@ impl ResponseError for SignInFirst {
         StatusCode::SEE_OTHER
     }
     fn error_response(&self) -> HttpResponse {
-        let to = format!("/login?next={}", crate::server::authorize::urlencode(&self.next));
+        let to = format!("/login?next={}", crate::web::form::urlencode(&self.next));
         HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::error::OAuthError;
+use crate::grant_type::GrantType;
 use crate::server::pkce;
 use crate::state::AppState;
 use crate::store::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, StoreResult};
@@ -13,8 +14,8 @@ pub struct AuthorizationCode;
 
 #[async_trait(?Send)]
 impl Grant for AuthorizationCode {
-    fn grant_type(&self) -> &'static str {
-        "authorization_code"
+    fn grant_type(&self) -> GrantType {
+        GrantType::AuthorizationCode
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
@@ -40,24 +41,9 @@ impl Grant for AuthorizationCode {
             .await?
             .filter(|g| g.revoked_at.is_none())
             .ok_or_else(|| OAuthError::invalid_grant("the authorization was withdrawn"))?;
-        let refresh = req.client.client.allows_grant("refresh_token");
+        let refresh = req.client.client.allows_grant(GrantType::RefreshToken);
         let mut tokens = issue_tokens(state, &grant, None, refresh).await?;
-        // CONTRACT 4, step 4: the peer's client is told what this party wants back.
-        if req.client.client.id == state.config.party.peer_client_id {
-            // The peer holds one token per user: a newer link supersedes every
-            // older grant, so one whose answer was lost (a crash between this
-            // redemption and the reply) cannot linger as an orphan.
-            for older in state.store.live_grants_before(&grant).await? {
-                state.revoke_grant(&older).await?;
-            }
-            tokens.extra.insert("reciprocal", state.config.party.wants_from_peer());
-            crate::link::trace::record_issued(
-                state,
-                &grant,
-                record.redirect_uri.is_none() && record.code_challenge.is_none(),
-            )
-            .await;
-        }
+        state.hooks.code_redeemed(state, &record, &grant, &mut tokens).await?;
         Ok(tokens.into())
     }
 }
@@ -163,7 +149,7 @@ mod tests {
     }
 
     fn body(code: &str, verifier: &str) -> String {
-        format!("code={code}&redirect_uri={}&code_verifier={verifier}", crate::server::authorize::urlencode(REDIRECT))
+        format!("code={code}&redirect_uri={}&code_verifier={verifier}", crate::web::form::urlencode(REDIRECT))
     }
 
     #[actix_web::test]
@@ -178,22 +164,6 @@ mod tests {
         let replay = redeem(&app, &body("c1", VERIFIER)).await.unwrap_err();
         assert_eq!(replay.code, crate::error::ErrorCode::InvalidGrant);
         assert!(app.verify_access_token(&tokens.access_token).await.is_err(), "replay revokes the first tokens");
-    }
-
-    /// Issue 9: a link made again (or retried after a lost answer) leaves the
-    /// peer one live grant per user, so no orphan outlives an unlink.
-    #[actix_web::test]
-    async fn the_peers_newer_code_supersedes_its_older_grants_for_the_user() {
-        let clock = ManualClock::new(1_000);
-        let app = state(clock.clone()).await;
-        mint(&app, "first").await;
-        let orphan = redeem(&app, &body("first", VERIFIER)).await.unwrap();
-        clock.advance(5);
-        mint(&app, "second").await;
-        let kept = redeem(&app, &body("second", VERIFIER)).await.unwrap();
-        assert!(app.verify_access_token(&orphan.access_token).await.is_err(), "the older grant is revoked");
-        assert!(app.verify_access_token(&kept.access_token).await.is_ok());
-        assert_eq!(app.store.live_grants("user-1", "peer").await.unwrap(), vec!["g-second".to_owned()]);
     }
 
     #[actix_web::test]
@@ -216,7 +186,7 @@ mod tests {
         let no_redirect = format!("code=c4&code_verifier={VERIFIER}");
         assert_eq!(redeem(&app, &no_redirect).await.unwrap_err().code, crate::error::ErrorCode::InvalidGrant);
         mint(&app, "c5").await;
-        let no_verifier = format!("code=c5&redirect_uri={}", crate::server::authorize::urlencode(REDIRECT));
+        let no_verifier = format!("code=c5&redirect_uri={}", crate::web::form::urlencode(REDIRECT));
         assert_eq!(redeem(&app, &no_verifier).await.unwrap_err().description, "code_verifier is required");
     }
 }

@@ -7,6 +7,7 @@ use url::Url;
 use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::config::Config;
 use crate::error::{ErrorCode, OAuthError};
+use crate::grant_type::GrantType;
 use crate::server::scope::Scope;
 use crate::store::GrantRecord;
 use crate::tokens::secrets::new_id;
@@ -15,8 +16,8 @@ pub struct ClientCredentials;
 
 #[async_trait(?Send)]
 impl Grant for ClientCredentials {
-    fn grant_type(&self) -> &'static str {
-        "client_credentials"
+    fn grant_type(&self) -> GrantType {
+        GrantType::ClientCredentials
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {

@@ -6,10 +6,9 @@ use async_trait::async_trait;
 
 use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::error::{ErrorCode, OAuthError};
-use crate::store::GrantRecord;
+use crate::grant_type::GrantType;
+use crate::store::{DeviceStatus, GrantRecord};
 use crate::tokens::secrets::{digest, new_id};
-
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// RFC 8628 3.5: how much longer to wait after polling too fast.
 const SLOW_DOWN_STEP: i64 = 5;
@@ -18,8 +17,8 @@ pub struct DeviceCode;
 
 #[async_trait(?Send)]
 impl Grant for DeviceCode {
-    fn grant_type(&self) -> &'static str {
-        DEVICE_CODE_GRANT
+    fn grant_type(&self) -> GrantType {
+        GrantType::DeviceCode
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
@@ -33,9 +32,11 @@ impl Grant for DeviceCode {
             .filter(|r| r.client_id == req.client.client.id)
             .ok_or_else(|| OAuthError::invalid_grant("the device_code is not valid for this client"))?;
         let refuse = |code: ErrorCode, why: &'static str| Err(OAuthError::new(code, why));
-        match request.status.as_str() {
-            "pending" if request.expires_at <= now => refuse(ErrorCode::ExpiredToken, "the device code has expired"),
-            "pending" => {
+        match request.status {
+            DeviceStatus::Pending if request.expires_at <= now => {
+                refuse(ErrorCode::ExpiredToken, "the device code has expired")
+            }
+            DeviceStatus::Pending => {
                 let too_soon = request.last_poll_at.is_some_and(|last| now - last < request.poll_interval);
                 let interval = request.poll_interval + if too_soon { SLOW_DOWN_STEP } else { 0 };
                 app.store.record_device_poll(&device_code, now, interval).await?;
@@ -45,13 +46,17 @@ impl Grant for DeviceCode {
                     refuse(ErrorCode::AuthorizationPending, "the request has not been approved yet")
                 }
             }
-            "denied" => refuse(ErrorCode::AccessDenied, "the request was denied"),
-            "withdrawn" => refuse(ErrorCode::AccessDenied, "the account holder took this device's access back"),
-            "superseded" => refuse(ErrorCode::ExpiredToken, "newer requests for this account replaced this one"),
-            "approved" if request.redeem_by.is_some_and(|by| by <= now) => {
+            DeviceStatus::Denied => refuse(ErrorCode::AccessDenied, "the request was denied"),
+            DeviceStatus::Withdrawn => {
+                refuse(ErrorCode::AccessDenied, "the account holder took this device's access back")
+            }
+            DeviceStatus::Superseded => {
+                refuse(ErrorCode::ExpiredToken, "newer requests for this account replaced this one")
+            }
+            DeviceStatus::Approved if request.redeem_by.is_some_and(|by| by <= now) => {
                 refuse(ErrorCode::ExpiredToken, "the approval was not redeemed in time")
             }
-            "approved" => {
+            DeviceStatus::Approved => {
                 // Single use: of two polls racing, one gets the tokens.
                 if !app.store.redeem_device_request(&device_code).await? {
                     return refuse(ErrorCode::InvalidGrant, "the device code was already used");
@@ -67,10 +72,10 @@ impl Grant for DeviceCode {
                     revoked_at: None,
                 };
                 app.store.insert_grant(&grant).await?;
-                let refresh = req.client.client.allows_grant("refresh_token");
+                let refresh = req.client.client.allows_grant(GrantType::RefreshToken);
                 Ok(issue_tokens(app, &grant, None, refresh).await?.into())
             }
-            _ => refuse(ErrorCode::InvalidGrant, "the device code was already used"),
+            DeviceStatus::Redeemed => refuse(ErrorCode::InvalidGrant, "the device code was already used"),
         }
     }
 }
@@ -79,7 +84,7 @@ impl Grant for DeviceCode {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::DeviceRequest;
+    use crate::store::{ActorRole, DecidedVia, DeviceDecision, DeviceRequest};
     use crate::testing::{exchange, state};
 
     async fn request(app: &crate::state::AppState, code: &str, user_code: &str) {
@@ -89,7 +94,7 @@ mod tests {
             client_id: "peer".into(),
             scope: "player:read".into(),
             hint_user_id: None,
-            status: "pending".into(),
+            status: DeviceStatus::Pending,
             user_id: None,
             expires_at: app.now() + app.config.lifetimes.device_code,
             redeem_by: None,
@@ -103,7 +108,7 @@ mod tests {
     }
 
     /// Decides the request with `user_code` for `user-9`, as the kiosk would.
-    async fn decide(app: &crate::state::AppState, user_code: &str, status: &str, redeem_by: i64) -> bool {
+    async fn decide(app: &crate::state::AppState, user_code: &str, status: DeviceStatus, redeem_by: i64) -> bool {
         let r = app.store.device_request_by_user_code(user_code).await.unwrap().unwrap();
         let entry = crate::store::AuditEntry {
             seq: 1,
@@ -114,9 +119,9 @@ mod tests {
             user_code: user_code.into(),
             account_id: "user-9".into(),
             actor_id: "staff-1".into(),
-            actor_role: "staff".into(),
-            via: "kiosk".into(),
-            decision: status.into(),
+            actor_role: ActorRole::Staff,
+            via: DecidedVia::Kiosk,
+            decision: if status == DeviceStatus::Approved { DeviceDecision::Approve } else { DeviceDecision::Deny },
         };
         app.store.decide_device_request(&entry, status, redeem_by).await.unwrap()
     }
@@ -136,7 +141,7 @@ mod tests {
         assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::AuthorizationPending);
 
         let by = app.now() + 60;
-        assert!(decide(&app, "BCDFGHJK", "approved", by).await);
+        assert!(decide(&app, "BCDFGHJK", DeviceStatus::Approved, by).await);
         let tokens = poll(&app, "dc1").await.unwrap();
         let claims = app.verify_access_token(&tokens.access_token).await.unwrap();
         assert_eq!(claims.sub, "user-9");
@@ -149,11 +154,11 @@ mod tests {
         let app = state(clock.clone()).await;
         request(&app, "dc2", "BCDFGHJL").await;
         request(&app, "dc3", "BCDFGHJM").await;
-        assert!(decide(&app, "BCDFGHJM", "denied", 0).await);
+        assert!(decide(&app, "BCDFGHJM", DeviceStatus::Denied, 0).await);
         assert_eq!(poll(&app, "dc3").await.unwrap_err().code, ErrorCode::AccessDenied);
         clock.advance(app.config.lifetimes.device_code);
         assert_eq!(poll(&app, "dc2").await.unwrap_err().code, ErrorCode::ExpiredToken);
-        let late = decide(&app, "BCDFGHJL", "approved", 0).await;
+        let late = decide(&app, "BCDFGHJL", DeviceStatus::Approved, 0).await;
         assert!(!late, "an expired request cannot be approved");
     }
 
@@ -165,8 +170,8 @@ mod tests {
         request(&app, "dc6", "BCDFGHJQ").await;
         request(&app, "dc7", "BCDFGHJR").await;
         let by = app.now() + 10_000;
-        assert!(decide(&app, "BCDFGHJQ", "approved", by).await);
-        assert!(decide(&app, "BCDFGHJR", "superseded", by).await);
+        assert!(decide(&app, "BCDFGHJQ", DeviceStatus::Approved, by).await);
+        assert!(decide(&app, "BCDFGHJR", DeviceStatus::Superseded, by).await);
         clock.advance(app.config.lifetimes.device_code + 1);
         app.store.prune_device_requests(app.now(), app.now()).await.unwrap();
         assert!(app.store.device_request(&digest("dc5")).await.unwrap().is_none(), "expired pending request");
@@ -180,7 +185,7 @@ mod tests {
         let app = state(clock.clone()).await;
         request(&app, "dc4", "BCDFGHJN").await;
         let by = app.now() + 30;
-        assert!(decide(&app, "BCDFGHJN", "approved", by).await);
+        assert!(decide(&app, "BCDFGHJN", DeviceStatus::Approved, by).await);
         clock.advance(30);
         assert_eq!(poll(&app, "dc4").await.unwrap_err().code, ErrorCode::ExpiredToken);
     }

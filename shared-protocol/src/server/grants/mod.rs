@@ -1,12 +1,13 @@
 //! The token endpoint's grants, one module each behind one trait, as
 //! node-oidc-provider keeps one file per grant: `authorization_code`,
-//! `refresh_token`, `client_credentials`, `reciprocal` (and the legacy mutual
-//! form), `device_code`. A new grant is one more module and one registry line.
+//! `refresh_token`, `client_credentials`, `device_code`. A new grant is one
+//! module implementing [`Grant`], one [`GrantType`] variant and one line in
+//! [`GrantRegistry::standard`] (or, for an extension, in its own list, as
+//! `link::grant::grants` adds the reciprocal grant).
 
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod device_code;
-pub mod reciprocal;
 pub mod refresh_token;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use super::client_auth::AuthenticatedClient;
 use crate::error::OAuthError;
+use crate::grant_type::GrantType;
 use crate::state::AppState;
 use crate::store::GrantRecord;
 use crate::tokens::access_token::{AccessClaims, ACCESS_TOKEN_TYP};
@@ -66,8 +68,8 @@ pub struct TokenResponse {
 
 #[async_trait(?Send)]
 pub trait Grant: Send + Sync {
-    /// The `grant_type` value this grant answers to.
-    fn grant_type(&self) -> &'static str;
+    /// The `grant_type` this grant answers to.
+    fn grant_type(&self) -> GrantType;
     /// RFC 6749 4.x.3 / 5: the access token request, after client authentication.
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError>;
 }
@@ -82,23 +84,27 @@ impl GrantRegistry {
         Self { grants }
     }
 
-    /// The grants every party supports.
+    /// The grants of plain OAuth (RFC 6749, RFC 8628).
     pub fn standard() -> Self {
         Self::new(vec![
             Box::new(authorization_code::AuthorizationCode),
             Box::new(refresh_token::RefreshToken),
             Box::new(client_credentials::ClientCredentials),
-            Box::new(reciprocal::Reciprocal),
-            Box::new(reciprocal::LegacyMutual),
             Box::new(device_code::DeviceCode),
         ])
     }
 
-    pub fn get(&self, grant_type: &str) -> Option<&dyn Grant> {
+    /// These grants and an extension's.
+    pub fn with(mut self, more: Vec<Box<dyn Grant>>) -> Self {
+        self.grants.extend(more);
+        self
+    }
+
+    pub fn get(&self, grant_type: GrantType) -> Option<&dyn Grant> {
         self.grants.iter().find(|g| g.grant_type() == grant_type).map(|g| g.as_ref())
     }
 
-    pub fn grant_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub fn grant_types(&self) -> impl Iterator<Item = GrantType> + '_ {
         self.grants.iter().map(|g| g.grant_type())
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::{issue_tokens, Grant, GrantRequest, GrantResponse};
 use crate::error::OAuthError;
+use crate::grant_type::GrantType;
 use crate::server::scope::Scope;
 use crate::store::RefreshOutcome;
 use crate::tokens::secrets::digest;
@@ -12,8 +13,8 @@ pub struct RefreshToken;
 
 #[async_trait(?Send)]
 impl Grant for RefreshToken {
-    fn grant_type(&self) -> &'static str {
-        "refresh_token"
+    fn grant_type(&self) -> GrantType {
+        GrantType::RefreshToken
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {

@@ -1,6 +1,6 @@
-//! The reciprocal grant (draft-ietf-oauth-reciprocal 2; CONTRACT section 4,
-//! steps 7–8) and its earlier form `mutual_authorization_code`
-//! (draft-hardt-oauth-mutual-00 2).
+//! The reciprocal grant (draft-ietf-oauth-reciprocal 2.2, the receiver) and
+//! its earlier form `mutual_authorization_code` (draft-hardt-oauth-mutual-00
+//! 2), two more grants of the plain server's registry ([`grants`]).
 //!
 //! The peer (party A of the draft) pushes a code it minted for us, with the
 //! access token we issued to it naming the user. We check that token, redeem
@@ -9,10 +9,17 @@
 
 use async_trait::async_trait;
 
-use super::{Empty, Grant, GrantRequest, GrantResponse};
-use crate::client::{PeerError, MUTUAL_GRANT, RECIPROCAL_GRANT};
+use super::trace::{self, Attempt};
 use crate::error::{ApiError, ErrorCode, OAuthError};
-use crate::link::{self, trace};
+use crate::grant_type::GrantType;
+use crate::outbound::PeerError;
+use crate::server::grants::{Empty, Grant, GrantRequest, GrantResponse};
+use crate::store::Leg;
+
+/// The grants the link adds to the token endpoint.
+pub fn grants() -> Vec<Box<dyn Grant>> {
+    vec![Box::new(Reciprocal), Box::new(LegacyMutual)]
+}
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:reciprocal`, the token in `access_token`.
 pub struct Reciprocal;
@@ -22,8 +29,8 @@ pub struct LegacyMutual;
 
 #[async_trait(?Send)]
 impl Grant for Reciprocal {
-    fn grant_type(&self) -> &'static str {
-        RECIPROCAL_GRANT
+    fn grant_type(&self) -> GrantType {
+        GrantType::Reciprocal
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
@@ -34,8 +41,8 @@ impl Grant for Reciprocal {
 
 #[async_trait(?Send)]
 impl Grant for LegacyMutual {
-    fn grant_type(&self) -> &'static str {
-        MUTUAL_GRANT
+    fn grant_type(&self) -> GrantType {
+        GrantType::LegacyMutual
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
@@ -61,8 +68,10 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
         return Err(OAuthError::invalid_grant("the access_token does not name a user"));
     };
     let peer = app.config.party.peer_name;
-    trace::received(app, &user_id, &claims.gid, "F", "reciprocal grant: code + access_token (redacted)").await;
-    trace::sent(app, &user_id, &claims.gid, "G", "authorization_code grant: the pushed code").await;
+    // At this end the attempt is named by the grant the peer's token belongs to.
+    let attempt = Attempt::new(&user_id, &claims.gid);
+    trace::received(app, attempt, Leg::F, "reciprocal grant: code + access_token (redacted)").await;
+    trace::sent(app, attempt, Leg::G, "authorization_code grant: the pushed code").await;
     let tokens = app.peer.redeem_pushed_code(app, code).await.map_err(|e| {
         let outcome = format!("{peer} answered: {e}");
         let error = match e {
@@ -76,14 +85,14 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     let tokens = match tokens {
         Ok(t) => t,
         Err((error, outcome)) => {
-            trace::received(app, &user_id, &claims.gid, "G", &outcome).await;
+            trace::received(app, attempt, Leg::G, &outcome).await;
             return Err(error);
         }
     };
     let summary = format!("access token (scope {}), refresh token", tokens.scope);
-    trace::received(app, &user_id, &claims.gid, "G", &summary).await;
-    link::keep_peer_tokens(app, &user_id, &tokens).await?;
-    trace::sent(app, &user_id, &claims.gid, "F", "200 {}").await;
+    trace::received(app, attempt, Leg::G, &summary).await;
+    super::keep_peer_tokens(app, &user_id, &tokens).await?;
+    trace::sent(app, attempt, Leg::F, "200 {}").await;
     Ok(GrantResponse::Accepted(Empty {}))
 }
 
