@@ -80,7 +80,7 @@ async fn instances_started_together_on_an_empty_database_agree_on_keys() {
 
 /// A `client_credentials` token from `issuer`, introspected at `other`: whether both worked, and the token's `kid`.
 async fn issue_and_check(issuer: &str, other: &str) -> Result<String, String> {
-    let creds = ("voice-assistant", Some("voice-assistant-dev-secret"));
+    let creds = (A_CLIENT, Some(A_SECRET));
     let res = http()
         .post(format!("{issuer}/token"))
         .basic_auth(creds.0, creds.1)

@@ -46,7 +46,7 @@ pub async fn play(
         session::set_notice(&session, "Say what to play (up to 200 characters).");
         return Ok(redirect("/"));
     }
-    let peer = app.config.party.peer_name;
+    let peer = app.config.party.peer.name;
     let message = match link::call_peer_api(&app, &user_id, "/api/player/play", &json!({ "query": query })).await {
         Ok(state) => {
             let title = state["title"].as_str().unwrap_or("something");

@@ -4,8 +4,7 @@
 pub mod assistant;
 pub mod now_playing;
 
-use shared_protocol::config::{Defaults, DemoUser, Party, ScopeInfo};
-use shared_protocol::store::PartyMigration;
+use shared_protocol::config::{Defaults, DemoUser, Offers, Party, PeerProfile, ScopeInfo};
 
 pub static PARTY: Party = Party {
     id: "party-a",
@@ -13,20 +12,24 @@ pub static PARTY: Party = Party {
     tagline: "Your voice assistant (party A)",
     colour: "#5b2a86",
     session_cookie: "party_a_session",
-    scopes: &[
-        ScopeInfo { name: "assistant:notify", description: "Show now-playing cards on your assistant" },
-        ScopeInfo { name: "assistant:announce", description: "Speak short announcements on your assistant" },
-    ],
-    peer_client_id: "music-service",
-    peer_name: "Tempo Music",
-    own_client_id: "voice-assistant",
-    peer_scope: "assistant:notify assistant:announce",
-    peer_scopes: &[
-        ScopeInfo { name: "player:read", description: "See what is playing on Tempo Music" },
-        ScopeInfo { name: "player:control", description: "Start music on Tempo Music" },
-    ],
+    offers: Offers {
+        scopes: &[
+            ScopeInfo { name: "assistant:notify", description: "Show now-playing cards on your assistant" },
+            ScopeInfo { name: "assistant:announce", description: "Speak short announcements on your assistant" },
+        ],
+        to_peer: "assistant:notify assistant:announce",
+        public_clients: &[],
+    },
+    peer: PeerProfile {
+        name: "Tempo Music",
+        client_id: "music-service",
+        our_client_id: "voice-assistant",
+        wants: &[
+            ScopeInfo { name: "player:read", description: "See what is playing on Tempo Music" },
+            ScopeInfo { name: "player:control", description: "Start music on Tempo Music" },
+        ],
+    },
     home_panel: Some(assistant::panel),
-    public_clients: &[],
     demo_users: &[
         DemoUser { username: "alice", password: "wonderland", role: "user" },
         DemoUser { username: "bob", password: "builder", role: "user" },
@@ -39,11 +42,6 @@ pub static PARTY: Party = Party {
         peer_client_secret: "music-service-dev-secret",
         client_secret: "voice-assistant-dev-secret",
     },
-    migrations: &[PartyMigration {
-        version: 100,
-        description: "now playing",
-        sql: include_str!("../migrations/0100_now_playing.sql"),
-    }],
     routes,
 };
 

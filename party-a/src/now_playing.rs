@@ -11,6 +11,9 @@ use shared_protocol::resource::Bearer;
 use shared_protocol::state::AppState;
 use shared_protocol::web::session;
 
+/// The kind under which the card is stored (`Store::product_state`).
+const CARD: &str = "now_playing";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Card {
     pub title: String,
@@ -29,13 +32,9 @@ impl Card {
     }
 }
 
+/// The user's card, kept as the product state [`CARD`].
 pub async fn load(app: &AppState, user_id: &str) -> Result<Option<Card>, ApiError> {
-    let row: Option<(String, String)> = sqlx::query_as("SELECT title, artist FROM now_playing WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(app.store.pool())
-        .await
-        .map_err(|_| ApiError::Internal)?;
-    Ok(row.map(|(title, artist)| Card { title, artist }))
+    app.store.product_state(CARD, user_id).await.map_err(|_| ApiError::Internal)
 }
 
 #[post("/api/now-playing")]
@@ -47,18 +46,12 @@ pub async fn post_now_playing(
     bearer.require_scope("assistant:notify")?;
     let user_id = bearer.user_id()?;
     card.validate().map_err(|e| bearer.reject(ApiError::BadRequest(e.into())))?;
-    sqlx::query(
-        "INSERT INTO now_playing (user_id, title, artist, updated_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id) DO UPDATE SET title = $2, artist = $3, updated_at = $4",
-    )
-    .bind(user_id)
-    .bind(card.title.trim())
-    .bind(card.artist.trim())
-    .bind(app.now())
-    .execute(app.store.pool())
-    .await
-    .map_err(|_| bearer.reject(ApiError::Internal))?;
-    Ok(HttpResponse::Ok().json(json!({ "now_playing": card.into_inner() })))
+    let card = Card { title: card.title.trim().to_owned(), artist: card.artist.trim().to_owned() };
+    app.store
+        .put_product_state(CARD, user_id, &card, app.now())
+        .await
+        .map_err(|_| bearer.reject(ApiError::Internal))?;
+    Ok(HttpResponse::Ok().json(json!({ "now_playing": card })))
 }
 
 /// Signed-in users read their own card; otherwise a token with `assistant:notify`.

@@ -8,7 +8,10 @@ use shared_protocol::link;
 use shared_protocol::resource::Bearer;
 use shared_protocol::state::AppState;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// The kind under which a user's player is stored (`Store::product_state`).
+const PLAYER: &str = "player";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlayerState {
     pub playing: bool,
     pub title: Option<String>,
@@ -51,22 +54,14 @@ fn title_case(s: &str) -> String {
         .join(" ")
 }
 
+/// The user's player, kept as the product state [`PLAYER`]; stopped until first played.
 async fn load(app: &AppState, user_id: &str) -> Result<PlayerState, ApiError> {
-    let row: Option<(i64, String, String, i64)> =
-        sqlx::query_as("SELECT playing, title, artist, shared_with_assistant FROM player_state WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(app.store.pool())
-            .await
-            .map_err(|_| ApiError::Internal)?;
-    Ok(match row {
-        Some((playing, title, artist, shared)) => PlayerState {
-            playing: playing != 0,
-            title: Some(title),
-            artist: Some(artist),
-            shared_with_assistant: shared != 0,
-        },
-        None => PlayerState { playing: false, title: None, artist: None, shared_with_assistant: false },
-    })
+    let stored = app.store.product_state(PLAYER, user_id).await.map_err(|_| ApiError::Internal)?;
+    Ok(stored.unwrap_or(PlayerState { playing: false, title: None, artist: None, shared_with_assistant: false }))
+}
+
+async fn save(app: &AppState, user_id: &str, state: &PlayerState) -> Result<(), ApiError> {
+    app.store.put_product_state(PLAYER, user_id, state, app.now()).await.map_err(|_| ApiError::Internal)
 }
 
 #[get("/api/player")]
@@ -90,21 +85,12 @@ pub async fn play(
         return Err(bearer.reject(ApiError::BadRequest(why.into())));
     }
     let (title, artist) = pick_track(query);
-    sqlx::query(
-        "INSERT INTO player_state (user_id, playing, title, artist, shared_with_assistant, updated_at)
-         VALUES ($1, 1, $2, $3, 0, $4)
-         ON CONFLICT (user_id) DO UPDATE SET playing = 1, title = $2, artist = $3, shared_with_assistant = 0, updated_at = $4",
-    )
-    .bind(user_id)
-    .bind(&title)
-    .bind(&artist)
-    .bind(app.now())
-    .execute(app.store.pool())
-    .await
-    .map_err(|_| bearer.reject(ApiError::Internal))?;
+    let mut state =
+        PlayerState { playing: true, title: Some(title), artist: Some(artist), shared_with_assistant: false };
+    save(&app, user_id, &state).await.map_err(|e| bearer.reject(e))?;
     // CONTRACT 3: playback for a user linked with the assistant shows up there,
     // whichever client started it, with the token the assistant issued to us.
-    let card = serde_json::json!({ "title": title, "artist": artist });
+    let card = serde_json::json!({ "title": state.title, "artist": state.artist });
     // The caller may be the assistant itself, waiting on this answer with its
     // own timeout: the card gets half of one, and the music plays regardless.
     let budget = app.config.peer_timeout / 2;
@@ -113,17 +99,13 @@ pub async fn play(
         .unwrap_or_else(|_| Err(link::LinkProblem::Unreachable("no answer in time".into())));
     match posted {
         Ok(_) => {
-            sqlx::query("UPDATE player_state SET shared_with_assistant = 1 WHERE user_id = $1")
-                .bind(user_id)
-                .execute(app.store.pool())
-                .await
-                .map_err(|_| bearer.reject(ApiError::Internal))?;
+            state.shared_with_assistant = true;
+            save(&app, user_id, &state).await.map_err(|e| bearer.reject(e))?;
         }
         // Not linked with the assistant: nothing to show there.
         Err(link::LinkProblem::NotLinked) => {}
-        Err(p) => tracing::info!(problem = %p.describe(app.config.party.peer_name), "now-playing not shared"),
+        Err(p) => tracing::info!(problem = %p.describe(app.config.party.peer.name), "now-playing not shared"),
     }
-    let state = load(&app, user_id).await.map_err(|e| bearer.reject(e))?;
     Ok(HttpResponse::Ok().json(state))
 }
 

@@ -4,8 +4,10 @@
 use actix_web::web::ServiceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::store::PartyMigration;
 use crate::web::limits::{LimitRates, Rate};
+
+/// Where a party's authorization responses arrive (`link::pages::callback`).
+pub const CALLBACK_PATH: &str = "/link/callback";
 
 /// A scope this party offers, with the words a user reads on the consent page.
 #[derive(Debug, Clone, Copy)]
@@ -41,25 +43,42 @@ pub struct Party {
     /// The brand colour (CSS colour).
     pub colour: &'static str,
     pub session_cookie: &'static str,
-    pub scopes: &'static [ScopeInfo],
-    /// How the peer is registered here, and how this party is registered at the peer.
-    pub peer_client_id: &'static str,
-    pub peer_name: &'static str,
-    pub own_client_id: &'static str,
-    /// The scope the peer's client may ask for here (also the reciprocal
-    /// scope agreed beforehand, when the peer's request names none).
-    pub peer_scope: &'static str,
-    /// The peer's scopes this party asks for, in the words its users read.
-    pub peer_scopes: &'static [ScopeInfo],
+    /// What this party offers: its API's scopes and the clients registered here.
+    pub offers: Offers,
+    /// Its one peer, how each is registered at the other, and what this party wants from it.
+    pub peer: PeerProfile,
     /// What the signed-in home page shows of the party's own product (the
     /// assistant's play box, say), rendered by the party.
     pub home_panel: Option<HomePanel>,
-    pub public_clients: &'static [PublicClient],
     pub demo_users: &'static [DemoUser],
     pub defaults: Defaults,
-    pub migrations: &'static [PartyMigration],
     /// The party's own routes (its resource API and pages).
     pub routes: fn(&mut ServiceConfig),
+}
+
+/// What a party offers, to its peer and to other clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Offers {
+    /// The scopes of this party's API, in the words a user reads on the consent page.
+    pub scopes: &'static [ScopeInfo],
+    /// The scope the peer's client may ask for here (also the reciprocal
+    /// scope agreed beforehand, when the peer's request names none: draft section 2).
+    pub to_peer: &'static str,
+    /// Clients without a secret registered here, e.g. a device (RFC 8628).
+    pub public_clients: &'static [PublicClient],
+}
+
+/// The one peer of a party: the two are registered at each other beforehand
+/// (docs/architecture.md, "Why each party has exactly one peer").
+#[derive(Debug, Clone, Copy)]
+pub struct PeerProfile {
+    pub name: &'static str,
+    /// The peer's client id here.
+    pub client_id: &'static str,
+    /// This party's client id at the peer.
+    pub our_client_id: &'static str,
+    /// The peer's scopes this party asks for, in the words its users read.
+    pub wants: &'static [ScopeInfo],
 }
 
 /// Renders a party's own part of the home page (HTML) for a signed-in user,
@@ -74,7 +93,7 @@ impl Party {
     /// What this party asks the peer for, in its authorization requests and
     /// in the `reciprocal` field of its token responses.
     pub fn wants_from_peer(&self) -> String {
-        self.peer_scopes.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+        self.peer.wants.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -402,10 +421,18 @@ impl Config {
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.public_url, path)
     }
+    /// Where this party's authorization requests to the peer send the user back (RFC 6749 3.1.2).
+    pub fn redirect_uri(&self) -> String {
+        self.endpoint(CALLBACK_PATH)
+    }
+    /// The one redirect URI registered here for the peer's client: the peer's [`CALLBACK_PATH`].
+    pub fn peer_redirect_uri(&self) -> String {
+        format!("{}{CALLBACK_PATH}", self.peer_url)
+    }
     pub fn scope_names(&self) -> impl Iterator<Item = &'static str> {
-        self.party.scopes.iter().map(|s| s.name)
+        self.party.offers.scopes.iter().map(|s| s.name)
     }
     pub fn offers_scope(&self, scope: &str) -> bool {
-        self.party.scopes.iter().any(|s| s.name == scope)
+        self.party.offers.scopes.iter().any(|s| s.name == scope)
     }
 }

@@ -17,10 +17,12 @@ use sha2::{Digest, Sha256};
 
 pub use e2e_tests::walk::*;
 
-pub const A_CLIENT: &str = "voice-assistant";
-pub const A_SECRET: &str = "voice-assistant-dev-secret";
-pub const B_CLIENT: &str = "music-service";
-pub const B_SECRET: &str = "music-service-dev-secret";
+/// Party A's client at B and its dev secret, as A's profile has them.
+pub const A_CLIENT: &str = party_a::PARTY.peer.our_client_id;
+pub const A_SECRET: &str = party_a::PARTY.defaults.client_secret;
+/// Party B's client at A and its dev secret.
+pub const B_CLIENT: &str = party_b::PARTY.peer.our_client_id;
+pub const B_SECRET: &str = party_b::PARTY.defaults.client_secret;
 
 /// Rates for tests that sign in many users at once from loopback.
 const ROOMY_LIMITS: &[&str] = &[

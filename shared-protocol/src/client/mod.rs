@@ -162,7 +162,7 @@ impl PeerClient {
 
     fn oauth(&self, app: &AppState, m: &PeerMetadata, with_redirect: bool) -> Result<OAuthClient, PeerError> {
         let bad = |what: &str| PeerError::Malformed(format!("its {what} is not a URL"));
-        let client = oauth2::Client::new(ClientId::new(app.config.party.own_client_id.to_owned()));
+        let client = oauth2::Client::new(ClientId::new(app.config.party.peer.our_client_id.to_owned()));
         let client = match app.config.client_auth {
             ClientAuth::ClientSecretBasic => {
                 client.set_client_secret(ClientSecret::new(app.config.client_secret.clone()))
@@ -174,15 +174,10 @@ impl PeerClient {
             .set_auth_uri(AuthUrl::new(m.authorization_endpoint.clone()).map_err(|_| bad("authorization endpoint"))?)
             .set_token_uri(TokenUrl::new(m.token_endpoint.clone()).map_err(|_| bad("token endpoint"))?);
         Ok(if with_redirect {
-            client.set_redirect_uri(RedirectUrl::new(self.redirect_uri(app)).map_err(|_| bad("redirect URI"))?)
+            client.set_redirect_uri(RedirectUrl::new(app.config.redirect_uri()).map_err(|_| bad("redirect URI"))?)
         } else {
             client
         })
-    }
-
-    /// Where the peer sends the user back: this party's `/link/callback`.
-    pub fn redirect_uri(&self, app: &AppState) -> String {
-        app.config.endpoint("/link/callback")
     }
 
     /// RFC 6749 4.1.1 with PKCE S256 (RFC 7636 4.1–4.3) and a fresh `state`.
@@ -253,7 +248,7 @@ impl PeerClient {
         legacy: bool,
     ) -> Result<(), PeerError> {
         let m = self.metadata(app).await?;
-        let client_id = app.config.party.own_client_id;
+        let client_id = app.config.party.peer.our_client_id;
         let mut form = vec![("code", code.to_owned()), ("client_id", client_id.to_owned())];
         let request = if legacy {
             // The Authorization header carries the token, so the client authenticates in the body.
@@ -330,11 +325,11 @@ impl PeerClient {
         let request = app.http.post(url);
         match app.config.client_auth {
             ClientAuth::ClientSecretBasic => request
-                .basic_auth(urlencode(app.config.party.own_client_id), Some(urlencode(&app.config.client_secret)))
+                .basic_auth(urlencode(app.config.party.peer.our_client_id), Some(urlencode(&app.config.client_secret)))
                 .form(&form),
             ClientAuth::PrivateKeyJwt => {
                 if !form.iter().any(|(k, _)| *k == "client_id") {
-                    form.push(("client_id", app.config.party.own_client_id.to_owned()));
+                    form.push(("client_id", app.config.party.peer.our_client_id.to_owned()));
                 }
                 form.extend(self.assertion_params(app, m));
                 request.form(&form)
@@ -350,7 +345,7 @@ impl PeerClient {
             return Vec::new();
         }
         let now = app.now();
-        let me = app.config.party.own_client_id;
+        let me = app.config.party.peer.our_client_id;
         let claims = serde_json::json!({
             "iss": me, "sub": me, "aud": m.issuer, "iat": now, "exp": now + 60,
             "jti": crate::tokens::secrets::new_id(app.entropy.as_ref()),

@@ -67,7 +67,7 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     let Some(user_id) = claims.user_id().map(str::to_owned) else {
         return Err(OAuthError::invalid_grant("the access_token does not name a user"));
     };
-    let peer = app.config.party.peer_name;
+    let peer = app.config.party.peer.name;
     // At this end the attempt is named by the grant the peer's token belongs to.
     let attempt = Attempt::new(&user_id, &claims.gid);
     trace::received(app, attempt, Leg::F, "reciprocal grant: code + access_token (redacted)").await;
@@ -103,7 +103,7 @@ mod tests {
     use crate::server::grants::issue_tokens;
     use crate::state::AppState;
     use crate::store::GrantRecord;
-    use crate::testing::{exchange, state, user_grant};
+    use crate::test_support::unit::{exchange, state, user_grant};
 
     async fn token_of(app: &AppState, client_id: &str, id: &str) -> String {
         let grant = GrantRecord { client_id: client_id.into(), ..user_grant(app, id).await };

@@ -17,7 +17,7 @@ use crate::store::{CodeRecord, GrantRecord};
 pub struct LinkHooks;
 
 fn is_peer(app: &AppState, client_id: &str) -> bool {
-    client_id == app.config.party.peer_client_id
+    client_id == app.config.party.peer.client_id
 }
 
 #[async_trait(?Send)]
@@ -75,7 +75,7 @@ mod tests {
     use crate::server::grants::issue_tokens;
     use crate::state::AppState;
     use crate::store::GrantRecord;
-    use crate::testing::{exchange, form, send, service, state};
+    use crate::test_support::unit::{exchange, form, send, service, state};
 
     /// A code for the test party's peer client `peer` and `user-1`, redeemed: access the peer holds.
     async fn redeemed(app: &AppState) -> (GrantRecord, String) {

@@ -127,7 +127,7 @@ async fn refresh_held(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPr
     if held.expires_at - now > REFRESH_MARGIN {
         return Ok(held);
     }
-    let peer = app.config.party.peer_name;
+    let peer = app.config.party.peer.name;
     let Some(refresh_token) = held.refresh_token.clone() else {
         let why = format!("The access {peer} gave has expired and cannot be renewed. Link again.");
         app.store.mark_peer_token_broken(user_id, &why, now).await?;
@@ -217,7 +217,7 @@ pub struct LinkView {
 
 /// What the peer may do here for the user: the scopes of its live grants.
 pub async fn peer_scope_here(app: &AppState, user_id: &str) -> StoreResult<Scope> {
-    let grants = app.store.redeemed_grants(user_id, app.config.party.peer_client_id).await?;
+    let grants = app.store.redeemed_grants(user_id, app.config.party.peer.client_id).await?;
     Ok(grants.iter().fold(Scope::default(), |acc, g| acc.union(&Scope::parse(&g.scope))))
 }
 
@@ -234,11 +234,11 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
                 // Expired, or withdrawn at the peer: a refresh tells which.
                 Ok(false) => match refresh_now(app, user_id).await {
                     Ok(t) => here_at_peer = Scope::parse(&t.scope),
-                    Err(p) => problem = Some(p.describe(party.peer_name)),
+                    Err(p) => problem = Some(p.describe(party.peer.name)),
                 },
                 Err(e) => {
                     here_at_peer = Scope::parse(&held.scope);
-                    problem = Some(format!("{} could not be asked whether this still works: {e}.", party.peer_name));
+                    problem = Some(format!("{} could not be asked whether this still works: {e}.", party.peer.name));
                 }
             },
         }
@@ -251,9 +251,9 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
     };
     Ok(LinkView {
         state,
-        here_at_peer: ScopeWords::list(&here_at_peer, party.peer_scopes),
+        here_at_peer: ScopeWords::list(&here_at_peer, party.peer.wants),
         here_at_peer_problem: problem,
-        peer_here: ScopeWords::list(&peer_here, party.scopes),
+        peer_here: ScopeWords::list(&peer_here, party.offers.scopes),
     })
 }
 
@@ -295,7 +295,7 @@ async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scop
     let user_id = attempt.user_id;
     let party = app.config.party;
     let storage = LinkError::Storage;
-    let previous = app.store.live_grants(user_id, party.peer_client_id).await.map_err(storage)?;
+    let previous = app.store.live_grants(user_id, party.peer.client_id).await.map_err(storage)?;
     let before = peer_scope_here(app, user_id).await.map_err(storage)?;
     // A removed scope must stop working at once, not when (or if) the peer answers.
     let narrows = !before.is_subset(scope);
@@ -303,7 +303,7 @@ async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scop
         for id in &previous {
             app.revoke_grant(id).await.map_err(storage)?;
         }
-        app.store.save_consent(user_id, party.peer_client_id, &scope.to_string(), app.now()).await.map_err(storage)?;
+        app.store.save_consent(user_id, party.peer.client_id, &scope.to_string(), app.now()).await.map_err(storage)?;
     }
     let withdrew_earlier = narrows && !before.is_empty();
     let held = held_token(app, user_id).await.map_err(|problem| LinkError::Held { problem, withdrew_earlier })?;
@@ -313,7 +313,7 @@ async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scop
     let (grant, code) = mint_code(
         app,
         CodeBinding {
-            client_id: party.peer_client_id,
+            client_id: party.peer.client_id,
             user_id,
             scope: &scope.to_string(),
             audience: app.config.resource(),
@@ -336,7 +336,7 @@ async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scop
                     app.revoke_grant(id).await.map_err(storage)?;
                 }
             }
-            app.store.save_consent(user_id, party.peer_client_id, &scope.to_string(), now).await.map_err(storage)?;
+            app.store.save_consent(user_id, party.peer.client_id, &scope.to_string(), now).await.map_err(storage)?;
             Ok(())
         }
         Err(e) => {
@@ -395,7 +395,7 @@ pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<
     let lock = app.peer.update_locks.of(user_id);
     let _one_change_at_a_time_here = lock.lock().await;
     let everywhere = app.store.lock_user(LockKind::Update, user_id).await?;
-    let client = app.config.party.peer_client_id;
+    let client = app.config.party.peer.client_id;
     for id in app.store.live_grants(user_id, client).await? {
         app.revoke_grant(&id).await?;
     }
@@ -431,7 +431,7 @@ pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerErr
         return Ok(None);
     };
     app.store.save_peer_token(&held).await?;
-    let why = format!("Unlinking did not reach {} ({e}). Unlink again.", app.config.party.peer_name);
+    let why = format!("Unlinking did not reach {} ({e}). Unlink again.", app.config.party.peer.name);
     app.store.mark_peer_token_broken(user_id, &why, app.now()).await?;
     Ok(Some(e))
 }

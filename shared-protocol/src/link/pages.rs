@@ -74,14 +74,14 @@ pub async fn start(
             flow.pkce_verifier = Some(start.pkce_verifier);
             app.store.insert_flow(&flow).await?;
             let summary =
-                format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer_name, party.wants_from_peer());
+                format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer.name, party.wants_from_peer());
             trace::sent(&app, attempt(&flow), Leg::A, &summary).await;
             Ok(redirect(&start.url))
         }
         Err(e) => {
             flow.step = FlowStep::Failed;
             flow.message =
-                Some(format!("{} gave {e}, so linking could not start. Try again in a moment.", party.peer_name));
+                Some(format!("{} gave {e}, so linking could not start. Try again in a moment.", party.peer.name));
             app.store.insert_flow(&flow).await?;
             Ok(outcome(&flow.id))
         }
@@ -109,7 +109,7 @@ pub async fn callback(
     if flow.step != FlowStep::Authorizing {
         return Ok(outcome(&flow.id));
     }
-    let peer = party.peer_name;
+    let peer = party.peer.name;
     if q.get("iss") != Some(app.config.peer_url.as_str()) {
         trace::received(&app, attempt(&flow), Leg::B, "authorization response with a wrong or missing iss").await;
         let why =
@@ -152,7 +152,7 @@ pub async fn callback(
     trace::received(&app, attempt(&flow), Leg::D, &summary).await;
     super::keep_peer_tokens(&app, &user_id, &tokens).await?;
 
-    let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.peer_scope);
+    let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.offers.to_peer);
     if reciprocal.is_empty() {
         let why = format!("Linked one way: {} may now use {peer}. {peer} asked for nothing in return.", party.name);
         app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Done, Some(&why), app.now()).await?;
@@ -188,9 +188,9 @@ pub async fn reciprocal_page(
     let chrome = chrome(&app, &session, "reciprocal-consent", Some(user_id)).await?;
     let page = ReciprocalConsentPage {
         chrome,
-        peer_name: app.config.party.peer_name,
+        peer_name: app.config.party.peer.name,
         flow_id: flow.id,
-        scopes: ScopeWords::list(&scope, app.config.party.scopes),
+        scopes: ScopeWords::list(&scope, app.config.party.offers.scopes),
     };
     render(StatusCode::OK, &page)
 }
@@ -205,7 +205,7 @@ pub async fn reciprocal_decision(
 ) -> Result<HttpResponse, PageError> {
     let flow = own_flow(&app, &user_id, Some(form.get("flow").unwrap_or_default())).await?;
     let party = app.config.party;
-    let peer = party.peer_name;
+    let peer = party.peer.name;
     let now = app.now();
     interrupt_if_stale(&app, &flow).await?;
     let from = match form.get("decision") {
@@ -240,7 +240,7 @@ pub async fn reciprocal_decision(
 
 /// Step 6 and the outcome, for consent, retry and settings alike.
 async fn push(app: &AppState, flow: &LinkFlow, scope: &Scope) -> Result<HttpResponse, PageError> {
-    let peer = app.config.party.peer_name;
+    let peer = app.config.party.peer.name;
     let (to, message) = match super::send_reciprocal(app, attempt(flow), scope).await {
         Ok(()) => (FlowStep::Done, format!("Done: {peer} may now {}.", sentence(scope, app))),
         Err(e) => (FlowStep::Failed, e.describe(peer)),
@@ -250,7 +250,7 @@ async fn push(app: &AppState, flow: &LinkFlow, scope: &Scope) -> Result<HttpResp
 }
 
 fn sentence(scope: &Scope, app: &AppState) -> String {
-    ScopeWords::list(scope, app.config.party.scopes)
+    ScopeWords::list(scope, app.config.party.offers.scopes)
         .iter()
         .map(|s| s.description.to_lowercase())
         .collect::<Vec<_>>()
@@ -280,7 +280,7 @@ pub async fn outcome_page(
         true => own_flow(&app, &user_id, Some(&flow.id)).await?,
         false => flow,
     };
-    let peer = app.config.party.peer_name;
+    let peer = app.config.party.peer.name;
     let message = flow.message.clone().unwrap_or_else(|| match flow.step {
         FlowStep::Authorizing => format!("Waiting for {peer}'s answer. If you closed that page, start again."),
         FlowStep::Consent => format!("{peer}'s request is waiting for your answer."),
@@ -317,16 +317,16 @@ pub async fn settings_page(
     let party = app.config.party;
     let granted = super::peer_scope_here(&app, &user_id).await?;
     let can_push = app.store.peer_token(&user_id).await?.is_some_and(|t| t.broken.is_none());
-    let choices = Scope::parse(party.peer_scope)
+    let choices = Scope::parse(party.offers.to_peer)
         .iter()
         .map(|s| ScopeChoice {
             name: s.to_owned(),
-            description: ScopeWords::list(&Scope::parse(s), party.scopes).remove(0).description,
+            description: ScopeWords::list(&Scope::parse(s), party.offers.scopes).remove(0).description,
             granted: granted.iter().any(|g| g == s),
         })
         .collect();
     let chrome = chrome(&app, &session, "settings", Some(user_id)).await?;
-    render(StatusCode::OK, &SettingsPage { chrome, peer_name: party.peer_name, choices, can_push })
+    render(StatusCode::OK, &SettingsPage { chrome, peer_name: party.peer.name, choices, can_push })
 }
 
 /// Authorization update: a new code for exactly the chosen scopes, pushed
@@ -338,7 +338,7 @@ pub async fn settings_save(
     form: ScopeForm,
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
-    let offered = Scope::parse(party.peer_scope);
+    let offered = Scope::parse(party.offers.to_peer);
     let chosen = Scope::parse(&form.scopes.join(" "));
     if !chosen.is_subset(&offered) {
         return Err(PageError::bad_request("Choose among the listed permissions."));
@@ -346,7 +346,7 @@ pub async fn settings_save(
     let mut flow = new_flow(&app, &user_id, FlowStep::Sending);
     flow.reciprocal_scope = Some(chosen.to_string());
     let current = super::peer_scope_here(&app, &user_id).await?;
-    let peer = party.peer_name;
+    let peer = party.peer.name;
     if chosen == current {
         flow.step = FlowStep::Done;
         flow.message = Some("Nothing changed.".to_owned());
@@ -373,7 +373,7 @@ pub async fn unlink(
     SignedIn(user_id): SignedIn,
     PageForm(_): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let peer = app.config.party.peer_name;
+    let peer = app.config.party.peer.name;
     let problem = super::unlink(&app, &user_id).await?;
     let mut flow = new_flow(&app, &user_id, FlowStep::Done);
     flow.message = Some(match problem {
@@ -396,7 +396,7 @@ async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, Pag
     if flow.step != FlowStep::Sending || app.now() - flow.updated_at <= limit {
         return Ok(false);
     }
-    let why = format!("Talking to {} was interrupted. Try again.", app.config.party.peer_name);
+    let why = format!("Talking to {} was interrupted. Try again.", app.config.party.peer.name);
     Ok(app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Failed, Some(&why), app.now()).await?)
 }
 
@@ -417,7 +417,7 @@ pub async fn trace_page(
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let events = app.store.trace_of(&user_id, 200).await?;
-    let lanes = vec![(trace::USER.to_owned(), 70), (party.name.to_owned(), 300), (party.peer_name.to_owned(), 830)];
+    let lanes = vec![(trace::USER.to_owned(), 70), (party.name.to_owned(), 300), (party.peer.name.to_owned(), 830)];
     let attempts = trace::diagram(&events, &lanes);
     let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
     render(StatusCode::OK, &TracePage { chrome, lanes, attempts })

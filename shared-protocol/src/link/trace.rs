@@ -47,13 +47,13 @@ impl<'a> Attempt<'a> {
 /// A message this party sent to the peer.
 pub async fn sent(app: &AppState, attempt: Attempt<'_>, leg: Leg, summary: &str) {
     let party = app.config.party;
-    record(app, attempt, leg, (party.name, party.peer_name), summary).await
+    record(app, attempt, leg, (party.name, party.peer.name), summary).await
 }
 
 /// A message this party received from the peer.
 pub async fn received(app: &AppState, attempt: Attempt<'_>, leg: Leg, summary: &str) {
     let party = app.config.party;
-    record(app, attempt, leg, (party.peer_name, party.name), summary).await
+    record(app, attempt, leg, (party.peer.name, party.name), summary).await
 }
 
 /// Something the user told this party (a consent, a settings change).

@@ -378,7 +378,7 @@ async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) ->
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::testing::state;
+    use crate::test_support::unit::state;
     use actix_web::test::TestRequest;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};

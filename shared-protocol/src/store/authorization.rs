@@ -81,7 +81,7 @@ impl Store {
         .bind(&g.scope)
         .bind(&g.audience)
         .bind(g.created_at)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -91,13 +91,13 @@ impl Store {
             "SELECT id, client_id, user_id, scope, audience, created_at, revoked_at FROM grants WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?)
     }
 
     /// Revokes a grant and so every token of its family. Idempotent.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(grant_id)
             .bind(now)
@@ -127,7 +127,7 @@ impl Store {
         let rows = sqlx::query("SELECT id FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL")
             .bind(user_id)
             .bind(client_id)
-            .fetch_all(self.pool())
+            .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
     }
@@ -143,7 +143,7 @@ impl Store {
         .bind(&grant.client_id)
         .bind(&grant.id)
         .bind(grant.created_at)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
     }
@@ -159,7 +159,7 @@ impl Store {
         )
         .bind(user_id)
         .bind(client_id)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?)
     }
 
@@ -167,14 +167,14 @@ impl Store {
     pub async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as("SELECT grant_id, revoked_at FROM revoked_grants WHERE revoked_at >= $1")
             .bind(since)
-            .fetch_all(self.pool())
+            .fetch_all(&self.pool)
             .await?)
     }
 
     pub async fn is_grant_revoked(&self, grant_id: &str) -> StoreResult<bool> {
         let row = sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = $1")
             .bind(grant_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
     }
@@ -185,7 +185,7 @@ impl Store {
     /// Redeemed codes stay: they say which grants produced tokens.
     pub async fn prune_authorizations(&self, now: i64) -> StoreResult<u64> {
         let before = now - 86_400;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         let mut pruned = 0;
         for sql in [
             "DELETE FROM grants WHERE revoked_at IS NULL
@@ -217,7 +217,7 @@ impl Store {
         .bind(c.audience)
         .bind(c.code_challenge)
         .bind(c.expires_at)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -232,7 +232,7 @@ impl Store {
         .bind(digest)
         .bind(now)
         .bind(client_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?;
         if let Some(code) = fresh {
             return Ok(RedeemOutcome::Redeemed(code));
@@ -240,7 +240,7 @@ impl Store {
         let seen: Option<(String, String, Option<i64>)> =
             sqlx::query_as("SELECT grant_id, client_id, consumed_at FROM authorization_codes WHERE digest = $1")
                 .bind(digest)
-                .fetch_optional(self.pool())
+                .fetch_optional(&self.pool)
                 .await?;
         Ok(match seen {
             // Only the code's own client can trigger the replay defence; anyone else holding
@@ -256,7 +256,7 @@ impl Store {
             .bind(digest)
             .bind(grant_id)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -270,7 +270,7 @@ impl Store {
         let done = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE digest = $1 AND used_at IS NULL")
             .bind(digest)
             .bind(now)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         if done.rows_affected() == 1 {
             return Ok(RefreshOutcome::Fresh);
@@ -283,7 +283,7 @@ impl Store {
             .bind(digest)
             .bind(now)
             .bind(now - grace)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
             if again.rows_affected() == 1 {
                 return Ok(RefreshOutcome::WithinGrace);
@@ -291,7 +291,7 @@ impl Store {
         }
         let used: Option<(String,)> = sqlx::query_as("SELECT grant_id FROM refresh_tokens WHERE digest = $1")
             .bind(digest)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?;
         Ok(match used {
             Some((grant_id,)) => RefreshOutcome::Reused { grant_id },
@@ -304,7 +304,7 @@ impl Store {
         let row: Option<(String, i64, Option<i64>)> =
             sqlx::query_as("SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE digest = $1")
                 .bind(digest)
-                .fetch_optional(self.pool())
+                .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|(g, exp, used)| (g, exp, used.is_some())))
     }
@@ -313,7 +313,7 @@ impl Store {
         let row: Option<(String,)> = sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|(s,)| s))
     }
@@ -327,7 +327,7 @@ impl Store {
         .bind(client_id)
         .bind(scope)
         .bind(now)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -336,7 +336,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -348,7 +348,7 @@ impl Store {
              WHERE c.user_id = $1 ORDER BY cl.name",
         )
         .bind(user_id)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?)
     }
 
@@ -360,14 +360,14 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1").bind(now).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
         let done = sqlx::query(
             "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
         )
         .bind(client_id)
         .bind(jti)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }

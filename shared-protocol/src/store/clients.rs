@@ -20,7 +20,7 @@ impl Store {
              FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?)
     }
 
@@ -39,7 +39,7 @@ impl Store {
         .bind(&c.grant_types)
         .bind(&c.scope)
         .bind(&c.jwks_uri)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }

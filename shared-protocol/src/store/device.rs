@@ -127,7 +127,7 @@ impl Store {
         .bind(r.created_at)
         .bind(&r.client_address)
         .bind(seq)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -139,7 +139,7 @@ impl Store {
         )
         .bind(address)
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(&self.pool)
         .await?;
         Ok(n)
     }
@@ -158,7 +158,7 @@ impl Store {
         .bind(user_id)
         .bind(keep)
         .bind(now)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
     }
@@ -166,14 +166,14 @@ impl Store {
     pub async fn device_request(&self, device_code_digest: &str) -> StoreResult<Option<DeviceRequest>> {
         Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM device_requests WHERE device_code_digest = $1"))
             .bind(device_code_digest)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
     pub async fn device_request_by_user_code(&self, user_code: &str) -> StoreResult<Option<DeviceRequest>> {
         Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM device_requests WHERE user_code = $1"))
             .bind(user_code)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
@@ -187,7 +187,7 @@ impl Store {
         status: DeviceStatus,
         redeem_by: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE device_requests SET status = $2, user_id = $3, redeem_by = $4, decided_at = $5
              WHERE device_code_digest = $1 AND status = 'pending' AND expires_at > $5
@@ -217,7 +217,7 @@ impl Store {
         now: i64,
         seq: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         let ended: Vec<DeviceRequest> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM device_requests WHERE client_id = $2
                AND ((status = 'approved' AND user_id = $1) OR (status = 'pending' AND hint_user_id = $1))"
@@ -259,7 +259,7 @@ impl Store {
             .bind(digest)
             .bind(now)
             .bind(interval)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -270,7 +270,7 @@ impl Store {
             "UPDATE device_requests SET status = 'redeemed' WHERE device_code_digest = $1 AND status = 'approved'",
         )
         .bind(digest)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -286,7 +286,7 @@ impl Store {
         .bind(user_id)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?)
     }
 
@@ -302,7 +302,7 @@ impl Store {
         )
         .bind(before)
         .bind(superseded_before)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -315,7 +315,7 @@ impl Store {
              ORDER BY a.at DESC, a.seq DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?)
     }
 }

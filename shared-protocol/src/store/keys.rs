@@ -29,13 +29,13 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT kid, alg, pkcs8, created_at, generation FROM signing_keys ORDER BY generation, created_at, kid",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?)
     }
 
     /// Forgets the keys of generations before `generation` (retired).
     pub async fn delete_signing_keys_before(&self, generation: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM signing_keys WHERE generation < $1").bind(generation).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM signing_keys WHERE generation < $1").bind(generation).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -51,7 +51,7 @@ impl Store {
         .bind(&key.pkcs8)
         .bind(key.created_at)
         .bind(key.generation)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }

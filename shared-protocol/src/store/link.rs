@@ -88,7 +88,7 @@ impl Store {
              FROM peer_tokens WHERE user_id = $1",
         )
         .bind(user_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?)
     }
 
@@ -106,7 +106,7 @@ impl Store {
         .bind(&t.scope)
         .bind(t.expires_at)
         .bind(t.updated_at)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -126,7 +126,7 @@ impl Store {
         .bind(&t.scope)
         .bind(t.expires_at)
         .bind(t.updated_at)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -136,7 +136,7 @@ impl Store {
             .bind(user_id)
             .bind(why)
             .bind(now)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -145,7 +145,7 @@ impl Store {
     pub async fn mark_peer_token_expired(&self, user_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE peer_tokens SET expires_at = 0 WHERE user_id = $1")
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -157,7 +157,7 @@ impl Store {
             let gone = sqlx::query("DELETE FROM peer_tokens WHERE user_id = $1 AND access_token = $2")
                 .bind(user_id)
                 .bind(&t.access_token)
-                .execute(self.pool())
+                .execute(&self.pool)
                 .await?;
             // Someone else took (or replaced) them first: theirs to revoke.
             if gone.rows_affected() == 0 {
@@ -178,7 +178,7 @@ impl Store {
             .bind(&f.message)
             .bind(f.created_at)
             .bind(f.updated_at)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -186,14 +186,14 @@ impl Store {
     pub async fn flow(&self, id: &str) -> StoreResult<Option<LinkFlow>> {
         Ok(sqlx::query_as(&format!("SELECT {FLOW_COLUMNS} FROM link_flows WHERE id = $1"))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
     pub async fn flow_by_state(&self, state_digest: &str) -> StoreResult<Option<LinkFlow>> {
         Ok(sqlx::query_as(&format!("SELECT {FLOW_COLUMNS} FROM link_flows WHERE state_digest = $1"))
             .bind(state_digest)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
@@ -203,7 +203,7 @@ impl Store {
             "SELECT {FLOW_COLUMNS} FROM link_flows WHERE user_id = $1 ORDER BY updated_at DESC, created_at DESC LIMIT 1"
         ))
         .bind(user_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?)
     }
 
@@ -224,7 +224,7 @@ impl Store {
                 .bind(to)
                 .bind(message)
                 .bind(now)
-                .execute(self.pool())
+                .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -233,7 +233,7 @@ impl Store {
         sqlx::query("UPDATE link_flows SET reciprocal_scope = $2 WHERE id = $1")
             .bind(id)
             .bind(scope)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -251,7 +251,7 @@ impl Store {
         .bind(&e.receiver)
         .bind(&e.summary)
         .bind(e.at)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -259,10 +259,10 @@ impl Store {
     /// Forgets trace events recorded before `trace_before` and finished
     /// flows last touched before `flows_before`.
     pub async fn prune_link_history(&self, trace_before: i64, flows_before: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM link_trace WHERE at < $1").bind(trace_before).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM link_trace WHERE at < $1").bind(trace_before).execute(&self.pool).await?;
         sqlx::query("DELETE FROM link_flows WHERE updated_at < $1 AND step IN ('done', 'failed')")
             .bind(flows_before)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -275,7 +275,7 @@ impl Store {
         )
         .bind(user_id)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?;
         events.reverse();
         Ok(events)

@@ -7,6 +7,7 @@ mod clients;
 mod device;
 mod keys;
 mod link;
+mod product;
 mod sessions;
 mod users;
 
@@ -83,32 +84,36 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A migration a party adds for its own tables (versions 100 and up).
-#[derive(Debug, Clone, Copy)]
-pub struct PartyMigration {
-    pub version: i64,
-    pub description: &'static str,
-    pub sql: &'static str,
+/// One step of the schema, applied once per database, in order.
+struct SchemaChange {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
 }
 
-const PROTOCOL_MIGRATIONS: &[PartyMigration] = &[
-    PartyMigration {
+const MIGRATIONS: &[SchemaChange] = &[
+    SchemaChange {
         version: 1,
         description: "authorization server",
         sql: include_str!("../../migrations/0001_authorization_server.sql"),
     },
-    PartyMigration { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
-    PartyMigration { version: 3, description: "device", sql: include_str!("../../migrations/0003_device.sql") },
-    PartyMigration { version: 4, description: "limits", sql: include_str!("../../migrations/0004_limits.sql") },
-    PartyMigration {
+    SchemaChange { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
+    SchemaChange { version: 3, description: "device", sql: include_str!("../../migrations/0003_device.sql") },
+    SchemaChange { version: 4, description: "limits", sql: include_str!("../../migrations/0004_limits.sql") },
+    SchemaChange {
         version: 5,
         description: "key generations",
         sql: include_str!("../../migrations/0005_key_generations.sql"),
     },
-    PartyMigration {
+    SchemaChange {
         version: 6,
         description: "refresh grace",
         sql: include_str!("../../migrations/0006_refresh_grace.sql"),
+    },
+    SchemaChange {
+        version: 7,
+        description: "product state",
+        sql: include_str!("../../migrations/0007_product_state.sql"),
     },
 ];
 
@@ -151,11 +156,7 @@ impl Store {
 
     /// Connects with at most `max_connections` (or the backend's default),
     /// creating the SQLite file (and its folder) on first start, and migrates.
-    pub async fn connect(
-        database_url: &str,
-        max_connections: Option<u32>,
-        extra: &[PartyMigration],
-    ) -> StoreResult<Self> {
+    pub async fn connect(database_url: &str, max_connections: Option<u32>) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let is_sqlite = database_url.starts_with("sqlite:");
         let memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
@@ -186,14 +187,13 @@ impl Store {
         };
         let lock_slots = [slots(), slots()];
         let store = Self { pool, postgres_url: (!is_sqlite).then(|| database_url.to_owned()), lock_slots };
-        store.migrate(extra).await?;
+        store.migrate().await?;
         Ok(store)
     }
 
-    async fn migrate(&self, extra: &[PartyMigration]) -> StoreResult<()> {
-        let migrations = PROTOCOL_MIGRATIONS
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrations = MIGRATIONS
             .iter()
-            .chain(extra)
             .map(|m| {
                 Migration::new(
                     m.version,
@@ -204,14 +204,11 @@ impl Store {
                 )
             })
             .collect::<Vec<_>>();
+        // Databases from before version 7 also list the parties' own version 100, now gone.
         let migrator =
-            Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false };
+            Migrator { migrations: Cow::Owned(migrations), ignore_missing: true, locking: true, no_tx: false };
         migrator.run(&self.pool).await?;
         Ok(())
-    }
-
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
     }
 
     /// A named value that must be the same for every instance (e.g. the session key):
@@ -298,9 +295,9 @@ pub(crate) mod testing {
     use super::*;
 
     pub async fn stores() -> Vec<Store> {
-        let mut out = vec![Store::connect("sqlite::memory:", None, &[]).await.expect("sqlite in memory")];
+        let mut out = vec![Store::connect("sqlite::memory:", None).await.expect("sqlite in memory")];
         if let Some(url) = postgres_schema_url().await {
-            out.push(Store::connect(&url, None, &[]).await.expect("postgres"));
+            out.push(Store::connect(&url, None).await.expect("postgres"));
         }
         out
     }
@@ -309,13 +306,12 @@ pub(crate) mod testing {
     async fn the_pool_opens_at_most_what_it_is_told() {
         let file = std::env::temp_dir().join(format!("pool-{}.db", uuid::Uuid::new_v4().simple()));
         let sqlite = format!("sqlite://{}", file.display());
-        let max = |s: &Store| s.pool().options().get_max_connections();
-        assert_eq!(max(&Store::connect(&sqlite, None, &[]).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_SQLITE);
-        assert_eq!(max(&Store::connect(&sqlite, Some(2), &[]).await.unwrap()), 2);
+        let max = |s: &Store| s.pool.options().get_max_connections();
+        assert_eq!(max(&Store::connect(&sqlite, None).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_SQLITE);
+        assert_eq!(max(&Store::connect(&sqlite, Some(2)).await.unwrap()), 2);
         // On PostgreSQL a user lock holds off a second instance until released.
         if let Some(url) = postgres_schema_url().await {
-            let (one, two) =
-                (Store::connect(&url, None, &[]).await.unwrap(), Store::connect(&url, None, &[]).await.unwrap());
+            let (one, two) = (Store::connect(&url, None).await.unwrap(), Store::connect(&url, None).await.unwrap());
             let held = one.lock_user(LockKind::Update, "u1").await.unwrap();
             let waiting = tokio::spawn(async move { two.lock_user(LockKind::Update, "u1").await.map(|l| (l, two)) });
             let other = one.lock_user(LockKind::Refresh, "u1").await.unwrap();
@@ -327,8 +323,8 @@ pub(crate) mod testing {
             lock.release().await.unwrap();
         }
         if let Some(url) = postgres_schema_url().await {
-            assert_eq!(max(&Store::connect(&url, None, &[]).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_POSTGRES);
-            assert_eq!(max(&Store::connect(&url, Some(3), &[]).await.unwrap()), 3);
+            assert_eq!(max(&Store::connect(&url, None).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_POSTGRES);
+            assert_eq!(max(&Store::connect(&url, Some(3)).await.unwrap()), 3);
         }
     }
 

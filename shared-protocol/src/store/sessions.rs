@@ -16,7 +16,7 @@ impl Store {
             .bind(id_digest)
             .bind(user_id)
             .bind(now)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -24,7 +24,7 @@ impl Store {
     pub async fn session(&self, id_digest: &str) -> StoreResult<Option<SessionRecord>> {
         Ok(sqlx::query_as("SELECT user_id, created_at, last_seen_at FROM sessions WHERE id_digest = $1")
             .bind(id_digest)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
@@ -32,13 +32,13 @@ impl Store {
         sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_digest = $1")
             .bind(id_digest)
             .bind(now)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     pub async fn delete_session(&self, id_digest: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_digest = $1").bind(id_digest).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM sessions WHERE id_digest = $1").bind(id_digest).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -47,7 +47,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM sessions WHERE created_at < $1 OR last_seen_at < $2")
             .bind(created_before)
             .bind(idle_before)
-            .execute(self.pool())
+            .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
     }

@@ -14,14 +14,14 @@ impl Store {
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         Ok(sqlx::query_as("SELECT id, username, password_hash, role FROM users WHERE username = $1")
             .bind(username)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         Ok(sqlx::query_as("SELECT id, username, password_hash, role FROM users WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
@@ -36,13 +36,13 @@ impl Store {
         .bind(&user.password_hash)
         .bind(&user.role)
         .bind(now)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn user_count(&self) -> StoreResult<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
         Ok(n)
     }
 }

@@ -378,7 +378,7 @@ mod tests {
         for url in urls {
             let mut stores = Vec::new();
             for _ in 0..n {
-                stores.push(Store::connect(&url, None, &[]).await.expect("store"));
+                stores.push(Store::connect(&url, None).await.expect("store"));
             }
             out.push(stores);
         }

@@ -403,7 +403,7 @@ mod app_tests {
     use actix_web::web::Data;
 
     use crate::clock::ManualClock;
-    use crate::testing::{csrf_of, form, send, service, state_with, user};
+    use crate::test_support::unit::{csrf_of, form, send, service, state_with, user};
 
     #[actix_web::test]
     async fn sign_ins_over_the_rate_get_429_with_retry_after_until_it_refills() {

@@ -248,7 +248,7 @@ mod tests {
     use futures_util::StreamExt;
 
     use crate::clock::ManualClock;
-    use crate::testing::{send, service, state};
+    use crate::test_support::unit::{send, service, state};
 
     #[actix_web::test]
     async fn a_stalled_body_is_answered_408_and_its_connection_closed() {

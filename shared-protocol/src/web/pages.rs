@@ -84,6 +84,7 @@ impl ScopeLine {
     pub fn describe(config: &Config, scope: &str) -> Self {
         let description = config
             .party
+            .offers
             .scopes
             .iter()
             .find(|s| s.name == scope)
@@ -282,7 +283,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
     let Some(user_id) = session::user_id(&session) else {
         return Ok(redirect("/login"));
     };
-    let peer_client = app.config.party.peer_client_id;
+    let peer_client = app.config.party.peer.client_id;
     let access = app
         .store
         .consents_of(&user_id)
@@ -315,7 +316,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         Some(render_panel) => render_panel(&app, &user_id, &chrome.csrf).await,
         None => None,
     };
-    let peer_name = app.config.party.peer_name;
+    let peer_name = app.config.party.peer.name;
     let staff = app.store.user_by_id(&user_id).await?.is_some_and(|u| u.role == "staff");
     render(StatusCode::OK, &HomePage { chrome, peer_name, link, notice, panel, access, staff })
 }

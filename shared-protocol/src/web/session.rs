@@ -174,7 +174,7 @@ mod tests {
     use actix_web::web::Data;
 
     use crate::clock::ManualClock;
-    use crate::testing::{csrf_of, form, send, service, state, user, TestService};
+    use crate::test_support::unit::{csrf_of, form, send, service, state, user, TestService};
 
     /// Signs `name` in through the login form; returns the session cookie.
     async fn sign_in(svc: &impl TestService, name: &str, password: &str) -> String {
@@ -238,7 +238,8 @@ mod tests {
     #[actix_web::test]
     async fn under_https_the_cookie_is_host_only_and_secure() {
         let app = Data::new(
-            crate::testing::state_with(ManualClock::new(1_000), &["--public-url", "https://a.example"]).await,
+            crate::test_support::unit::state_with(ManualClock::new(1_000), &["--public-url", "https://a.example"])
+                .await,
         );
         let svc = service(&app).await;
         let res = call_service(&svc, TestRequest::get().uri("/login").to_request()).await;

@@ -122,7 +122,7 @@ pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Resu
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::testing::{exchange, state, user_grant};
+    use crate::test_support::unit::{exchange, state, user_grant};
 
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";

@@ -105,7 +105,7 @@ mod tests {
             "--client-secret",
             "t",
         ]);
-        Config::from_cli(crate::testing::party(), cli)
+        Config::from_cli(crate::test_support::unit::party(), cli)
     }
 
     #[test]

@@ -85,7 +85,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::{ActorRole, DecidedVia, DeviceDecision, DeviceRequest};
-    use crate::testing::{exchange, state};
+    use crate::test_support::unit::{exchange, state};
 
     async fn request(app: &crate::state::AppState, code: &str, user_code: &str) {
         let r = DeviceRequest {

@@ -67,7 +67,7 @@ mod tests {
     use crate::error::ErrorCode;
     use crate::server::grants::{issue_tokens, TokenResponse};
     use crate::state::AppState;
-    use crate::testing::{exchange, state, user_grant};
+    use crate::test_support::unit::{exchange, state, user_grant};
 
     async fn first_tokens(app: &AppState) -> TokenResponse {
         let grant = user_grant(app, "family").await;
@@ -96,7 +96,7 @@ mod tests {
     #[actix_web::test]
     async fn within_the_reuse_grace_the_replaced_token_is_honoured_once_and_the_family_kept() {
         let clock = ManualClock::new(5_000);
-        let app = crate::testing::state_with(clock.clone(), &["--refresh-reuse-grace", "30"]).await;
+        let app = crate::test_support::unit::state_with(clock.clone(), &["--refresh-reuse-grace", "30"]).await;
         let r1 = first_tokens(&app).await.refresh_token.unwrap();
         let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
         clock.advance(30);

@@ -1,0 +1,97 @@
+//! The party's background work, started once per instance by [`start`]:
+//! learning of other instances' revocations, keeping the signing keys in
+//! step, and forgetting what has passed its use. Each task is safe to run on
+//! every instance at once (see docs/architecture.md, "Several instances").
+
+use std::time::Duration;
+
+use actix_web::web as aw;
+
+use crate::memory;
+use crate::state::AppState;
+
+/// Starts the housekeeping loop and, on PostgreSQL, the revocation listener.
+pub fn start(app: aw::Data<AppState>) {
+    run_every_second(app.clone());
+    listen_for_revocations(app);
+}
+
+/// On PostgreSQL, learns of another instance's revocation as it commits
+/// (`LISTEN`), so a revoked token stops working everywhere within
+/// milliseconds; the once-a-second pull stays for notices missed while the
+/// listener reconnects.
+fn listen_for_revocations(app: aw::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut listener = match app.store.revocation_listener().await {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for revocations; relying on the once-a-second pull");
+                return;
+            }
+        };
+        loop {
+            // `recv` reconnects after a lost connection; what was sent meanwhile the pull finds.
+            match listener.recv().await {
+                Ok(notice) => app.revocations.note(notice.payload(), app.now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation listener");
+                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+/// The loop: every second, learn of revocations made by
+/// other instances sharing the database and keep the signing keys in step
+/// (rotation, retirement); every ten, forget rate-limit state
+/// nobody needs; every ten minutes, forget device requests past their use;
+/// every hour, prune the rest that has passed its use (expired codes, refresh
+/// tokens, grants never redeemed, sessions, and link history past its retention).
+fn run_every_second(app: aw::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
+        loop {
+            tick.tick().await;
+            let now = app.now();
+            if ticks.is_multiple_of(3600) {
+                prune(&app, now).await;
+            }
+            if ticks.is_multiple_of(600) {
+                // A flood naming one account leaves superseded requests: gone within 20 minutes.
+                if let Err(e) = app.store.prune_device_requests(now - 86_400, now - 600).await {
+                    tracing::warn!(error = %e, "pruning device requests failed");
+                }
+            }
+            if ticks.is_multiple_of(10) {
+                app.limits.housekeeping();
+            }
+            ticks += 1;
+            memory::give_back_freed_memory();
+            let forget_before = now - app.config.lifetimes.access_token - 60;
+            if let Err(e) = app.revocations.sync(&app.store, now, forget_before).await {
+                tracing::warn!(error = %e, "revocation sync failed");
+            }
+            if let Err(e) = app.keys.maintain(&app.store, now).await {
+                tracing::warn!(error = %e, "signing key rotation failed");
+            }
+        }
+    });
+}
+
+/// Deletes rows past their use (the hourly part of the housekeeping loop).
+pub async fn prune(app: &AppState, now: i64) {
+    let sessions = app.config.sessions;
+    let results = [
+        ("link history", app.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await),
+        ("sessions", app.store.prune_sessions(now - sessions.absolute, now - sessions.idle).await.map(drop)),
+        ("codes and refresh tokens", app.store.prune_authorizations(now).await.map(drop)),
+    ];
+    for (what, result) in results {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "pruning {what} failed");
+        }
+    }
+}
