@@ -9,7 +9,7 @@
 # settings), measured in alternating rounds; then criterion benches of token
 # signing and verification; then whole reciprocal links per second with both
 # parties (one worker each, one core each) and the p50/p99 of the server-side
-# reciprocal part (steps 6-8).
+# reciprocal part (legs E-G).
 #   DURATION=10s CONNECTIONS=64 RATIO_ROUNDS=6 RATIO_DURATION=4s LINK_USERS=200 LINK_CONCURRENCY=16 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 //! What a browser does on the two parties' pages, shared by the end-to-end
 //! tests in `tests/` and the link benchmark (`src/bin/link-bench.rs`): follow
 //! redirects with cookies, submit forms with their CSRF token, and walk the
-//! reciprocal link (CONTRACT section 4) from either party; and the
+//! reciprocal link (docs/protocol.md) from either party; and the
 //! round-robin proxy that stands for a load balancer in front of several
 //! instances.
 

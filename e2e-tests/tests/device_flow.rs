@@ -1,5 +1,5 @@
-//! The device flow with a staffed kiosk (RFC 8628; seed 003; CONTRACT
-//! section 5), over HTTP against the real party B.
+//! The device flow with a staffed kiosk (RFC 8628; docs/choices.md, "Device
+//! flow and kiosk"), over HTTP against the real party B.
 
 mod common;
 

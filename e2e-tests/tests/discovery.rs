@@ -1,4 +1,4 @@
-//! Distributed OAuth (seed 004; CONTRACT section 5): a client that knows only
+//! Distributed OAuth (draft-hardt-distributed-oauth, RFC 9728): a client that knows only
 //! an API's URL finds the issuer from the 401, checks the metadata, and gets
 //! a token bound to that API, which the other party's API rejects.
 

@@ -1,4 +1,4 @@
-//! Several instances of one party behind one database (issue 9): two of
+//! Several instances of one party behind one database (docs/architecture.md, "Several instances"): two of
 //! each party on PostgreSQL, each pair behind a round-robin proxy that is its
 //! public URL ([`common::spawn_cluster`]). They agree on keys from the first
 //! start and through a rotation, refuse a revocation made at a sibling
@@ -47,7 +47,7 @@ async fn two_instances_of_party_b_share_keys_sessions_and_revocations() {
     }
 }
 
-/// Issue 9: two instances started at the same moment on an empty database
+/// Two instances started at the same moment on an empty database
 /// create one signing key between them and accept each other's tokens.
 #[tokio::test]
 async fn instances_started_together_on_an_empty_database_agree_on_keys() {
@@ -115,7 +115,7 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check
     }
 }
 
-/// Issue 9: a signing-key rotation while both instances issue and check
+/// A signing-key rotation while both instances issue and check
 /// tokens fails no request. Time is moved by ageing the key rows in the
 /// database, which is what the instances read every second.
 #[tokio::test]
@@ -193,7 +193,7 @@ async fn a_key_rotation_under_traffic_on_two_instances_fails_no_request() {
     assert!(kids.contains(&new_kid), "traffic saw the new key: {kids:?}");
 }
 
-/// Issue 9: on PostgreSQL a revocation at one instance is refused by the
+/// On PostgreSQL a revocation at one instance is refused by the
 /// other within 100 ms (it is announced with `NOTIFY` as it commits), even
 /// where the token was verified and cached a moment before.
 #[tokio::test]
@@ -223,7 +223,7 @@ async fn a_revocation_at_one_instance_is_refused_by_the_other_within_100_ms() {
     assert!(slowest < Duration::from_millis(100), "slowest of 5: {slowest:?}");
 }
 
-/// Issue 9: two instances of A acting for one user at the same moment, each
+/// Two instances of A acting for one user at the same moment, each
 /// needing to refresh the token A holds from B (whose two instances share
 /// the refresh tokens behind the proxy), present each refresh token once
 /// between them (a lock in the database), so B never sees a reuse and the
@@ -268,7 +268,7 @@ async fn two_instances_refreshing_one_users_token_at_once_keep_the_link() {
     assert_eq!(broken, Some((None,)), "A did not mark the link broken");
 }
 
-/// Issue 9: two authorization updates for one user at once, one at each
+/// Two authorization updates for one user at once, one at each
 /// instance of A, take turns: whichever lands last is what both parties
 /// hold, with one live grant and a link that still works both ways.
 #[tokio::test]
@@ -319,7 +319,7 @@ async fn introspect_with(base: &str, client: &str, secret: &str, token: &str) ->
     res.send().await.unwrap().json().await.unwrap()
 }
 
-/// Issue 9: an instance of B dies after issuing A's tokens for a link and
+/// An instance of B dies after issuing A's tokens for a link and
 /// before answering (leg D); the user starts again at A. Later one dies after
 /// redeeming A's pushed code and before answering the push (legs F–G); the
 /// user links again from B. Each recovery completes through the surviving

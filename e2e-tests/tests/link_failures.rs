@@ -1,5 +1,5 @@
-//! Everything that can go wrong around the reciprocal link: every error row
-//! of CONTRACT section 4 step 8, the peer down or silent at each outbound
+//! Everything that can go wrong around the reciprocal link: every error the
+//! reciprocal grant answers (docs/http.md), the peer down or silent at each outbound
 //! leg, a restart between legs, double submits, the back button, replayed or
 //! forged callbacks, and a link the peer withdrew.
 

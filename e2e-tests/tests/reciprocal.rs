@@ -1,4 +1,4 @@
-//! The reciprocal link end to end (CONTRACT section 4): either party starts
+//! The reciprocal link end to end (docs/protocol.md): either party starts
 //! it, one consent flow links both ways, and the product round trip uses a
 //! token in each direction.
 

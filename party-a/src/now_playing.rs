@@ -1,4 +1,4 @@
-//! The now-playing API (CONTRACT section 3): the music service posts a card
+//! The now-playing API (docs/http.md): the music service posts a card
 //! with `assistant:notify`; the assistant's page (session) or a token holder
 //! reads it.
 

@@ -1,4 +1,4 @@
-//! The player API (CONTRACT section 3): `GET /api/player` needs
+//! The player API (docs/http.md): `GET /api/player` needs
 //! `player:read`, `POST /api/player/play` needs `player:control`.
 
 use actix_web::{get, post, web, HttpResponse};
@@ -88,7 +88,7 @@ pub async fn play(
     let mut state =
         PlayerState { playing: true, title: Some(title), artist: Some(artist), shared_with_assistant: false };
     save(&app, user_id, &state).await.map_err(|e| bearer.reject(e))?;
-    // CONTRACT 3: playback for a user linked with the assistant shows up there,
+    // Playback for a user linked with the assistant shows up there,
     // whichever client started it, with the token the assistant issued to us.
     let card = serde_json::json!({ "title": state.title, "artist": state.artist });
     // The caller may be the assistant itself, waiting on this answer with its

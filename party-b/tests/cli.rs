@@ -1,4 +1,4 @@
-//! The binary's command line (CONTRACT section 1) and start-up banner (section 2).
+//! The binary's command line (`--help`) and start-up banner.
 
 use shared_protocol::test_support::{assert_bad_url_is_refused, assert_banner, assert_help_lists_flags};
 

@@ -1,5 +1,5 @@
 //! Everything tunable, with the demo defaults: one [`Config`] per party,
-//! built from its [`Party`] profile and the command line (CONTRACT section 1).
+//! built from its [`Party`] profile and the command line (`party-a --help`).
 
 use actix_web::web::ServiceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -118,7 +118,7 @@ pub struct Lifetimes {
     /// A device request without `login_hint` (RFC 8628 3.2 `expires_in`).
     pub device_code: i64,
     /// A device request naming an account waits this long for the kiosk, and
-    /// once approved may be redeemed for this long again (seed 003).
+    /// once approved may be redeemed for this long again (`--device-hint-ttl`).
     pub device_hinted: i64,
     /// The polling interval a device is given (RFC 8628 3.2 `interval`).
     pub device_interval: i64,
@@ -276,7 +276,7 @@ pub enum ClientAuth {
     PrivateKeyJwt,
 }
 
-/// The two wire forms of the reciprocal request (CONTRACT section 4).
+/// The two wire forms of the reciprocal request (docs/protocol.md, "The legacy form").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReciprocalForm {
     /// `urn:ietf:params:oauth:grant-type:reciprocal` with `access_token` in the body.

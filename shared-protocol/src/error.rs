@@ -157,7 +157,7 @@ impl ResponseError for OAuthError {
         match self.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            // temporarily_unavailable included: CONTRACT 3 gives every other error 400.
+            // temporarily_unavailable included: RFC 6749 5.2 answers 400 to all but invalid_client.
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -134,22 +134,22 @@ async fn seed_demo_users(
 }
 
 /// The session key is shared through the database so every instance can read every cookie.
-async fn session_key(state: &AppState) -> Result<Key, StoreError> {
+async fn session_key(app: &AppState) -> Result<Key, StoreError> {
     let mut fresh = [0u8; 64];
-    state.entropy.fill(&mut fresh);
-    let stored = state.store.setting_or_insert("session_key", &STANDARD.encode(fresh)).await?;
+    app.entropy.fill(&mut fresh);
+    let stored = app.store.setting_or_insert("session_key", &STANDARD.encode(fresh)).await?;
     let bytes = STANDARD.decode(stored).ok().filter(|b| b.len() >= 64).unwrap_or(fresh.to_vec());
     Ok(Key::from(&bytes))
 }
 
 /// Starts serving `state` on `listener`; the server stops on Ctrl-C or SIGTERM.
-pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box<dyn std::error::Error>> {
-    let key = session_key(&state).await?;
-    let workers = state.config.workers;
-    let max_connections = state.config.max_connections;
-    let state = aw::Data::new(state);
-    housekeeping::start(state.clone());
-    let mut server = HttpServer::new(move || app(state.clone(), key.clone()))
+pub async fn serve(app: AppState, listener: TcpListener) -> Result<Server, Box<dyn std::error::Error>> {
+    let key = session_key(&app).await?;
+    let workers = app.config.workers;
+    let max_connections = app.config.max_connections;
+    let app = aw::Data::new(app);
+    housekeeping::start(app.clone());
+    let mut server = HttpServer::new(move || self::app(app.clone(), key.clone()))
         // Explicit bounds on connections: how many, how fast they may open, how
         // long a head may take (a slow head is cut), how long idle keep-alive lasts.
         .max_connections(max_connections)
@@ -173,7 +173,7 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<Server, Box
 /// body limits, rate limits, body deadline, security headers), the session
 /// cookie, and the pages layer (session lifetime, error pages).
 pub fn app(
-    state: aw::Data<AppState>,
+    app: aw::Data<AppState>,
     key: Key,
 ) -> App<
     impl ServiceFactory<
@@ -184,8 +184,8 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let party = state.config.party;
-    let https = state.config.public_url.starts_with("https://");
+    let party = app.config.party;
+    let https = app.config.public_url.starts_with("https://");
     // RFC 6265bis 4.1.3.2: a `__Host-` cookie is Secure, host-only and for `/`, so no sibling can set it.
     let cookie_name = if https { format!("__Host-{}", party.session_cookie) } else { party.session_cookie.to_owned() };
     let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key)
@@ -197,7 +197,7 @@ pub fn app(
         .cookie_content_security(CookieContentSecurity::Private)
         .build();
     App::new()
-        .app_data(state)
+        .app_data(app)
         .app_data(aw::PayloadConfig::new(MAX_BODY))
         .app_data(aw::JsonConfig::default().limit(MAX_BODY).error_handler(|err, req| {
             let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
@@ -236,10 +236,10 @@ pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
     let config = Config::from_cli(party, cli);
     let listener = TcpListener::bind(&config.listen)?;
     let banner = banner(&config, listener.local_addr()?);
-    let state = build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy))
+    let app = build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy))
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
-    let server = serve(state, listener).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let server = serve(app, listener).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     // The banner is for the person at the terminal (stdout); logs go to stderr.
     println!("{banner}");
     server.await

@@ -45,7 +45,7 @@ pub fn assert_bad_url_is_refused(bin: &str) {
     assert!(err.contains("--public-url") && err.contains("https:// URL"), "{err}");
 }
 
-/// `--help` lists every flag of CONTRACT section 1 with its env variable
+/// `--help` lists every flag of the README's command line with its env variable
 /// and the party's default, and never the client secret.
 pub fn assert_help_lists_flags(bin: &str, party: &Party) {
     let out = Command::new(bin).arg("--help").output().expect("run --help");
@@ -64,7 +64,7 @@ pub fn assert_help_lists_flags(bin: &str, party: &Party) {
 }
 
 /// At start the binary prints its name, one `dev client:` line per
-/// confidential client it registered, and the demo logins (CONTRACT section 2).
+/// confidential client it registered, and the demo logins (the README's first lines).
 pub fn assert_banner(bin: &str, party: &Party) {
     let dir = std::env::temp_dir().join(format!("{}-banner-{}", party.id, std::process::id()));
     let db = format!("sqlite://{}/db.sqlite", dir.display());
@@ -120,7 +120,7 @@ pub(crate) mod unit {
         let cli = crate::config::Cli::parse_from_for(party(), std::iter::once("party-t").chain(flags.iter().copied()));
         let config = crate::config::Config::from_cli(party(), cli);
         let entropy = std::sync::Arc::new(crate::clock::CountingEntropy::default());
-        crate::build_state(config, std::sync::Arc::new(clock), entropy).await.expect("test state")
+        crate::build_state(config, std::sync::Arc::new(clock), entropy).await.expect("test app")
     }
 
     /// The whole application over `app`, in process, for `actix_web::test` calls.
@@ -244,7 +244,7 @@ pub(crate) mod unit {
         let params = Params::parse(body.as_bytes()).unwrap();
         let client = app.clients.get(&app.store, "peer", app.now()).await.unwrap().unwrap();
         let client = AuthenticatedClient { client, method: AuthMethod::ClientSecretBasic };
-        match grant.exchange(GrantRequest { state: app, client: &client, params: &params, bearer: None }).await? {
+        match grant.exchange(GrantRequest { app, client: &client, params: &params, bearer: None }).await? {
             GrantResponse::Tokens(t) => Ok(t),
             GrantResponse::Accepted(_) => panic!("this grant answers with tokens"),
         }

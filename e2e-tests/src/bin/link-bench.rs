@@ -1,6 +1,6 @@
 //! Whole reciprocal links per second over HTTP, many users at once, and the
-//! latency of the server-side reciprocal part (CONTRACT section 4, steps
-//! 6–8: A mints the code and pushes it; B checks the token, redeems the code
+//! latency of the server-side reciprocal part (legs F–G of docs/protocol.md:
+//! A mints the code and pushes it; B checks the token, redeems the code
 //! at A and stores A's tokens), timed as the user's `POST /link/reciprocal`.
 //!
 //! ```text
@@ -83,14 +83,14 @@ async fn main() {
     reciprocal.sort();
     println!(
         "{:<44} {:>10.1} links/s   p50 {:>9}   p99 {:>9}   ({users} users, {concurrency} at once)",
-        "whole link (steps 1-8, HTTP, browser side)",
+        "whole link (legs A-G, HTTP, browser side)",
         users as f64 / wall.as_secs_f64(),
         ms(percentile(&whole, 0.5)),
         ms(percentile(&whole, 0.99)),
     );
     println!(
         "{:<44} {:>16}   p50 {:>9}   p99 {:>9}",
-        "steps 6-8 (POST /link/reciprocal)",
+        "legs E-G (POST /link/reciprocal)",
         "",
         ms(percentile(&reciprocal, 0.5)),
         ms(percentile(&reciprocal, 0.99)),

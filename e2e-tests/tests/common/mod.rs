@@ -288,7 +288,7 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
 // library, so tests see exactly what goes over the wire.
 // ---------------------------------------------------------------------------
 
-/// The demo password of a seeded user (CONTRACT section 2).
+/// The demo password of a seeded user (from the party's profile).
 pub fn demo_password(user: &str) -> &'static str {
     match user {
         "alice" => "wonderland",
@@ -552,7 +552,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// The link (CONTRACT section 4) as a browser walks it.
+// The link (docs/protocol.md) as a browser walks it.
 // ---------------------------------------------------------------------------
 
 /// The home page's `data-link-state` at `base` for the signed-in browser.
@@ -633,7 +633,7 @@ pub async fn database(party: &Party) -> sqlx::AnyPool {
 }
 
 // ---------------------------------------------------------------------------
-// Several instances (issue 9): two of each party on PostgreSQL, each pair
+// Several instances (docs/architecture.md, "Several instances"): two of each party on PostgreSQL, each pair
 // behind a round-robin proxy that is its public URL.
 // ---------------------------------------------------------------------------
 

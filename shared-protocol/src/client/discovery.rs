@@ -1,4 +1,4 @@
-//! Distributed OAuth (draft-hardt-distributed-oauth; seed 004) with RFC 9728
+//! Distributed OAuth (draft-hardt-distributed-oauth) with RFC 9728
 //! protected resource metadata: a client that knows only an API's URL learns
 //! which issuer to ask, and gets a `client_credentials` token bound to that
 //! API, which no other API accepts.

@@ -39,7 +39,7 @@ pub struct PeerMetadata {
     pub introspection_endpoint: Option<String>,
 }
 
-/// The extension field of the peer's token response (CONTRACT section 4, step 4).
+/// The extension field of the peer's token response (leg D; draft-ietf-oauth-reciprocal).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReciprocalField {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,7 +211,7 @@ impl PeerClient {
         Ok(IssuedTokens::from_response(response, &app.config.party.wants_from_peer()))
     }
 
-    /// Step 7: redeems a code the peer minted for us and pushed with the
+    /// Leg G: redeems a code the peer minted for us and pushed with the
     /// reciprocal grant, as an ordinary `authorization_code` grant (no redirect URI, no PKCE).
     pub async fn redeem_pushed_code(&self, app: &AppState, code: &str) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
@@ -237,7 +237,7 @@ impl PeerClient {
         Ok(IssuedTokens::from_response(response, scope))
     }
 
-    /// Step 6: pushes the code we minted for the peer, with the access token
+    /// Leg F: pushes the code we minted for the peer, with the access token
     /// the peer issued to us naming the user. `legacy` sends the
     /// draft-hardt-oauth-mutual-00 form (token in `Authorization: Bearer`).
     pub async fn push_reciprocal(

@@ -54,14 +54,14 @@ impl Grant for LegacyMutual {
 }
 
 async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantResponse, OAuthError> {
-    let app = req.state;
+    let app = req.app;
     let code = req.params.require("code")?;
-    // Step 7: the access token must be one we issued, still live, to this very client.
+    // Leg F at the receiver: the access token must be one we issued, still live, to this very client.
     let claims = app.verify_access_token(access_token).await.map_err(|e| match e {
         ApiError::Internal => OAuthError::new(ErrorCode::ServerError, "the access_token could not be checked"),
         e => OAuthError::invalid_grant(format!("the access_token is not valid here: {}", e.describe())),
     })?;
-    if claims.client_id != req.client.client.id {
+    if claims.client_id != req.client.id {
         return Err(OAuthError::invalid_grant("the access_token was issued to another client"));
     }
     let Some(user_id) = claims.user_id().map(str::to_owned) else {

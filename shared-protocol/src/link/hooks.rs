@@ -53,9 +53,14 @@ impl IssuanceHooks for LinkHooks {
         for older in app.store.live_grants_before(grant).await? {
             app.revoke_grant(&older).await?;
         }
-        tokens.extra.insert("reciprocal", app.config.party.wants_from_peer());
-        // A code without redirect URI or PKCE never went through a browser: it was pushed.
-        trace::record_issued(app, grant, code.redirect_uri.is_none() && code.code_challenge.is_none()).await;
+        // A code without redirect URI or PKCE never went through a browser: it
+        // was pushed (leg G), and the peer's request was what it answered, so
+        // only a code from this party's own consent asks back (leg D).
+        let pushed = code.redirect_uri.is_none() && code.code_challenge.is_none();
+        if !pushed {
+            tokens.extra.insert("reciprocal", app.config.party.wants_from_peer());
+        }
+        trace::record_issued(app, grant, pushed).await;
         Ok(())
     }
 
@@ -77,7 +82,8 @@ mod tests {
     use crate::store::GrantRecord;
     use crate::test_support::unit::{exchange, form, send, service, state};
 
-    /// A code for the test party's peer client `peer` and `user-1`, redeemed: access the peer holds.
+    /// A code pushed to the test party's peer client `peer` for `user-1` (leg
+    /// F), redeemed (leg G): access the peer holds.
     async fn redeemed(app: &AppState) -> (GrantRecord, String) {
         let binding = CodeBinding {
             client_id: "peer",
@@ -89,11 +95,31 @@ mod tests {
         };
         let (grant, code) = mint_code(app, binding).await.unwrap();
         let tokens = exchange(&AuthorizationCode, app, &format!("code={code}")).await.unwrap();
-        assert_eq!(tokens.extra.get("reciprocal").map(String::as_str), Some("assistant:notify"));
+        assert_eq!(tokens.extra.get("reciprocal"), None, "the answer to a push asks nothing back");
         (grant, tokens.access_token)
     }
 
-    /// Issue 9: a link made again (or retried after a lost answer) leaves the
+    /// Leg D: the peer redeeming a code from this party's consent page is asked for access back.
+    #[actix_web::test]
+    async fn a_code_from_the_consent_page_asks_the_peer_for_access_back() {
+        let app = state(ManualClock::new(1_000)).await;
+        let (verifier, challenge) =
+            ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        let binding = CodeBinding {
+            client_id: "peer",
+            user_id: "user-1",
+            scope: "player:read",
+            audience: app.config.resource(),
+            redirect_uri: None,
+            code_challenge: Some(challenge),
+        };
+        let (_, code) = mint_code(&app, binding).await.unwrap();
+        let tokens =
+            exchange(&AuthorizationCode, &app, &format!("code={code}&code_verifier={verifier}")).await.unwrap();
+        assert_eq!(tokens.extra.get("reciprocal").map(String::as_str), Some("assistant:notify"));
+    }
+
+    /// A link made again (or retried after a lost answer) leaves the
     /// peer one live grant per user, so no orphan outlives an unlink.
     #[actix_web::test]
     async fn the_peers_newer_code_supersedes_its_older_grants_for_the_user() {
@@ -112,7 +138,7 @@ mod tests {
         form("/revoke", None, &format!("token={token}")).insert_header(("authorization", format!("Basic {basic}")))
     }
 
-    /// Issue 9: the peer revoking its link's live grant is an unlink, which
+    /// The peer revoking its link's live grant is an unlink, which
     /// ends every grant of that user's link, an orphan left by a crash too;
     /// revoking a grant already superseded is housekeeping and ends nothing.
     #[actix_web::test]

@@ -1,7 +1,7 @@
 //! The link between a user's account here and at the peer: the tokens held
 //! from the peer (refreshed before they expire), the reciprocal sender
-//! (CONTRACT section 4, steps 5–6, and the authorization update of
-//! draft-ietf-oauth-reciprocal 3), unlinking, and what the home page shows.
+//! (legs E–F of docs/protocol.md, and the authorization update of
+//! draft-ietf-oauth-reciprocal section 3), unlinking, and what the home page shows.
 //!
 //! A link attempt is a persisted state machine ([`crate::store::LinkFlow`]):
 //!
@@ -166,7 +166,7 @@ async fn refresh_held(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPr
     }
 }
 
-/// Step 4: what the peer asks for here. The token response's `reciprocal`
+/// Leg D: what the peer asks for here. The token response's `reciprocal`
 /// wins over the authorization response's; with neither, the scope the two
 /// parties agreed beforehand (`agreed`) applies. Only scopes in `agreed` may
 /// be granted, whatever the peer asks for.
@@ -203,7 +203,7 @@ impl ScopeWords {
     }
 }
 
-/// The link as the home page shows it (CONTRACT section 3: `none`, `one-way`, `mutual`).
+/// The link as the home page shows it: `none`, `one-way`, `mutual` (docs/choices.md, "Link state").
 #[derive(Debug, Clone)]
 pub struct LinkView {
     pub state: &'static str,
@@ -274,7 +274,7 @@ async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
     refresh(app, user_id).await
 }
 
-/// Steps 5–6 (and the authorization update): mints a code for the peer's
+/// Leg F (and the authorization update): mints a code for the peer's
 /// client, for this user and exactly `scope`, and pushes it to the peer with
 /// the access token the peer issued to us. On success the peer holds a token
 /// for exactly `scope` and every older grant of the peer here is revoked; on
@@ -422,7 +422,7 @@ async fn revoke_at_peer(app: &AppState, held: &PeerToken) -> Result<(), PeerErro
     }
 }
 
-/// Unlink (CONTRACT section 4): both directions, here and at the peer. When
+/// Unlink (docs/protocol.md, "Unlink"): both directions, here and at the peer. When
 /// the peer cannot be told, the tokens it gave are kept (unused) so that
 /// unlinking again can still revoke them there.
 pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {

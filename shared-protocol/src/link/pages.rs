@@ -1,4 +1,4 @@
-//! The link pages (CONTRACT section 3): start, callback, the reciprocal
+//! The link pages (legs A–F of docs/protocol.md): start, callback, the reciprocal
 //! consent, the outcome, settings (authorization update), unlink and the trace.
 //! Either party runs the same code; the one the user starts at is party A of
 //! the draft.
@@ -59,7 +59,7 @@ async fn fail(app: &AppState, flow: &LinkFlow, from: FlowStep, message: &str) ->
     Ok(outcome(&flow.id))
 }
 
-/// Step 1: send the user to the peer's authorization endpoint.
+/// Leg A: send the user to the peer's authorization endpoint.
 #[post("/link/start")]
 pub async fn start(
     app: web::Data<AppState>,
@@ -88,7 +88,7 @@ pub async fn start(
     }
 }
 
-/// Steps 2–4: the authorization response comes back; check `state` and
+/// Legs B–D: the authorization response comes back; check `state` and
 /// `iss` (RFC 9207 2.4, the mix-up defence), redeem the code, read the
 /// peer's reciprocal request.
 #[get("/link/callback")]
@@ -158,8 +158,7 @@ pub async fn callback(
         app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Done, Some(&why), app.now()).await?;
         return Ok(outcome(&flow.id));
     }
-    app.store.set_flow_reciprocal_scope(&flow.id, &reciprocal.to_string()).await?;
-    app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Consent, None, app.now()).await?;
+    app.store.ask_consent(&flow.id, &reciprocal.to_string(), app.now()).await?;
     Ok(redirect(&format!("/link/reciprocal?flow={}", flow.id)))
 }
 
@@ -172,7 +171,7 @@ struct ReciprocalConsentPage {
     scopes: Vec<ScopeWords>,
 }
 
-/// Step 5: ask the same user, still here, to let the peer in too.
+/// Leg E: ask the same user, still here, to let the peer in too.
 #[get("/link/reciprocal")]
 pub async fn reciprocal_page(
     app: web::Data<AppState>,
@@ -195,7 +194,7 @@ pub async fn reciprocal_page(
     render(StatusCode::OK, &page)
 }
 
-/// Steps 5–6: the user's answer; on approval mint the code and push it.
+/// Legs E–F: the user's answer; on approval mint the code and push it.
 /// `decision=retry` sends again after a failure.
 #[post("/link/reciprocal")]
 pub async fn reciprocal_decision(
@@ -238,7 +237,7 @@ pub async fn reciprocal_decision(
     push(&app, &flow, &scope).await
 }
 
-/// Step 6 and the outcome, for consent, retry and settings alike.
+/// Leg F and the outcome, for consent, retry and settings alike.
 async fn push(app: &AppState, flow: &LinkFlow, scope: &Scope) -> Result<HttpResponse, PageError> {
     let peer = app.config.party.peer.name;
     let (to, message) = match super::send_reciprocal(app, attempt(flow), scope).await {
@@ -366,7 +365,7 @@ pub async fn settings_save(
     push(&app, &flow, &chosen).await
 }
 
-/// Unlink at this party removes both directions (CONTRACT section 4).
+/// Unlink at this party removes both directions (docs/protocol.md, "Unlink").
 #[post("/link/unlink")]
 pub async fn unlink(
     app: web::Data<AppState>,

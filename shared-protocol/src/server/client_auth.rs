@@ -109,12 +109,12 @@ impl JwksCache {
     /// After a failed fetch, how long the next one waits.
     const RETRY_AFTER_FAILURE: i64 = 30;
 
-    async fn fetch(&self, state: &AppState, uri: &str, now: i64) -> Result<JwkSet, OAuthError> {
+    async fn fetch(&self, app: &AppState, uri: &str, now: i64) -> Result<JwkSet, OAuthError> {
         let unavailable = || OAuthError::invalid_client("the client's JWKS could not be fetched");
         if self.failed.lock().expect("jwks failures").get(uri).is_some_and(|at| now - at < Self::RETRY_AFTER_FAILURE) {
             return Err(unavailable());
         }
-        let fetched = fetch_jwks(state, uri).await;
+        let fetched = fetch_jwks(app, uri).await;
         let mut failed = self.failed.lock().expect("jwks failures");
         match fetched {
             Some(set) => {
@@ -128,8 +128,8 @@ impl JwksCache {
         }
     }
 
-    async fn key(&self, state: &AppState, uri: &str, kid: Option<&str>) -> Result<DecodingKey, OAuthError> {
-        let now = state.now();
+    async fn key(&self, app: &AppState, uri: &str, kid: Option<&str>) -> Result<DecodingKey, OAuthError> {
+        let now = app.now();
         let cached = self.sets.lock().expect("jwks cache").get(uri).cloned();
         let find = |set: &JwkSet| match kid {
             Some(kid) => set.find(kid).cloned(),
@@ -140,7 +140,7 @@ impl JwksCache {
             Some((set, at)) if now - at < Self::TTL && find(&set).is_some() => find(&set),
             Some((set, at)) if now - at < Self::REFETCH_AFTER => find(&set),
             _ => {
-                let set = self.fetch(state, uri, now).await?;
+                let set = self.fetch(app, uri, now).await?;
                 let found = find(&set);
                 self.sets.lock().expect("jwks cache").insert(uri.to_owned(), (set, now));
                 found
@@ -159,8 +159,8 @@ impl JwksCache {
 }
 
 /// The JWKS at `uri`, read with a size cap; `None` when it cannot be had.
-async fn fetch_jwks(state: &AppState, uri: &str) -> Option<JwkSet> {
-    let res = match state.http.get(uri).send().await {
+async fn fetch_jwks(app: &AppState, uri: &str) -> Option<JwkSet> {
+    let res = match app.http.get(uri).send().await {
         Ok(res) if res.status().is_success() => res,
         Ok(res) => {
             tracing::warn!(status = res.status().as_u16(), "a client's JWKS answered an error");
@@ -189,19 +189,27 @@ pub struct AuthenticatedClient {
     pub method: AuthMethod,
 }
 
+/// An authenticated client is its registration: `req.client.id`.
+impl std::ops::Deref for AuthenticatedClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// Authenticates the client of a request to the token, revocation,
 /// introspection or device authorization endpoint. A client address that
 /// failed too often is turned away first (429), before any lookup or
 /// signature check; only failures count, so working clients are never limited.
 pub async fn authenticate(
-    state: &AppState,
+    app: &AppState,
     req: &HttpRequest,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let limit = &state.limits.client_auth;
-    let address = state.limits.client(req);
+    let limit = &app.limits.client_auth;
+    let address = app.limits.client(req);
     limit.admit(address).map_err(OAuthError::busy)?;
-    let result = authenticate_unlimited(state, req, params).await;
+    let result = authenticate_unlimited(app, req, params).await;
     if let Err(e) = &result {
         if e.code == ErrorCode::InvalidClient {
             limit.failed(address).map_err(OAuthError::busy)?;
@@ -211,7 +219,7 @@ pub async fn authenticate(
 }
 
 async fn authenticate_unlimited(
-    state: &AppState,
+    app: &AppState,
     req: &HttpRequest,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
@@ -222,8 +230,8 @@ async fn authenticate_unlimited(
     if methods > 1 {
         return Err(OAuthError::invalid_request("use exactly one client authentication method"));
     }
-    let now = state.now();
-    let lookup = |id: String| async move { state.clients.get(&state.store, &id, now).await.map_err(OAuthError::from) };
+    let now = app.now();
+    let lookup = |id: String| async move { app.clients.get(&app.store, &id, now).await.map_err(OAuthError::from) };
 
     if let Some((id, secret)) = basic {
         let fail = || OAuthError::invalid_client("client authentication failed").with_basic_challenge(true);
@@ -242,7 +250,7 @@ async fn authenticate_unlimited(
         if params.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
             return Err(OAuthError::invalid_request(format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
         }
-        let client = verify_assertion(state, assertion, params).await?;
+        let client = verify_assertion(app, assertion, params).await?;
         return Ok(AuthenticatedClient { client, method: AuthMethod::PrivateKeyJwt });
     }
     let id = params
@@ -314,7 +322,7 @@ impl Audience {
 
 /// RFC 7523 3: the JWT's `iss` and `sub` are the client, `aud` is this
 /// server, it has not expired, and its `jti` has not been seen.
-async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) -> Result<Arc<Client>, OAuthError> {
+async fn verify_assertion(app: &AppState, assertion: &str, params: &Params) -> Result<Arc<Client>, OAuthError> {
     let bad = |why: &'static str| OAuthError::invalid_client(why);
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| bad("the client assertion is not a JWT"))?;
     // Read `sub` before verifying only to find whose keys verify it.
@@ -327,18 +335,15 @@ async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) ->
     if params.get("client_id").is_some_and(|id| id != unverified.sub) {
         return Err(OAuthError::invalid_request("client_id does not match the client assertion"));
     }
-    let now = state.now();
-    let client = state
-        .clients
-        .get(&state.store, &unverified.sub, now)
-        .await?
-        .ok_or_else(|| bad("client authentication failed"))?;
+    let now = app.now();
+    let client =
+        app.clients.get(&app.store, &unverified.sub, now).await?.ok_or_else(|| bad("client authentication failed"))?;
     let uri = client.jwks_uri.as_deref().ok_or_else(|| bad("this client has no registered keys"))?;
     use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
     if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
         return Err(bad("the client assertion must use an asymmetric signature"));
     }
-    let key = state.client_keys.key(state, uri, header.kid.as_deref()).await?;
+    let key = app.client_keys.key(app, uri, header.kid.as_deref()).await?;
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
@@ -348,14 +353,14 @@ async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) ->
         .map_err(|_| bad("the client assertion's signature does not verify"))?
         .claims;
 
-    let skew = state.config.lifetimes.assertion_skew;
+    let skew = app.config.lifetimes.assertion_skew;
     if claims.iss != client.id || claims.sub != client.id {
         return Err(bad("the client assertion's iss and sub must be the client_id"));
     }
     // One audience, this server: an assertion that also names another server
     // could be replayed here by it (audience injection, RFC 7523bis).
-    let token_endpoint = state.config.endpoint("/token");
-    if !claims.aud.is_exactly_one_of(&[state.config.issuer(), &token_endpoint]) {
+    let token_endpoint = app.config.endpoint("/token");
+    if !claims.aud.is_exactly_one_of(&[app.config.issuer(), &token_endpoint]) {
         return Err(bad("the client assertion's audience must be this server's issuer or token endpoint"));
     }
     if claims.exp - now > MAX_ASSERTION_LIFETIME + skew {
@@ -368,7 +373,7 @@ async fn verify_assertion(state: &AppState, assertion: &str, params: &Params) ->
         return Err(bad("the client assertion is not valid yet"));
     }
     let jti = claims.jti.ok_or_else(|| bad("the client assertion has no jti"))?;
-    if !state.store.record_assertion_jti(&client.id, &jti, claims.exp + skew, now).await? {
+    if !app.store.record_assertion_jti(&client.id, &jti, claims.exp + skew, now).await? {
         return Err(bad("the client assertion was already used"));
     }
     Ok(client)

@@ -1,4 +1,4 @@
-//! The device authorization grant (RFC 8628) with a staffed kiosk (seed 003):
+//! The device authorization grant (RFC 8628) with a staffed kiosk (docs/choices.md, "Device flow and kiosk"):
 //! the device authorization endpoint (3.1–3.2), the page where the account
 //! holder enters the user code (3.3), and the kiosk where staff approve a
 //! request for the account a person proves with an ID. The token always
@@ -56,7 +56,8 @@ pub fn normalize_user_code(typed: &str) -> Option<String> {
     valid.then_some(code)
 }
 
-/// RFC 8628 3.1–3.2, plus `login_hint` naming the account (seed 003).
+/// RFC 8628 3.1–3.2, plus `login_hint` naming the account (as in RFC 8628 3.1's
+/// OpenID-style hints: the kiosk approves for that account only).
 #[post("/device_authorization")]
 pub async fn device_authorization_endpoint(
     req: HttpRequest,
@@ -71,10 +72,10 @@ pub async fn device_authorization_endpoint(
         let wait = app.config.lifetimes.device_code.min(600) as u64;
         return Err(OAuthError::busy(Busy::TooMany { retry_after: wait }));
     }
-    if !client.client.allows_grant(GrantType::DeviceCode) {
+    if !client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device flow"));
     }
-    let scope = Scope::requested(params.get("scope"), &client.client.scope, |s| app.config.offers_scope(s))
+    let scope = Scope::requested(params.get("scope"), &client.scope, |s| app.config.offers_scope(s))
         .map_err(|why| OAuthError::new(ErrorCode::InvalidScope, why))?;
     let no_account = || OAuthError::invalid_request("login_hint names no account here");
     let hint = match params.get("login_hint").map(|n| n.trim().to_lowercase()) {
@@ -88,7 +89,7 @@ pub async fn device_authorization_endpoint(
     let mut request = DeviceRequest {
         device_code_digest: digest(&device_code),
         user_code: String::new(),
-        client_id: client.client.id.clone(),
+        client_id: client.id.clone(),
         scope: scope.to_string(),
         hint_user_id: hint.map(|u| u.id),
         status: DeviceStatus::Pending,
@@ -246,7 +247,7 @@ async fn decide(
     let account_id = by.account_id;
     let now = app.now();
     let code = request.user_code.as_str();
-    // A named account's approval may be redeemed for another hint lifetime (seed 003).
+    // A named account's approval may be redeemed for another hint lifetime (`--device-hint-ttl`).
     let redeem_by = match &request.hint_user_id {
         Some(_) => now + app.config.lifetimes.device_hinted,
         None => request.expires_at,
@@ -346,7 +347,7 @@ async fn kiosk_page(
     render(StatusCode::OK, &KioskPage { chrome, account, pending, audit, message })
 }
 
-/// Staff look up an account's waiting requests (seed 003): `?account=`.
+/// Staff look up an account's waiting requests: `?account=`.
 #[get("/kiosk")]
 pub async fn kiosk(
     app: web::Data<AppState>,

@@ -12,10 +12,10 @@ pub const JWKS_PATH: &str = "/jwks.json";
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 #[get("/.well-known/oauth-authorization-server")]
-pub async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
-    let c = &state.config;
+pub async fn authorization_server_metadata(app: web::Data<AppState>) -> HttpResponse {
+    let c = &app.config;
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
-    let grant_types: Vec<&str> = state.grants.grant_types().map(GrantType::as_str).collect();
+    let grant_types: Vec<&str> = app.grants.grant_types().map(GrantType::as_str).collect();
     let scopes: Vec<&str> = c.scope_names().collect();
     cacheable(json!({
         "issuer": c.issuer(),
@@ -40,8 +40,8 @@ pub async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpRe
 }
 
 #[get("/.well-known/oauth-protected-resource")]
-pub async fn protected_resource_metadata(state: web::Data<AppState>) -> HttpResponse {
-    let c = &state.config;
+pub async fn protected_resource_metadata(app: web::Data<AppState>) -> HttpResponse {
+    let c = &app.config;
     let scopes: Vec<&str> = c.scope_names().collect();
     cacheable(json!({
         "resource": c.resource(),
@@ -55,8 +55,8 @@ pub async fn protected_resource_metadata(state: web::Data<AppState>) -> HttpResp
 }
 
 #[get("/jwks.json")]
-pub async fn jwks_endpoint(state: web::Data<AppState>) -> HttpResponse {
-    cacheable(state.keys.current().jwks().clone())
+pub async fn jwks_endpoint(app: web::Data<AppState>) -> HttpResponse {
+    cacheable(app.keys.current().jwks().clone())
 }
 
 fn cacheable(body: serde_json::Value) -> HttpResponse {

@@ -31,7 +31,15 @@ pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
 
 /// The paths [`protocol_routes`] serves: a request for one of them, or for
 /// anything under `/.well-known/`, is routed to the protocol scope.
-pub const PROTOCOL_PATHS: &[&str] = &["/token", "/revoke", "/introspect", "/device_authorization", "/jwks.json"];
+pub const PROTOCOL_PATHS: &[&str] = &[
+    "/token",
+    "/revoke",
+    "/introspect",
+    "/device_authorization",
+    "/jwks.json",
+    "/.well-known/oauth-authorization-server",
+    metadata::RESOURCE_METADATA_PATH,
+];
 
 /// Whether `path` belongs to the protocol scope (see [`protocol_routes`]).
 pub fn is_protocol_path(path: &str) -> bool {
@@ -51,7 +59,7 @@ pub fn page_routes(cfg: &mut web::ServiceConfig) {
 
 #[cfg(test)]
 mod tests {
-    /// Issue 10: the plain server knows nothing of the link or of this party
+    /// The plain server knows nothing of the link or of this party
     /// as a client; the draft reaches it only through the grant registry and
     /// [`super::hooks::IssuanceHooks`].
     #[test]

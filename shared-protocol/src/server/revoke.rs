@@ -14,10 +14,10 @@ use crate::web::form::OAuthForm;
 #[post("/revoke")]
 pub async fn revocation_endpoint(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
     OAuthForm(params): OAuthForm,
 ) -> Result<HttpResponse, OAuthError> {
-    let client = authenticate(&state, &req, &params).await?;
+    let client = authenticate(&app, &req, &params).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint") {
         if hint != "access_token" && hint != "refresh_token" {
@@ -27,15 +27,15 @@ pub async fn revocation_endpoint(
             ));
         }
     }
-    if let Some((grant_id, client_id)) = find_grant(&state, token).await? {
+    if let Some((grant_id, client_id)) = find_grant(&app, token).await? {
         // RFC 7009 2.1: only the client the token was issued to may revoke it.
-        if client_id != client.client.id {
+        if client_id != client.id {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client"));
         }
-        let grant = state.store.grant(&grant_id).await?;
-        state.revoke_grant(&grant_id).await?;
+        let grant = app.store.grant(&grant_id).await?;
+        app.revoke_grant(&grant_id).await?;
         if let Some(live) = grant.filter(|g| g.revoked_at.is_none()) {
-            state.hooks.revoked_by_client(&state, &live).await;
+            app.hooks.revoked_by_client(&app, &live).await;
         }
     }
     // RFC 7009 2.2: an unknown or already invalid token is answered 200 too.
@@ -43,12 +43,12 @@ pub async fn revocation_endpoint(
 }
 
 /// The grant a token belongs to and the client it was issued to.
-async fn find_grant(state: &AppState, token: &str) -> Result<Option<(String, String)>, OAuthError> {
-    if let Ok(claims) = state.keys.verify::<AccessClaims>(&state.store, state.now(), token, ACCESS_TOKEN_TYP).await {
+async fn find_grant(app: &AppState, token: &str) -> Result<Option<(String, String)>, OAuthError> {
+    if let Ok(claims) = app.keys.verify::<AccessClaims>(&app.store, app.now(), token, ACCESS_TOKEN_TYP).await {
         return Ok(Some((claims.gid, claims.client_id)));
     }
-    let Some((grant_id, _, _)) = state.store.refresh_token_grant(&digest(token)).await? else {
+    let Some((grant_id, _, _)) = app.store.refresh_token_grant(&digest(token)).await? else {
         return Ok(None);
     };
-    Ok(state.store.grant(&grant_id).await?.map(|g| (g.id, g.client_id)))
+    Ok(app.store.grant(&grant_id).await?.map(|g| (g.id, g.client_id)))
 }

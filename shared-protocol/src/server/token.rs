@@ -14,20 +14,20 @@ use crate::web::form::OAuthForm;
 #[post("/token")]
 pub async fn token_endpoint(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
     OAuthForm(params): OAuthForm,
 ) -> Result<HttpResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
-    let client = authenticate(&state, &req, &params).await?;
-    let grant = GrantType::parse(grant_type).and_then(|g| state.grants.get(g)).ok_or_else(|| {
+    let client = authenticate(&app, &req, &params).await?;
+    let grant = GrantType::parse(grant_type).and_then(|g| app.grants.get(g)).ok_or_else(|| {
         OAuthError::new(ErrorCode::UnsupportedGrantType, "this server does not support that grant_type")
     })?;
     let grant_type = grant.grant_type();
-    if !client.client.allows_grant(grant_type) {
+    if !client.allows_grant(grant_type) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use that grant_type"));
     }
     let bearer = bearer_token(&req);
-    let response = grant.exchange(GrantRequest { state: &state, client: &client, params: &params, bearer }).await?;
+    let response = grant.exchange(GrantRequest { app: &app, client: &client, params: &params, bearer }).await?;
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 

@@ -229,13 +229,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn set_flow_reciprocal_scope(&self, id: &str, scope: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE link_flows SET reciprocal_scope = $2 WHERE id = $1")
-            .bind(id)
-            .bind(scope)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Moves a flow from `sending` to `consent` and records what the peer asks
+    /// for, in one statement: a flow that holds a scope has always reached
+    /// the consent page, so "Try again" after a crash can never push a scope
+    /// the user was not asked about.
+    pub async fn ask_consent(&self, id: &str, scope: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE link_flows SET step = $2, reciprocal_scope = $3, updated_at = $4 WHERE id = $1 AND step = $5",
+        )
+        .bind(id)
+        .bind(FlowStep::Consent)
+        .bind(scope)
+        .bind(now)
+        .bind(FlowStep::Sending)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn insert_trace(&self, e: &TraceEvent) -> StoreResult<()> {
@@ -311,6 +320,20 @@ mod tests {
             let f = store.flow_by_state("sd-f1").await.unwrap().unwrap();
             assert_eq!(f.step, sending);
             assert_eq!(store.latest_flow("u1").await.unwrap().unwrap().id, "f1");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_flow_holds_the_peers_request_only_once_it_waits_for_the_users_answer() {
+        for store in stores().await {
+            store.insert_flow(&flow("f1", FlowStep::Sending)).await.unwrap();
+            assert!(store.ask_consent("f1", "a b", 11).await.unwrap());
+            let f = store.flow("f1").await.unwrap().unwrap();
+            assert_eq!((f.step, f.reciprocal_scope.as_deref()), (FlowStep::Consent, Some("a b")));
+            // Not from any other step: a flow the user already answered keeps its scope.
+            store.insert_flow(&flow("f2", FlowStep::Failed)).await.unwrap();
+            assert!(!store.ask_consent("f2", "a", 12).await.unwrap());
+            assert_eq!(store.flow("f2").await.unwrap().unwrap().reciprocal_scope, None);
         }
     }
 

@@ -15,7 +15,7 @@ use actix_session::SessionExt;
 use crate::error::{OAuthError, PageError};
 use crate::web::session::check_csrf;
 
-/// The most a request body may carry (CONTRACT section 3).
+/// The most a request body may carry (docs/choices.md, "Limits").
 pub const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

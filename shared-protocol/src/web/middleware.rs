@@ -229,9 +229,13 @@ pub async fn pages_layer(
 
 /// A protocol path asked with a method it does not answer (say `GET /token`): 405 and JSON.
 pub async fn protocol_not_found(req: HttpRequest) -> HttpResponse {
-    let why = format!("{} does not answer {}", req.path(), req.method());
+    let (status, why) = if crate::server::PROTOCOL_PATHS.contains(&req.path()) {
+        (StatusCode::METHOD_NOT_ALLOWED, format!("{} does not answer {}", req.path(), req.method()))
+    } else {
+        (StatusCode::NOT_FOUND, format!("there is no {} here", req.path()))
+    };
     let mut res = OAuthError::new(ErrorCode::InvalidRequest, why).error_response();
-    *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    *res.status_mut() = status;
     res
 }
 
@@ -279,8 +283,7 @@ mod tests {
     async fn every_protocol_path_reaches_its_endpoint_and_a_wrong_method_gets_json() {
         let app = Data::new(state(ManualClock::new(1_000)).await);
         let svc = service(&app).await;
-        let paths = crate::server::PROTOCOL_PATHS.iter().copied();
-        for path in paths.chain(["/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource"]) {
+        for &path in crate::server::PROTOCOL_PATHS {
             let get = send(&svc, TestRequest::get().uri(path)).await;
             let post = send(&svc, TestRequest::post().uri(path)).await;
             assert!(get.status != 405 || post.status != 405, "{path}: served by neither GET nor POST");
@@ -293,6 +296,10 @@ mod tests {
         }
         let res = send(&svc, TestRequest::get().uri("/token")).await;
         assert_eq!(res.status, 405);
+        assert!(res.body.contains(r#""error":"invalid_request""#), "{}", res.body);
+        // An unknown document under /.well-known/ is not there, whatever the method.
+        let res = send(&svc, TestRequest::get().uri("/.well-known/openid-configuration")).await;
+        assert_eq!(res.status, 404);
         assert!(res.body.contains(r#""error":"invalid_request""#), "{}", res.body);
         // Pages still get the page layers and the full policy.
         let page = send(&svc, TestRequest::get().uri("/nowhere")).await;

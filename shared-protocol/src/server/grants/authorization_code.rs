@@ -19,14 +19,14 @@ impl Grant for AuthorizationCode {
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
-        let state = req.state;
+        let app = req.app;
         let code = req.params.require("code")?;
-        let now = state.now();
-        let record = match state.store.redeem_code(&digest(code), &req.client.client.id, now).await? {
+        let now = app.now();
+        let record = match app.store.redeem_code(&digest(code), &req.client.id, now).await? {
             RedeemOutcome::Redeemed(record) => record,
             // RFC 6749 4.1.2 / RFC 9700 4.5: a replayed code revokes what it issued.
             RedeemOutcome::AlreadyUsed { grant_id } => {
-                state.revoke_grant(&grant_id).await?;
+                app.revoke_grant(&grant_id).await?;
                 return Err(OAuthError::invalid_grant("the authorization code was already used"));
             }
             RedeemOutcome::OtherClient => {
@@ -35,15 +35,15 @@ impl Grant for AuthorizationCode {
             RedeemOutcome::Unknown => return Err(OAuthError::invalid_grant("the authorization code is not valid")),
         };
         check_code(&record, &req, now)?;
-        let grant = state
+        let grant = app
             .store
             .grant(&record.grant_id)
             .await?
             .filter(|g| g.revoked_at.is_none())
             .ok_or_else(|| OAuthError::invalid_grant("the authorization was withdrawn"))?;
-        let refresh = req.client.client.allows_grant(GrantType::RefreshToken);
-        let mut tokens = issue_tokens(state, &grant, None, refresh).await?;
-        state.hooks.code_redeemed(state, &record, &grant, &mut tokens).await?;
+        let refresh = req.client.allows_grant(GrantType::RefreshToken);
+        let mut tokens = issue_tokens(app, &grant, None, refresh).await?;
+        app.hooks.code_redeemed(app, &record, &grant, &mut tokens).await?;
         Ok(tokens.into())
     }
 }
@@ -96,7 +96,7 @@ pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Resu
     if record.expires_at <= now {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    if record.client_id != req.client.client.id {
+    if record.client_id != req.client.id {
         return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
     }
     if record.redirect_uri.as_deref() != req.params.get("redirect_uri") {

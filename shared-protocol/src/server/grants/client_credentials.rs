@@ -21,7 +21,7 @@ impl Grant for ClientCredentials {
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
-        let state = req.state;
+        let app = req.app;
         let client = &req.client.client;
         if client.is_public() {
             return Err(OAuthError::new(
@@ -36,18 +36,18 @@ impl Grant for ClientCredentials {
         if scope.is_empty() || !scope.is_subset(&client.scope) {
             return Err(OAuthError::invalid_scope("the scope exceeds what this client may ask for"));
         }
-        let (audience, host) = target(&state.config, req.params.get("resource"), req.params.get("host"))?;
+        let (audience, host) = target(&app.config, req.params.get("resource"), req.params.get("host"))?;
         // No row is written: the token is self-contained, and revoking it records its grant id.
         let grant = GrantRecord {
-            id: new_id(state.entropy.as_ref()),
+            id: new_id(app.entropy.as_ref()),
             client_id: client.id.clone(),
             user_id: None,
             scope: scope.to_string(),
             audience,
-            created_at: state.now(),
+            created_at: app.now(),
             revoked_at: None,
         };
-        Ok(issue_tokens(state, &grant, host, false).await?.into())
+        Ok(issue_tokens(app, &grant, host, false).await?.into())
     }
 }
 

@@ -22,14 +22,14 @@ impl Grant for DeviceCode {
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
-        let app = req.state;
+        let app = req.app;
         let device_code = digest(req.params.require("device_code")?);
         let now = app.now();
         let request = app
             .store
             .device_request(&device_code)
             .await?
-            .filter(|r| r.client_id == req.client.client.id)
+            .filter(|r| r.client_id == req.client.id)
             .ok_or_else(|| OAuthError::invalid_grant("the device_code is not valid for this client"))?;
         let refuse = |code: ErrorCode, why: &'static str| Err(OAuthError::new(code, why));
         match request.status {
@@ -72,7 +72,7 @@ impl Grant for DeviceCode {
                     revoked_at: None,
                 };
                 app.store.insert_grant(&grant).await?;
-                let refresh = req.client.client.allows_grant(GrantType::RefreshToken);
+                let refresh = req.client.allows_grant(GrantType::RefreshToken);
                 Ok(issue_tokens(app, &grant, None, refresh).await?.into())
             }
             DeviceStatus::Redeemed => refuse(ErrorCode::InvalidGrant, "the device code was already used"),

@@ -26,7 +26,7 @@ use crate::web::form::Params;
 
 /// Everything a grant may look at: the authenticated client and the request.
 pub struct GrantRequest<'a> {
-    pub state: &'a AppState,
+    pub app: &'a AppState,
     pub client: &'a AuthenticatedClient,
     pub params: &'a Params,
     /// The `Authorization: Bearer` token, which the legacy mutual grant carries.
@@ -112,35 +112,35 @@ impl GrantRegistry {
 /// Signs an RFC 9068 access token for `grant`, and with `refresh` a new
 /// refresh token of the same family.
 pub async fn issue_tokens(
-    state: &AppState,
+    app: &AppState,
     grant: &GrantRecord,
     host: Option<String>,
     refresh: bool,
 ) -> Result<TokenResponse, OAuthError> {
-    let now = state.now();
-    let ttl = state.config.lifetimes.access_token;
+    let now = app.now();
+    let ttl = app.config.lifetimes.access_token;
     let claims = AccessClaims {
-        iss: state.config.issuer().to_owned(),
+        iss: app.config.issuer().to_owned(),
         sub: grant.user_id.clone().unwrap_or_else(|| grant.client_id.clone()),
         aud: grant.audience.clone(),
         client_id: grant.client_id.clone(),
         scope: grant.scope.clone(),
         exp: now + ttl,
         iat: now,
-        jti: new_id(state.entropy.as_ref()),
+        jti: new_id(app.entropy.as_ref()),
         gid: grant.id.clone(),
         host,
     };
     let refresh_token = if refresh {
-        let token = new_secret(state.entropy.as_ref());
-        let expires = now + state.config.lifetimes.refresh_token;
-        state.store.insert_refresh_token(&digest(&token), &grant.id, expires).await?;
+        let token = new_secret(app.entropy.as_ref());
+        let expires = now + app.config.lifetimes.refresh_token;
+        app.store.insert_refresh_token(&digest(&token), &grant.id, expires).await?;
         Some(token)
     } else {
         None
     };
     Ok(TokenResponse {
-        access_token: state.keys.sign(ACCESS_TOKEN_TYP, &claims),
+        access_token: app.keys.sign(ACCESS_TOKEN_TYP, &claims),
         token_type: "Bearer",
         expires_in: ttl,
         refresh_token,

@@ -18,15 +18,15 @@ impl Grant for RefreshToken {
     }
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
-        let state = req.state;
+        let app = req.app;
         let token_digest = digest(req.params.require("refresh_token")?);
-        let now = state.now();
+        let now = app.now();
         let unknown = || OAuthError::invalid_grant("the refresh token is not valid");
         // Check everything that does not burn the token first, so a bad request
         // (a wider scope, say) does not turn the client's next try into a "reuse".
-        let (grant_id, expires_at, _) = state.store.refresh_token_grant(&token_digest).await?.ok_or_else(unknown)?;
-        let mut grant = state.store.grant(&grant_id).await?.ok_or_else(unknown)?;
-        if grant.client_id != req.client.client.id {
+        let (grant_id, expires_at, _) = app.store.refresh_token_grant(&token_digest).await?.ok_or_else(unknown)?;
+        let mut grant = app.store.grant(&grant_id).await?.ok_or_else(unknown)?;
+        if grant.client_id != req.client.id {
             return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
         }
         if grant.revoked_at.is_some() {
@@ -43,16 +43,16 @@ impl Grant for RefreshToken {
             }
             grant.scope = asked.to_string();
         }
-        let grace = state.config.lifetimes.refresh_reuse_grace;
-        match state.store.use_refresh_token(&token_digest, now, grace).await? {
+        let grace = app.config.lifetimes.refresh_reuse_grace;
+        match app.store.use_refresh_token(&token_digest, now, grace).await? {
             // Within the grace (RFC 9700 4.14.2 leaves the policy to the server):
             // a client that lost the answer, or a sibling instance racing it, gets tokens too.
             RefreshOutcome::Fresh | RefreshOutcome::WithinGrace => {
-                Ok(issue_tokens(state, &grant, None, true).await?.into())
+                Ok(issue_tokens(app, &grant, None, true).await?.into())
             }
             // A rotated-out token is back: someone holds a copy. Revoke the family.
             RefreshOutcome::Reused { grant_id } => {
-                state.revoke_grant(&grant_id).await?;
+                app.revoke_grant(&grant_id).await?;
                 Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked"))
             }
             RefreshOutcome::Unknown => Err(unknown()),
