@@ -11,6 +11,7 @@ use serde_json::json;
 use shared_protocol::error::PageError;
 use shared_protocol::link::{self, LinkProblem};
 use shared_protocol::state::AppState;
+use shared_protocol::store::Store;
 use shared_protocol::web::form::PageForm;
 use shared_protocol::web::pages::redirect;
 use shared_protocol::web::session;
@@ -26,9 +27,9 @@ struct Panel {
 }
 
 /// The assistant's part of the home page.
-pub fn panel<'a>(app: &'a AppState, user_id: &'a str, csrf: &'a str) -> LocalBoxFuture<'a, Option<String>> {
+pub fn panel<'a>(store: &'a Store, user_id: &'a str, csrf: &'a str) -> LocalBoxFuture<'a, Option<String>> {
     Box::pin(async move {
-        let card = now_playing::load(app, user_id).await.ok().flatten();
+        let card = now_playing::load(store, user_id).await.ok().flatten();
         Panel { card, csrf_field: session::CSRF_FIELD, csrf: csrf.to_owned() }.render().ok()
     })
 }

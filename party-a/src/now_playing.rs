@@ -9,6 +9,7 @@ use serde_json::json;
 use shared_protocol::error::{ApiError, ApiRejection};
 use shared_protocol::resource::Bearer;
 use shared_protocol::state::AppState;
+use shared_protocol::store::Store;
 use shared_protocol::web::session;
 
 /// The kind under which the card is stored (`Store::product_state`).
@@ -32,9 +33,9 @@ impl Card {
     }
 }
 
-/// The user's card, kept as the product state [`CARD`].
-pub async fn load(app: &AppState, user_id: &str) -> Result<Option<Card>, ApiError> {
-    app.store.product_state(CARD, user_id).await.map_err(|_| ApiError::Internal)
+/// The user's card, kept as the product state `now_playing`.
+pub async fn load(store: &Store, user_id: &str) -> Result<Option<Card>, ApiError> {
+    store.product_state(CARD, user_id).await.map_err(|_| ApiError::Internal)
 }
 
 #[post("/api/now-playing")]
@@ -69,7 +70,7 @@ pub async fn get_now_playing(
             bearer.user_id()?.to_owned()
         }
     };
-    let card = load(&app, &user_id).await.map_err(|error| ApiRejection { error, challenge: app.challenge() })?;
+    let card = load(&app.store, &user_id).await.map_err(|error| ApiRejection { error, challenge: app.challenge() })?;
     Ok(HttpResponse::Ok().json(json!({ "now_playing": card })))
 }
 

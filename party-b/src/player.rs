@@ -54,7 +54,7 @@ fn title_case(s: &str) -> String {
         .join(" ")
 }
 
-/// The user's player, kept as the product state [`PLAYER`]; stopped until first played.
+/// The user's player, kept as the product state `player`; stopped until first played.
 async fn load(app: &AppState, user_id: &str) -> Result<PlayerState, ApiError> {
     let stored = app.store.product_state(PLAYER, user_id).await.map_err(|_| ApiError::Internal)?;
     Ok(stored.unwrap_or(PlayerState { playing: false, title: None, artist: None, shared_with_assistant: false }))

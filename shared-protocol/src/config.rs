@@ -4,6 +4,7 @@
 use actix_web::web::ServiceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
+use crate::tokens::secrets::ClientSecret;
 use crate::web::limits::{LimitRates, Rate};
 
 /// Where a party's authorization responses arrive (`link::pages::callback`).
@@ -81,13 +82,11 @@ pub struct PeerProfile {
     pub wants: &'static [ScopeInfo],
 }
 
-/// Renders a party's own part of the home page (HTML) for a signed-in user,
-/// given the user's id and the session's CSRF token for its forms.
-pub type HomePanel = for<'a> fn(
-    &'a crate::state::AppState,
-    &'a str,
-    &'a str,
-) -> futures_util::future::LocalBoxFuture<'a, Option<String>>;
+/// Renders a party's own part of the home page (HTML) for a signed-in user
+/// from what the party keeps (its product state), given the user's id and
+/// the session's CSRF token for its forms.
+pub type HomePanel =
+    for<'a> fn(&'a crate::store::Store, &'a str, &'a str) -> futures_util::future::LocalBoxFuture<'a, Option<String>>;
 
 impl Party {
     /// What this party asks the peer for, in its authorization requests and
@@ -163,10 +162,10 @@ pub struct Cli {
     pub database_max_connections: Option<u32>,
     /// The secret the peer's client authenticates with here.
     #[arg(long, env = "PEER_CLIENT_SECRET")]
-    pub peer_client_secret: String,
+    pub peer_client_secret: ClientSecret,
     /// This party's client secret at the peer.
     #[arg(long, env = "CLIENT_SECRET")]
-    pub client_secret: String,
+    pub client_secret: ClientSecret,
     /// Days a signing key signs before the next one takes over (it is published 10 minutes ahead).
     #[arg(long, env = "KEY_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub key_rotation_days: u32,
@@ -334,8 +333,8 @@ pub struct Config {
     pub database_url: String,
     pub database_max_connections: Option<u32>,
     pub key_rotation_days: u32,
-    pub peer_client_secret: String,
-    pub client_secret: String,
+    pub peer_client_secret: ClientSecret,
+    pub client_secret: ClientSecret,
     pub lifetimes: Lifetimes,
     pub workers: Option<usize>,
     pub demo_data: bool,

@@ -27,7 +27,7 @@ use crate::server::client_auth::{ClientDirectory, JwksCache};
 use crate::server::grants::GrantRegistry;
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreError, UserRecord};
-use crate::tokens::secrets::{digest, new_id};
+use crate::tokens::secrets::new_id;
 use crate::tokens::{KeyPolicy, SigningKeys};
 use crate::web::form::MAX_BODY;
 use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
@@ -89,7 +89,7 @@ async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreErr
         .upsert_client(&ClientRecord {
             client_id: party.peer.client_id.to_owned(),
             name: party.peer.name.to_owned(),
-            secret_digest: Some(digest(&config.peer_client_secret)),
+            secret_digest: Some(config.peer_client_secret.digest()),
             redirect_uris: config.peer_redirect_uri(),
             grant_types: PEER_GRANT_TYPES.map(GrantType::as_str).join(" "),
             scope: party.offers.to_peer.to_owned(),
@@ -248,8 +248,8 @@ pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
 fn banner(config: &Config, addr: std::net::SocketAddr) -> String {
     let p = config.party;
     let mut out = format!("{} ({}) listening on {addr}, public URL {}\n", p.name, p.id, config.public_url);
-    let secret = if config.peer_client_secret == p.defaults.peer_client_secret {
-        config.peer_client_secret.clone()
+    let secret = if config.peer_client_secret.secret() == p.defaults.peer_client_secret {
+        p.defaults.peer_client_secret.to_owned()
     } else {
         "(set by --peer-client-secret, not shown)".to_owned()
     };

@@ -1,5 +1,5 @@
 //! Protocol states and identifiers are enums, stored and sent as their
-//! registered text. [`text_enum!`] gives each one `as_str`, `ALL`,
+//! registered text. `text_enum!` gives each one `as_str`, `ALL`,
 //! `Display`, `parse` and the `TryFrom<String>` that reads it from a row.
 
 /// A stored or received value that names no variant.

@@ -15,9 +15,9 @@ use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, ClientId, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,7 @@ use crate::config::ClientAuth;
 use crate::grant_type::GrantType;
 use crate::outbound::{read_body, read_json, PeerError};
 use crate::state::AppState;
+use crate::tokens::secrets::{AccessToken, AuthorizationCode, PkceVerifier, RefreshToken};
 use crate::web::form::urlencode;
 
 /// The peer's authorization server metadata (RFC 8414 2), the fields this client uses.
@@ -65,8 +66,8 @@ type OAuthClient = oauth2::Client<
 /// Tokens the peer issued, as this party keeps them.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
     pub expires_in: i64,
     pub scope: String,
     /// What the peer asks for in return (the `reciprocal` field), if anything.
@@ -78,8 +79,8 @@ impl IssuedTokens {
     fn from_response(r: PeerTokenResponse, requested: &str) -> Self {
         let scope = r.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
         Self {
-            access_token: r.access_token().secret().clone(),
-            refresh_token: r.refresh_token().map(|t| t.secret().clone()),
+            access_token: AccessToken::new(r.access_token().secret().as_str()),
+            refresh_token: r.refresh_token().map(|t| RefreshToken::new(t.secret().as_str())),
             // Bounded, so a strange answer neither overflows nor forces a refresh on every use.
             expires_in: r.expires_in().map_or(300, |d| d.as_secs().clamp(1, 366 * 24 * 3600) as i64),
             scope: scope.unwrap_or_else(|| requested.to_owned()),
@@ -92,7 +93,7 @@ impl IssuedTokens {
 pub struct AuthorizationStart {
     pub url: String,
     pub state: String,
-    pub pkce_verifier: String,
+    pub pkce_verifier: PkceVerifier,
 }
 
 /// One async lock per user, created on demand.
@@ -165,7 +166,7 @@ impl PeerClient {
         let client = oauth2::Client::new(ClientId::new(app.config.party.peer.our_client_id.to_owned()));
         let client = match app.config.client_auth {
             ClientAuth::ClientSecretBasic => {
-                client.set_client_secret(ClientSecret::new(app.config.client_secret.clone()))
+                client.set_client_secret(oauth2::ClientSecret::new(app.config.client_secret.secret().to_owned()))
             }
             // client_id goes in the body; the assertion is added to each request.
             ClientAuth::PrivateKeyJwt => client.set_auth_type(AuthType::RequestBody),
@@ -193,17 +194,22 @@ impl PeerClient {
         Ok(AuthorizationStart {
             url: url.to_string(),
             state: state.secret().clone(),
-            pkce_verifier: verifier.into_secret(),
+            pkce_verifier: PkceVerifier::new(verifier.into_secret()),
         })
     }
 
     /// RFC 6749 4.1.3: redeems the code of our own authorization request.
-    pub async fn exchange_code(&self, app: &AppState, code: &str, verifier: &str) -> Result<IssuedTokens, PeerError> {
+    pub async fn exchange_code(
+        &self,
+        app: &AppState,
+        code: &AuthorizationCode,
+        verifier: &PkceVerifier,
+    ) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
         let client = self.oauth(app, &m, true)?;
         let mut request = client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
+            .exchange_code(oauth2::AuthorizationCode::new(code.secret().to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.secret().to_owned()));
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
@@ -213,10 +219,14 @@ impl PeerClient {
 
     /// Leg G: redeems a code the peer minted for us and pushed with the
     /// reciprocal grant, as an ordinary `authorization_code` grant (no redirect URI, no PKCE).
-    pub async fn redeem_pushed_code(&self, app: &AppState, code: &str) -> Result<IssuedTokens, PeerError> {
+    pub async fn redeem_pushed_code(
+        &self,
+        app: &AppState,
+        code: &AuthorizationCode,
+    ) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
         let client = self.oauth(app, &m, false)?;
-        let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
+        let mut request = client.exchange_code(oauth2::AuthorizationCode::new(code.secret().to_owned()));
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
@@ -225,10 +235,15 @@ impl PeerClient {
     }
 
     /// RFC 6749 6, with rotation: the answer carries the next refresh token.
-    pub async fn refresh(&self, app: &AppState, refresh_token: &str, scope: &str) -> Result<IssuedTokens, PeerError> {
+    pub async fn refresh(
+        &self,
+        app: &AppState,
+        refresh_token: &RefreshToken,
+        scope: &str,
+    ) -> Result<IssuedTokens, PeerError> {
         let m = self.metadata(app).await?;
         let client = self.oauth(app, &m, false)?;
-        let refresh_token = RefreshToken::new(refresh_token.to_owned());
+        let refresh_token = oauth2::RefreshToken::new(refresh_token.secret().to_owned());
         let mut request = client.exchange_refresh_token(&refresh_token);
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
@@ -243,24 +258,26 @@ impl PeerClient {
     pub async fn push_reciprocal(
         &self,
         app: &AppState,
-        code: &str,
-        access_token: &str,
+        code: &AuthorizationCode,
+        access_token: &AccessToken,
         legacy: bool,
     ) -> Result<(), PeerError> {
         let m = self.metadata(app).await?;
         let client_id = app.config.party.peer.our_client_id;
-        let mut form = vec![("code", code.to_owned()), ("client_id", client_id.to_owned())];
+        let mut form = vec![("code", code.secret().to_owned()), ("client_id", client_id.to_owned())];
         let request = if legacy {
             // The Authorization header carries the token, so the client authenticates in the body.
             form.push(("grant_type", GrantType::LegacyMutual.to_string()));
             match app.config.client_auth {
-                ClientAuth::ClientSecretBasic => form.push(("client_secret", app.config.client_secret.clone())),
+                ClientAuth::ClientSecretBasic => {
+                    form.push(("client_secret", app.config.client_secret.secret().to_owned()))
+                }
                 ClientAuth::PrivateKeyJwt => form.extend(self.assertion_params(app, &m)),
             }
-            app.http.post(&m.token_endpoint).bearer_auth(access_token).form(&form)
+            app.http.post(&m.token_endpoint).bearer_auth(access_token.secret()).form(&form)
         } else {
             form.push(("grant_type", GrantType::Reciprocal.to_string()));
-            form.push(("access_token", access_token.to_owned()));
+            form.push(("access_token", access_token.secret().to_owned()));
             self.authenticated(app, &m, &m.token_endpoint, form)
         };
         // The peer redeems the code at our token endpoint (and may fetch our
@@ -325,7 +342,10 @@ impl PeerClient {
         let request = app.http.post(url);
         match app.config.client_auth {
             ClientAuth::ClientSecretBasic => request
-                .basic_auth(urlencode(app.config.party.peer.our_client_id), Some(urlencode(&app.config.client_secret)))
+                .basic_auth(
+                    urlencode(app.config.party.peer.our_client_id),
+                    Some(urlencode(app.config.client_secret.secret())),
+                )
                 .form(&form),
             ClientAuth::PrivateKeyJwt => {
                 if !form.iter().any(|(k, _)| *k == "client_id") {
@@ -358,16 +378,21 @@ impl PeerClient {
 
     /// RFC 7662, remembered for a few seconds: whether the peer still
     /// honours the token, without asking on every page view.
-    pub async fn is_active_cached(&self, app: &AppState, user_id: &str, token: &str) -> Result<bool, PeerError> {
+    pub async fn is_active_cached(
+        &self,
+        app: &AppState,
+        user_id: &str,
+        token: &AccessToken,
+    ) -> Result<bool, PeerError> {
         const FRESH_FOR: i64 = 5;
         let now = app.now();
-        let key = crate::tokens::secrets::digest(token);
+        let key = token.digest();
         if let Some((k, at)) = self.confirmed.lock().expect("confirmations").get(user_id) {
             if *k == key && now - at < FRESH_FOR {
                 return Ok(true);
             }
         }
-        let active = self.is_active(app, token).await?;
+        let active = self.is_active(app, token.secret()).await?;
         let mut confirmed = self.confirmed.lock().expect("confirmations");
         if confirmed.len() > 100_000 {
             confirmed.clear();

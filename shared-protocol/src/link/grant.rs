@@ -15,6 +15,7 @@ use crate::grant_type::GrantType;
 use crate::outbound::PeerError;
 use crate::server::grants::{Empty, Grant, GrantRequest, GrantResponse};
 use crate::store::Leg;
+use crate::tokens::secrets::AuthorizationCode;
 
 /// The grants the link adds to the token endpoint.
 pub fn grants() -> Vec<Box<dyn Grant>> {
@@ -55,7 +56,7 @@ impl Grant for LegacyMutual {
 
 async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantResponse, OAuthError> {
     let app = req.app;
-    let code = req.params.require("code")?;
+    let code = AuthorizationCode::new(req.params.require("code")?);
     // Leg F at the receiver: the access token must be one we issued, still live, to this very client.
     let claims = app.verify_access_token(access_token).await.map_err(|e| match e {
         ApiError::Internal => OAuthError::new(ErrorCode::ServerError, "the access_token could not be checked"),
@@ -72,7 +73,7 @@ async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantRespo
     let attempt = Attempt::new(&user_id, &claims.gid);
     trace::received(app, attempt, Leg::F, "reciprocal grant: code + access_token (redacted)").await;
     trace::sent(app, attempt, Leg::G, "authorization_code grant: the pushed code").await;
-    let tokens = app.peer.redeem_pushed_code(app, code).await.map_err(|e| {
+    let tokens = app.peer.redeem_pushed_code(app, &code).await.map_err(|e| {
         let outcome = format!("{peer} answered: {e}");
         let error = match e {
             PeerError::Refused { .. } => OAuthError::invalid_grant(format!("{peer} refused the code: {e}")),
@@ -109,7 +110,7 @@ mod tests {
         let grant = GrantRecord { client_id: client_id.into(), ..user_grant(app, id).await };
         let grant = GrantRecord { id: format!("{id}-{client_id}"), ..grant };
         app.store.insert_grant(&grant).await.unwrap();
-        issue_tokens(app, &grant, None, false).await.unwrap().access_token
+        issue_tokens(app, &grant, None, false).await.unwrap().access_token.secret().to_owned()
     }
 
     async fn push(app: &AppState, token: &str) -> OAuthError {

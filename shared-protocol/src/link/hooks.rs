@@ -94,9 +94,9 @@ mod tests {
             code_challenge: None,
         };
         let (grant, code) = mint_code(app, binding).await.unwrap();
-        let tokens = exchange(&AuthorizationCode, app, &format!("code={code}")).await.unwrap();
+        let tokens = exchange(&AuthorizationCode, app, &format!("code={}", code.secret())).await.unwrap();
         assert_eq!(tokens.extra.get("reciprocal"), None, "the answer to a push asks nothing back");
-        (grant, tokens.access_token)
+        (grant, tokens.access_token.secret().to_owned())
     }
 
     /// Leg D: the peer redeeming a code from this party's consent page is asked for access back.
@@ -114,8 +114,9 @@ mod tests {
             code_challenge: Some(challenge),
         };
         let (_, code) = mint_code(&app, binding).await.unwrap();
-        let tokens =
-            exchange(&AuthorizationCode, &app, &format!("code={code}&code_verifier={verifier}")).await.unwrap();
+        let tokens = exchange(&AuthorizationCode, &app, &format!("code={}&code_verifier={verifier}", code.secret()))
+            .await
+            .unwrap();
         assert_eq!(tokens.extra.get("reciprocal").map(String::as_str), Some("assistant:notify"));
     }
 
@@ -154,12 +155,18 @@ mod tests {
             app.store.insert_grant(g).await.unwrap();
         }
         let old = issue_tokens(&app, &superseded, None, true).await.unwrap();
-        assert_eq!(send(&svc, revoke_as_peer(old.refresh_token.as_deref().unwrap())).await.status, 200);
+        assert_eq!(
+            send(&svc, revoke_as_peer(old.refresh_token.as_ref().map(|r| r.secret()).unwrap())).await.status,
+            200
+        );
         let live_ones = app.store.live_grants("user-1", "peer").await.unwrap().len();
         assert_eq!(live_ones, 2, "housekeeping ends nothing");
 
         let tokens = issue_tokens(&app, &live, None, true).await.unwrap();
-        assert_eq!(send(&svc, revoke_as_peer(tokens.refresh_token.as_deref().unwrap())).await.status, 200);
+        assert_eq!(
+            send(&svc, revoke_as_peer(tokens.refresh_token.as_ref().map(|r| r.secret()).unwrap())).await.status,
+            200
+        );
         assert!(app.store.live_grants("user-1", "peer").await.unwrap().is_empty());
         assert!(app.store.is_grant_revoked(&orphan.id).await.unwrap());
     }

@@ -83,7 +83,7 @@ pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -
             updated_at: now,
         })
         .await?;
-    if let Some(old) = older.filter(|o| o.access_token != t.access_token) {
+    if let Some(old) = older.filter(|o| !o.access_token.is(&t.access_token)) {
         if let Err(e) = revoke_at_peer(app, &old).await {
             tracing::warn!(error = %e, "the peer could not be asked to revoke replaced tokens");
         }
@@ -417,8 +417,8 @@ async fn drop_held_tokens(app: &AppState, user_id: &str) -> StoreResult<Option<(
 /// revokes the whole grant (RFC 7009 2.1).
 async fn revoke_at_peer(app: &AppState, held: &PeerToken) -> Result<(), PeerError> {
     match &held.refresh_token {
-        Some(r) => app.peer.revoke(app, r, "refresh_token").await,
-        None => app.peer.revoke(app, &held.access_token, "access_token").await,
+        Some(r) => app.peer.revoke(app, r.secret(), "refresh_token").await,
+        None => app.peer.revoke(app, held.access_token.secret(), "access_token").await,
     }
 }
 
@@ -459,7 +459,7 @@ pub async fn call_peer_api(
 ) -> Result<serde_json::Value, LinkProblem> {
     let url = format!("{}{path}", app.config.peer_url);
     let post = |token: PeerToken| {
-        let request = app.http.post(&url).bearer_auth(token.access_token).json(body);
+        let request = app.http.post(&url).bearer_auth(token.access_token.secret()).json(body);
         async move { request.send().await.map_err(|e| LinkProblem::Unreachable(PeerError::from(e).to_string())) }
     };
     let mut res = post(held_token(app, user_id).await?).await?;

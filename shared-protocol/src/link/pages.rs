@@ -15,7 +15,7 @@ use crate::outbound::PeerError;
 use crate::server::scope::Scope;
 use crate::state::AppState;
 use crate::store::{FlowStep, Leg, LinkFlow};
-use crate::tokens::secrets::{digest, new_id};
+use crate::tokens::secrets::{digest, new_id, AuthorizationCode, PkceVerifier};
 use crate::web::form::{PageForm, PageQuery, ScopeForm};
 use crate::web::pages::{chrome, redirect, render, Chrome};
 use crate::web::session::SignedIn;
@@ -134,8 +134,8 @@ pub async fn callback(
     }
     trace::received(&app, attempt(&flow), Leg::B, "authorization response: code (redacted), state, iss").await;
     trace::sent(&app, attempt(&flow), Leg::C, "POST /token authorization_code: code, code_verifier (redacted)").await;
-    let verifier = flow.pkce_verifier.as_deref().unwrap_or_default();
-    let tokens = match app.peer.exchange_code(&app, code, verifier).await {
+    let verifier = flow.pkce_verifier.clone().unwrap_or_else(|| PkceVerifier::new(""));
+    let tokens = match app.peer.exchange_code(&app, &AuthorizationCode::new(code), &verifier).await {
         Ok(t) => t,
         Err(e) => {
             trace::received(&app, attempt(&flow), Leg::D, &e.to_string()).await;

@@ -193,7 +193,7 @@ async fn issue_code(
         },
     )
     .await?;
-    let mut params = vec![("code", code)];
+    let mut params = vec![("code", code.secret().to_owned())];
     params.extend(app.hooks.authorized(app, &grant).await);
     let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Ok(to_client(app, &request.redirect_uri, request.state.as_deref(), &params, status))

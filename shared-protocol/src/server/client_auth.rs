@@ -18,7 +18,7 @@ use crate::grant_type::GrantType;
 use crate::server::scope::Scope;
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreResult};
-use crate::tokens::secrets::verify_digest;
+use crate::tokens::secrets::ClientSecret;
 use crate::web::form::{urldecode, Params};
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -225,7 +225,7 @@ async fn authenticate_unlimited(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = basic_credentials(req)?;
     let assertion = params.get("client_assertion");
-    let post_secret = params.get("client_secret");
+    let post_secret = params.get("client_secret").map(ClientSecret::from);
     let methods = [basic.is_some(), assertion.is_some(), post_secret.is_some()].iter().filter(|m| **m).count();
     if methods > 1 {
         return Err(OAuthError::invalid_request("use exactly one client authentication method"));
@@ -240,7 +240,7 @@ async fn authenticate_unlimited(
         }
         let client = lookup(id).await?.ok_or_else(fail)?;
         return match &client.secret_digest {
-            Some(d) if verify_digest(&secret, d) => {
+            Some(d) if secret.matches_digest(d) => {
                 Ok(AuthenticatedClient { client, method: AuthMethod::ClientSecretBasic })
             }
             _ => Err(fail()),
@@ -260,7 +260,7 @@ async fn authenticate_unlimited(
     let fail = || OAuthError::invalid_client("client authentication failed");
     let client = lookup(id).await?.ok_or_else(fail)?;
     match (post_secret, &client.secret_digest) {
-        (Some(secret), Some(d)) if verify_digest(secret, d) => {
+        (Some(secret), Some(d)) if secret.matches_digest(d) => {
             Ok(AuthenticatedClient { client, method: AuthMethod::ClientSecretPost })
         }
         (None, _) if client.is_public() => Ok(AuthenticatedClient { client, method: AuthMethod::None }),
@@ -271,7 +271,7 @@ async fn authenticate_unlimited(
 
 /// RFC 6749 2.3.1: `Basic base64(urlencode(id) ":" urlencode(secret))`.
 /// `Ok(None)` when the request carries no Basic credentials.
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, ClientSecret)>, OAuthError> {
     let Some(value) = req.headers().get(AUTHORIZATION) else {
         return Ok(None);
     };
@@ -288,7 +288,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     // RFC 6749 2.3.1: both parts are form-urlencoded before they are joined.
     let unescape = |s: &str| urldecode(s).map_err(|_| bad());
-    Ok(Some((unescape(id)?, unescape(secret)?)))
+    Ok(Some((unescape(id)?, ClientSecret::new(unescape(secret)?))))
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 
 use super::{Store, StoreResult};
 use crate::text_enum::text_enum;
+use crate::tokens::secrets::{AccessToken, PkceVerifier, RefreshToken};
 
 super::stored_as_text!(FlowStep, Leg);
 
@@ -42,8 +43,8 @@ text_enum! {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PeerToken {
     pub user_id: String,
-    pub access_token: String,
-    pub refresh_token: Option<String>,
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
     pub scope: String,
     pub expires_at: i64,
     /// Why the token stopped working, when it did.
@@ -58,7 +59,7 @@ pub struct LinkFlow {
     pub user_id: String,
     pub step: FlowStep,
     pub state_digest: Option<String>,
-    pub pkce_verifier: Option<String>,
+    pub pkce_verifier: Option<PkceVerifier>,
     pub reciprocal_scope: Option<String>,
     pub message: Option<String>,
     pub created_at: i64,
@@ -113,7 +114,7 @@ impl Store {
 
     /// Replaces the tokens after a refresh, but only if nobody refreshed them
     /// meanwhile (the refresh token presented is still the one stored).
-    pub async fn replace_refreshed_token(&self, previous_refresh: &str, t: &PeerToken) -> StoreResult<bool> {
+    pub async fn replace_refreshed_token(&self, previous_refresh: &RefreshToken, t: &PeerToken) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE peer_tokens SET access_token = $3, refresh_token = $4, scope = $5, expires_at = $6,
                  broken = NULL, updated_at = $7
@@ -351,11 +352,11 @@ mod tests {
             };
             store.save_peer_token(&t).await.unwrap();
             let next = PeerToken { access_token: "at2".into(), refresh_token: Some("rt2".into()), ..t.clone() };
-            assert!(store.replace_refreshed_token("rt1", &next).await.unwrap());
-            assert!(!store.replace_refreshed_token("rt1", &next).await.unwrap(), "rt1 was already rotated");
+            assert!(store.replace_refreshed_token(&"rt1".into(), &next).await.unwrap());
+            assert!(!store.replace_refreshed_token(&"rt1".into(), &next).await.unwrap(), "rt1 was already rotated");
             store.mark_peer_token_broken("u1", "refused", 5).await.unwrap();
             assert_eq!(store.peer_token("u1").await.unwrap().unwrap().broken.as_deref(), Some("refused"));
-            assert_eq!(store.take_peer_token("u1").await.unwrap().unwrap().access_token, "at2");
+            assert_eq!(store.take_peer_token("u1").await.unwrap().unwrap().access_token.secret(), "at2");
             assert!(store.take_peer_token("u1").await.unwrap().is_none());
         }
     }

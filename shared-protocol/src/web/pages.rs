@@ -313,7 +313,7 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         .and_then(|f| f.message);
     let notice = flash.or(notice);
     let panel = match app.config.party.home_panel {
-        Some(render_panel) => render_panel(&app, &user_id, &chrome.csrf).await,
+        Some(render_panel) => render_panel(&app.store, &user_id, &chrome.csrf).await,
         None => None,
     };
     let peer_name = app.config.party.peer.name;

@@ -8,7 +8,7 @@ use crate::grant_type::GrantType;
 use crate::server::pkce;
 use crate::state::AppState;
 use crate::store::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, StoreResult};
-use crate::tokens::secrets::{digest, new_id, new_secret};
+use crate::tokens::secrets::{self, new_id, new_secret};
 
 pub struct AuthorizationCode;
 
@@ -20,9 +20,9 @@ impl Grant for AuthorizationCode {
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
         let app = req.app;
-        let code = req.params.require("code")?;
+        let code = secrets::AuthorizationCode::new(req.params.require("code")?);
         let now = app.now();
-        let record = match app.store.redeem_code(&digest(code), &req.client.id, now).await? {
+        let record = match app.store.redeem_code(&code.digest(), &req.client.id, now).await? {
             RedeemOutcome::Redeemed(record) => record,
             // RFC 6749 4.1.2 / RFC 9700 4.5: a replayed code revokes what it issued.
             RedeemOutcome::AlreadyUsed { grant_id } => {
@@ -61,7 +61,7 @@ pub struct CodeBinding<'a> {
 
 /// Mints a single-use code (`--code-ttl`) and the grant it stands for; the
 /// code itself is returned once and only its digest is stored.
-pub async fn mint_code(app: &AppState, b: CodeBinding<'_>) -> StoreResult<(GrantRecord, String)> {
+pub async fn mint_code(app: &AppState, b: CodeBinding<'_>) -> StoreResult<(GrantRecord, secrets::AuthorizationCode)> {
     let now = app.now();
     let grant = GrantRecord {
         id: new_id(app.entropy.as_ref()),
@@ -73,10 +73,10 @@ pub async fn mint_code(app: &AppState, b: CodeBinding<'_>) -> StoreResult<(Grant
         revoked_at: None,
     };
     app.store.insert_grant(&grant).await?;
-    let code = new_secret(app.entropy.as_ref());
+    let code = secrets::AuthorizationCode::new(new_secret(app.entropy.as_ref()));
     app.store
         .insert_code(&NewCode {
-            digest: &digest(&code),
+            digest: &code.digest(),
             grant_id: &grant.id,
             client_id: b.client_id,
             user_id: b.user_id,
@@ -102,12 +102,12 @@ pub fn check_code(record: &CodeRecord, req: &GrantRequest<'_>, now: i64) -> Resu
     if record.redirect_uri.as_deref() != req.params.get("redirect_uri") {
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
-    match (&record.code_challenge, req.params.get("code_verifier")) {
+    match (&record.code_challenge, req.params.get("code_verifier").map(secrets::PkceVerifier::from)) {
         (Some(challenge), Some(verifier)) => {
-            if !pkce::is_valid_verifier(verifier) {
+            if !pkce::is_valid_verifier(&verifier) {
                 return Err(OAuthError::invalid_request("code_verifier is malformed (RFC 7636 4.1)"));
             }
-            if !pkce::verify_s256(verifier, challenge) {
+            if !pkce::verify_s256(&verifier, challenge) {
                 return Err(OAuthError::invalid_grant("code_verifier does not match the code challenge"));
             }
         }
@@ -131,7 +131,7 @@ mod tests {
     async fn mint(app: &crate::state::AppState, code: &str) {
         let grant = user_grant(app, &format!("g-{code}")).await;
         let new = NewCode {
-            digest: &digest(code),
+            digest: &secrets::AuthorizationCode::new(code).digest(),
             grant_id: &grant.id,
             client_id: "peer",
             user_id: "user-1",
@@ -159,11 +159,14 @@ mod tests {
         let tokens = redeem(&app, &body("c1", VERIFIER)).await.unwrap();
         assert_eq!(tokens.scope, "player:read");
         assert!(tokens.refresh_token.is_some());
-        assert!(app.verify_access_token(&tokens.access_token).await.is_ok());
+        assert!(app.verify_access_token(tokens.access_token.secret()).await.is_ok());
 
         let replay = redeem(&app, &body("c1", VERIFIER)).await.unwrap_err();
         assert_eq!(replay.code, crate::error::ErrorCode::InvalidGrant);
-        assert!(app.verify_access_token(&tokens.access_token).await.is_err(), "replay revokes the first tokens");
+        assert!(
+            app.verify_access_token(tokens.access_token.secret()).await.is_err(),
+            "replay revokes the first tokens"
+        );
     }
 
     #[actix_web::test]

@@ -143,7 +143,7 @@ mod tests {
         let by = app.now() + 60;
         assert!(decide(&app, "BCDFGHJK", DeviceStatus::Approved, by).await);
         let tokens = poll(&app, "dc1").await.unwrap();
-        let claims = app.verify_access_token(&tokens.access_token).await.unwrap();
+        let claims = app.verify_access_token(tokens.access_token.secret()).await.unwrap();
         assert_eq!(claims.sub, "user-9");
         assert_eq!(poll(&app, "dc1").await.unwrap_err().code, ErrorCode::InvalidGrant, "single use");
     }

@@ -21,7 +21,7 @@ use crate::grant_type::GrantType;
 use crate::state::AppState;
 use crate::store::GrantRecord;
 use crate::tokens::access_token::{AccessClaims, ACCESS_TOKEN_TYP};
-use crate::tokens::secrets::{digest, new_id, new_secret};
+use crate::tokens::secrets::{new_id, new_secret, AccessToken, RefreshToken};
 use crate::web::form::Params;
 
 /// Everything a grant may look at: the authenticated client and the request.
@@ -55,11 +55,11 @@ impl From<TokenResponse> for GrantResponse {
 /// RFC 6749 5.1 successful response.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: AccessToken,
     pub token_type: &'static str,
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     pub scope: String,
     /// Extension parameters (e.g. `reciprocal`).
     #[serde(flatten)]
@@ -132,15 +132,15 @@ pub async fn issue_tokens(
         host,
     };
     let refresh_token = if refresh {
-        let token = new_secret(app.entropy.as_ref());
+        let token = RefreshToken::new(new_secret(app.entropy.as_ref()));
         let expires = now + app.config.lifetimes.refresh_token;
-        app.store.insert_refresh_token(&digest(&token), &grant.id, expires).await?;
+        app.store.insert_refresh_token(&token.digest(), &grant.id, expires).await?;
         Some(token)
     } else {
         None
     };
     Ok(TokenResponse {
-        access_token: app.keys.sign(ACCESS_TOKEN_TYP, &claims),
+        access_token: AccessToken::new(app.keys.sign(ACCESS_TOKEN_TYP, &claims)),
         token_type: "Bearer",
         expires_in: ttl,
         refresh_token,

@@ -7,7 +7,7 @@ use crate::error::OAuthError;
 use crate::grant_type::GrantType;
 use crate::server::scope::Scope;
 use crate::store::RefreshOutcome;
-use crate::tokens::secrets::digest;
+use crate::tokens::secrets;
 
 pub struct RefreshToken;
 
@@ -19,7 +19,7 @@ impl Grant for RefreshToken {
 
     async fn exchange(&self, req: GrantRequest<'_>) -> Result<GrantResponse, OAuthError> {
         let app = req.app;
-        let token_digest = digest(req.params.require("refresh_token")?);
+        let token_digest = secrets::RefreshToken::new(req.params.require("refresh_token")?).digest();
         let now = app.now();
         let unknown = || OAuthError::invalid_grant("the refresh token is not valid");
         // Check everything that does not burn the token first, so a bad request
@@ -82,14 +82,17 @@ mod tests {
     async fn each_refresh_rotates_and_a_reuse_revokes_the_family() {
         let app = state(ManualClock::new(5_000)).await;
         let first = first_tokens(&app).await;
-        let r1 = first.refresh_token.unwrap();
+        let r1 = first.refresh_token.unwrap().secret().to_owned();
         let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
-        let r2 = second.refresh_token.clone().unwrap();
+        let r2 = second.refresh_token.clone().unwrap().secret().to_owned();
         assert_ne!(r1, r2);
 
         let reuse = refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err();
         assert_eq!(reuse.code, ErrorCode::InvalidGrant);
-        assert!(app.verify_access_token(&second.access_token).await.is_err(), "the family's access token is revoked");
+        assert!(
+            app.verify_access_token(second.access_token.secret()).await.is_err(),
+            "the family's access token is revoked"
+        );
         assert_eq!(refresh(&app, &format!("refresh_token={r2}")).await.unwrap_err().code, ErrorCode::InvalidGrant);
     }
 
@@ -97,33 +100,33 @@ mod tests {
     async fn within_the_reuse_grace_the_replaced_token_is_honoured_once_and_the_family_kept() {
         let clock = ManualClock::new(5_000);
         let app = crate::test_support::unit::state_with(clock.clone(), &["--refresh-reuse-grace", "30"]).await;
-        let r1 = first_tokens(&app).await.refresh_token.unwrap();
+        let r1 = first_tokens(&app).await.refresh_token.unwrap().secret().to_owned();
         let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
         clock.advance(30);
         let again = refresh(&app, &format!("refresh_token={r1}")).await.expect("honoured within 30 s");
-        assert!(app.verify_access_token(&second.access_token).await.is_ok(), "the family is kept");
-        for next in [second.refresh_token.unwrap(), again.refresh_token.unwrap()] {
+        assert!(app.verify_access_token(second.access_token.secret()).await.is_ok(), "the family is kept");
+        for next in [second.refresh_token.unwrap(), again.refresh_token.unwrap()].map(|r| r.secret().to_owned()) {
             assert!(refresh(&app, &format!("refresh_token={next}")).await.is_ok(), "both successors work");
         }
         // Only once: the next return of r1 is reuse, and ends the family.
         let reuse = refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err();
         assert_eq!(reuse.code, ErrorCode::InvalidGrant);
-        assert!(app.verify_access_token(&again.access_token).await.is_err(), "the family is revoked");
+        assert!(app.verify_access_token(again.access_token.secret()).await.is_err(), "the family is revoked");
 
         // Past the grace, the first return is reuse.
         let grant = user_grant(&app, "another").await;
-        let r1 = issue_tokens(&app, &grant, None, true).await.unwrap().refresh_token.unwrap();
+        let r1 = issue_tokens(&app, &grant, None, true).await.unwrap().refresh_token.unwrap().secret().to_owned();
         let second = refresh(&app, &format!("refresh_token={r1}")).await.unwrap();
         clock.advance(31);
         assert_eq!(refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err().code, ErrorCode::InvalidGrant);
-        assert!(app.verify_access_token(&second.access_token).await.is_err());
+        assert!(app.verify_access_token(second.access_token.secret()).await.is_err());
     }
 
     #[actix_web::test]
     async fn a_refresh_token_expires_after_its_lifetime() {
         let clock = ManualClock::new(5_000);
         let app = state(clock.clone()).await;
-        let r1 = first_tokens(&app).await.refresh_token.unwrap();
+        let r1 = first_tokens(&app).await.refresh_token.unwrap().secret().to_owned();
         clock.advance(app.config.lifetimes.refresh_token);
         let err = refresh(&app, &format!("refresh_token={r1}")).await.unwrap_err();
         assert_eq!(err.description, "the refresh token has expired");
@@ -132,7 +135,7 @@ mod tests {
     #[actix_web::test]
     async fn the_scope_may_narrow_but_not_widen() {
         let app = state(ManualClock::new(5_000)).await;
-        let r1 = first_tokens(&app).await.refresh_token.unwrap();
+        let r1 = first_tokens(&app).await.refresh_token.unwrap().secret().to_owned();
         let err = refresh(&app, &format!("refresh_token={r1}&scope=player%3Aread+player%3Acontrol")).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidScope);
         // The refused request did not use the token up.
