@@ -33,15 +33,6 @@ use crate::web::form::MAX_BODY;
 use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
 use crate::{accounts, link, logs, memory, resource, server, web};
 
-/// The grant types a party's peer client may use here: every one but the device flow's.
-const PEER_GRANT_TYPES: [GrantType; 5] = [
-    GrantType::AuthorizationCode,
-    GrantType::RefreshToken,
-    GrantType::ClientCredentials,
-    GrantType::Reciprocal,
-    GrantType::LegacyMutual,
-];
-
 /// Builds the state of a party: connects and migrates the database, loads or
 /// creates the signing keys, registers the clients and seeds the demo data.
 pub async fn build_state(
@@ -52,7 +43,9 @@ pub async fn build_state(
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;
     let key_policy = KeyPolicy::new(config.key_rotation_days, config.lifetimes.access_token);
     let keys = SigningKeys::load_or_create(&store, clock.now(), key_policy).await?;
-    register_clients(&config, &store).await?;
+    // The plain server's grants, and what the draft adds (docs/architecture.md, "Where to add a grant").
+    let grants = GrantRegistry::standard().with(link::grant::grants());
+    register_clients(&config, &store, &grants).await?;
     let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);
     if config.demo_data && store.user_count().await? == 0 {
         seed_demo_users(&config, &store, &hasher, clock.now()).await?;
@@ -67,7 +60,7 @@ pub async fn build_state(
         keys,
         clock,
         entropy,
-        grants: GrantRegistry::standard().with(link::grant::grants()),
+        grants,
         hooks: Box::new(link::hooks::LinkHooks),
         clients: ClientDirectory::default(),
         peer: Default::default(),
@@ -83,7 +76,10 @@ pub async fn build_state(
     })
 }
 
-async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreError> {
+async fn register_clients(config: &Config, store: &Store, grants: &GrantRegistry) -> Result<(), StoreError> {
+    // The peer's client may use every registered grant but the device flow's (it is no device).
+    let peer_grants: Vec<&str> =
+        grants.grant_types().filter(|g| *g != GrantType::DeviceCode).map(GrantType::as_str).collect();
     let party = config.party;
     store
         .upsert_client(&ClientRecord {
@@ -91,7 +87,7 @@ async fn register_clients(config: &Config, store: &Store) -> Result<(), StoreErr
             name: party.peer.name.to_owned(),
             secret_digest: Some(config.peer_client_secret.digest()),
             redirect_uris: config.peer_redirect_uri(),
-            grant_types: PEER_GRANT_TYPES.map(GrantType::as_str).join(" "),
+            grant_types: peer_grants.join(" "),
             scope: party.offers.to_peer.to_owned(),
             jwks_uri: Some(format!("{}{}", config.peer_url, server::metadata::JWKS_PATH)),
         })
