@@ -14,9 +14,9 @@ async fn a_client_knowing_only_the_api_url_gets_a_token_bound_to_that_api() {
     let trusted = [TrustedIssuer { issuer: &pair.b.url, client_id: A_CLIENT, client_secret: A_SECRET }];
     let access = access_for_api(&http(), &api, "player:read", &trusted).await.expect("discovery");
     assert_eq!(access.issuer, pair.b.url);
-    assert_eq!(access.resource, pair.b.url);
+    assert_eq!(access.resource, api, "RFC 9728 3.1: the resource is the API's URL");
     let claims = jwt_claims(&access.access_token);
-    assert_eq!(claims["aud"], pair.b.url.as_str());
+    assert_eq!(claims["aud"], api.as_str(), "bound to that API");
     assert_eq!(claims["host"], format!("127.0.0.1:{}", pair.b.port), "the host the client called");
 
     let ok = http().get(&api).bearer_auth(&access.access_token).send().await.unwrap();
@@ -25,6 +25,9 @@ async fn a_client_knowing_only_the_api_url_gets_a_token_bound_to_that_api() {
     let elsewhere =
         http().get(format!("{}/api/now-playing", pair.a.url)).bearer_auth(&access.access_token).send().await;
     expect_api_error(elsewhere.unwrap(), 401, "invalid_token").await;
+    // RFC 8707: and so does another API of the same party.
+    let sibling = http().get(format!("{}/api/player", pair.b.url)).bearer_auth(&access.access_token).send().await;
+    expect_api_error(sibling.unwrap(), 401, "invalid_token").await;
 }
 
 #[tokio::test]

@@ -282,8 +282,9 @@ async fn client_credentials_tokens_are_bound_to_the_resource_they_name() {
     let challenge = expect_api_error(res, 401, "invalid_token").await;
     assert!(challenge.contains(&format!("iss=\"{}\"", pair.a.url)), "{challenge}");
 
-    // A client_credentials token acts for no user, and the player is a user's.
-    expect_api_error(player_at_b(&pair, &token).await, 401, "invalid_token").await;
+    // A client_credentials token acts for no user, and the player is a user's:
+    // a valid token that will not do here, so 403 (a 401 would send the client round again).
+    expect_api_error(player_at_b(&pair, &token).await, 403, "insufficient_scope").await;
 }
 
 // 7. Introspection (RFC 7662) and revocation (RFC 7009).
@@ -350,7 +351,10 @@ async fn the_api_demands_a_valid_token_with_the_right_scope() {
     assert!(challenge.starts_with("Bearer "), "{challenge}");
     assert!(challenge.contains(&format!("iss=\"{}\"", pair.b.url)), "{challenge}");
     assert!(
-        challenge.contains(&format!("resource_metadata=\"{}/.well-known/oauth-protected-resource\"", pair.b.url)),
+        challenge.contains(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource/api/player/play\"",
+            pair.b.url
+        )),
         "{challenge}"
     );
     assert!(!challenge.contains("error="), "no error code without credentials (RFC 6750 3.1): {challenge}");

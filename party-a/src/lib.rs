@@ -4,7 +4,7 @@
 pub mod assistant;
 pub mod now_playing;
 
-use shared_protocol::config::{Defaults, DemoUser, Offers, Party, PeerProfile, ScopeInfo};
+use shared_protocol::config::{ApiInfo, Defaults, DemoUser, Offers, Party, PeerProfile, ScopeInfo};
 
 pub static PARTY: Party = Party {
     id: "party-a",
@@ -19,6 +19,7 @@ pub static PARTY: Party = Party {
         ],
         to_peer: "assistant:notify assistant:announce",
         public_clients: &[],
+        apis: &[ApiInfo { path: "/api/now-playing", scopes: &["assistant:notify"] }],
     },
     peer: PeerProfile {
         name: "Tempo Music",

@@ -70,7 +70,9 @@ pub async fn get_now_playing(
             bearer.user_id()?.to_owned()
         }
     };
-    let card = load(&app.store, &user_id).await.map_err(|error| ApiRejection { error, challenge: app.challenge() })?;
+    let card = load(&app.store, &user_id)
+        .await
+        .map_err(|error| ApiRejection { error, challenge: app.challenge(req.path()) })?;
     Ok(HttpResponse::Ok().json(json!({ "now_playing": card })))
 }
 

@@ -3,7 +3,7 @@
 
 pub mod player;
 
-use shared_protocol::config::{Defaults, DemoUser, Offers, Party, PeerProfile, PublicClient, ScopeInfo};
+use shared_protocol::config::{ApiInfo, Defaults, DemoUser, Offers, Party, PeerProfile, PublicClient, ScopeInfo};
 
 pub static PARTY: Party = Party {
     id: "party-b",
@@ -23,6 +23,7 @@ pub static PARTY: Party = Party {
             grant_types: "urn:ietf:params:oauth:grant-type:device_code refresh_token",
             scope: "player:read player:control",
         }],
+        apis: &[ApiInfo { path: "/api/player", scopes: &["player:read", "player:control"] }],
     },
     peer: PeerProfile {
         name: "Aria Assistant",

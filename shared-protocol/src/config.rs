@@ -67,7 +67,20 @@ pub struct Offers {
     pub to_peer: &'static str,
     /// Clients without a secret registered here, e.g. a device (RFC 8628).
     pub public_clients: &'static [PublicClient],
+    /// The party's own APIs, each a protected resource of its own (RFC 9728 3.1).
+    pub apis: &'static [ApiInfo],
 }
+
+/// One API of a party: every path at or under `path` belongs to it, and the
+/// scopes it understands.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiInfo {
+    pub path: &'static str,
+    pub scopes: &'static [&'static str],
+}
+
+/// The API every party serves beside its own: what a token allows here.
+pub const WHOAMI_PATH: &str = "/api/whoami";
 
 /// The one peer of a party: the two are registered at each other beforehand
 /// (docs/architecture.md, "Why each party has exactly one peer").
@@ -413,7 +426,7 @@ impl Config {
     pub fn issuer(&self) -> &str {
         &self.public_url
     }
-    /// The one resource this party's API serves (RFC 9728 `resource`, the tokens' `aud`).
+    /// The resource that stands for the party as a whole (RFC 9728 `resource`, the tokens' `aud`).
     pub fn resource(&self) -> &str {
         &self.public_url
     }
@@ -428,6 +441,45 @@ impl Config {
     pub fn peer_redirect_uri(&self) -> String {
         format!("{}{CALLBACK_PATH}", self.peer_url)
     }
+    /// The API `path` belongs to, with the scopes it understands: one of the
+    /// profile's, or [`WHOAMI_PATH`] (every scope of this party).
+    pub fn api_for(&self, path: &str) -> Option<(&'static str, Vec<&'static str>)> {
+        let under = |api: &str| path == api || path.strip_prefix(api).is_some_and(|rest| rest.starts_with('/'));
+        if under(WHOAMI_PATH) {
+            return Some((WHOAMI_PATH, self.scope_names().collect()));
+        }
+        self.party.offers.apis.iter().find(|a| under(a.path)).map(|a| (a.path, a.scopes.to_vec()))
+    }
+
+    /// The resource identifier of a URL path called here (RFC 9728 3.1: the
+    /// URL itself), when the path belongs to one of this party's APIs.
+    pub fn resource_of_path(&self, path: &str) -> Option<String> {
+        self.api_for(path).map(|_| self.endpoint(path))
+    }
+
+    /// The audience a token for `resource` carries (RFC 8707 2): this
+    /// party's origin, for every API here, or the URL of (a path in) one
+    /// API, for that API only. `None` for anything else.
+    pub fn audience_for(&self, resource: &str) -> Option<String> {
+        if resource.trim_end_matches('/') == self.resource() {
+            return Some(self.resource().to_owned());
+        }
+        let path = resource.strip_prefix(self.resource())?;
+        // Only a plain path: no query, fragment, dot segment or encoded character to disagree about.
+        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b));
+        (plain && path.len() <= 200 && !path.contains("//")).then(|| self.resource_of_path(path)).flatten()
+    }
+
+    /// Whether a token with audience `aud` may be used at `path` here: a
+    /// party-wide token anywhere, an API's token at or under its URL.
+    pub fn audience_admits(&self, aud: &str, path: &str) -> bool {
+        if aud == self.resource() {
+            return true;
+        }
+        let Some(api_path) = aud.strip_prefix(self.resource()) else { return false };
+        path == api_path || path.strip_prefix(api_path).is_some_and(|rest| rest.starts_with('/'))
+    }
+
     pub fn scope_names(&self) -> impl Iterator<Item = &'static str> {
         self.party.offers.scopes.iter().map(|s| s.name)
     }

@@ -184,6 +184,9 @@ pub enum ApiError {
     InsufficientScope {
         required: &'static str,
     },
+    /// A valid token that acts for no user (`client_credentials`) at an API
+    /// that acts for one: 403, since no other token of that client would do.
+    NoUser,
     BadRequest(Cow<'static, str>),
     Internal,
 }
@@ -195,6 +198,7 @@ impl ApiError {
             Self::MissingToken => "no token".into(),
             Self::InvalidToken(d) | Self::BadRequest(d) => d.to_string(),
             Self::InsufficientScope { required } => format!("the token lacks the scope {required}"),
+            Self::NoUser => "this API acts for a user and the token names none".into(),
             Self::Internal => "an internal error".into(),
         }
     }
@@ -225,7 +229,7 @@ impl ResponseError for ApiRejection {
     fn status_code(&self) -> StatusCode {
         match self.error {
             ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            ApiError::InsufficientScope { .. } | ApiError::NoUser => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -236,8 +240,13 @@ impl ResponseError for ApiRejection {
         let base =
             format!(r#"Bearer realm="{}", iss="{}", resource_metadata="{}""#, c.realm, c.issuer, c.resource_metadata);
         let (challenge, body) = match &self.error {
+            // RFC 6750 3.1: no error code when the request carried no credentials.
             ApiError::MissingToken => {
-                (base, ErrorBody { error: "invalid_request", error_description: "a bearer token is required" })
+                let mut res = HttpResponse::build(self.status_code());
+                if let Ok(v) = HeaderValue::from_str(&base) {
+                    res.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+                return res.insert_header((header::CACHE_CONTROL, "no-store")).finish();
             }
             ApiError::InvalidToken(d) => (
                 format!(r#"{base}, error="invalid_token", error_description="{d}""#),
@@ -248,6 +257,13 @@ impl ResponseError for ApiRejection {
                 ErrorBody {
                     error: "insufficient_scope",
                     error_description: "the token lacks the scope this call needs",
+                },
+            ),
+            ApiError::NoUser => (
+                format!(r#"{base}, error="insufficient_scope", error_description="the token names no user""#),
+                ErrorBody {
+                    error: "insufficient_scope",
+                    error_description: "this API acts for a user: use a token from the authorization code flow",
                 },
             ),
             ApiError::BadRequest(d) => (

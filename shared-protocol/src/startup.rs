@@ -197,7 +197,8 @@ pub fn app(
         .app_data(aw::PayloadConfig::new(MAX_BODY))
         .app_data(aw::JsonConfig::default().limit(MAX_BODY).error_handler(|err, req| {
             let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
-            ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge() }.into()
+            ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge(req.path()) }
+                .into()
         }))
         // Routes are tried in order: the load balancer's probe first, bare.
         .service(web::pages::healthz)

@@ -17,6 +17,7 @@ pub static TEST_PARTY: Party = Party {
         scopes: &[ScopeInfo { name: "player:read", description: "see what is playing" }],
         to_peer: "player:read",
         public_clients: &[],
+        apis: &[],
     },
     peer: PeerProfile {
         name: "Peer",

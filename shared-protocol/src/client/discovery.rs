@@ -53,7 +53,7 @@ pub struct TrustedIssuer<'a> {
 #[derive(Debug, Clone)]
 pub struct DiscoveredAccess {
     pub issuer: String,
-    /// The API's resource identifier (RFC 8707), its origin.
+    /// The API's resource identifier (RFC 8707, RFC 9728 3.1): the URL called.
     pub resource: String,
     /// The API's host as this client called it (the draft's `host`).
     pub host: String,
@@ -76,7 +76,11 @@ pub async fn access_for_api(
         (Some(h), None) => h.to_owned(),
         _ => return Err(DiscoveryError::Unreachable(format!("{api_url} has no host"))),
     };
-    let resource = url.origin().ascii_serialization();
+    // RFC 9728 3.1: a protected resource is named by its URL, without query or fragment.
+    let mut resource_url = url.clone();
+    resource_url.set_query(None);
+    resource_url.set_fragment(None);
+    let resource = resource_url.as_str().trim_end_matches('/').to_owned();
 
     // A–B: call without credentials; the challenge names the issuer(s).
     let res = http.get(url.as_str()).send().await.map_err(unreachable)?;
@@ -101,7 +105,7 @@ pub async fn access_for_api(
         .find(|t| named.iter().any(|n| n == t.issuer))
         .ok_or_else(|| DiscoveryError::UntrustedIssuer(named.clone()))?;
 
-    // RFC 9728: the resource's own metadata must name itself and that issuer.
+    // RFC 9728 3.3: the resource's metadata must name exactly the URL called, and that issuer.
     if let Some(meta_url) = challenge_param(&challenge, "resource_metadata") {
         #[derive(Deserialize)]
         struct ResourceMetadata {
@@ -113,7 +117,7 @@ pub async fn access_for_api(
         let meta: ResourceMetadata = read_json(res)
             .await
             .map_err(|e| DiscoveryError::Mismatch(format!("the resource metadata is unusable: {e}")))?;
-        if meta.resource.trim_end_matches('/') != resource {
+        if meta.resource != resource {
             return Err(DiscoveryError::Mismatch(format!("the resource metadata names {}", meta.resource)));
         }
         if !meta.authorization_servers.iter().any(|a| a == trust.issuer) {

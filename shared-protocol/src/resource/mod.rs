@@ -94,8 +94,8 @@ impl AppState {
                     .verify(&self.store, now, token, ACCESS_TOKEN_TYP)
                     .await
                     .map_err(|e| ApiError::InvalidToken(e.to_string().into()))?;
-                c.check(self.config.issuer(), self.config.resource(), now)
-                    .map_err(|e| ApiError::InvalidToken(e.into()))?;
+                let ours = |aud: &str| self.config.audience_for(aud).is_some_and(|a| a == aud);
+                c.check(self.config.issuer(), ours, now).map_err(|e| ApiError::InvalidToken(e.into()))?;
                 // First sight of this token: ask the database, so a revocation made by
                 // another instance a moment ago is honoured even before the next sync.
                 if self.store.is_grant_revoked(&c.gid).await.map_err(|_| ApiError::Internal)? {
@@ -115,11 +115,17 @@ impl AppState {
         Ok(claims)
     }
 
-    pub fn challenge(&self) -> Challenge {
+    /// The challenge parameters for a call to `path`: its API's own resource
+    /// metadata (RFC 9728 3.1 path insertion, 5.1), or the party's.
+    pub fn challenge(&self, path: &str) -> Challenge {
+        let document = match self.config.resource_of_path(path) {
+            Some(_) => format!("{RESOURCE_METADATA_PATH}{path}"),
+            None => RESOURCE_METADATA_PATH.to_owned(),
+        };
         Challenge {
             realm: self.config.party.name.to_owned(),
             issuer: self.config.issuer().to_owned(),
-            resource_metadata: self.config.endpoint(RESOURCE_METADATA_PATH),
+            resource_metadata: self.config.endpoint(&document),
         }
     }
 }
@@ -128,6 +134,8 @@ impl AppState {
 pub struct Bearer {
     pub claims: Arc<AccessClaims>,
     app: web::Data<AppState>,
+    /// The path called, for the challenge of a rejection.
+    path: String,
 }
 
 impl Bearer {
@@ -142,13 +150,12 @@ impl Bearer {
 
     /// The user the token acts for; tokens of `client_credentials` act for no one.
     pub fn user_id(&self) -> Result<&str, ApiRejection> {
-        self.claims.user_id().ok_or_else(|| {
-            self.reject(ApiError::InvalidToken("this API acts for a user and the token names none".into()))
-        })
+        // A valid token, only not one for this API: 403, so a client does not re-authorise in a loop.
+        self.claims.user_id().ok_or_else(|| self.reject(ApiError::NoUser))
     }
 
     pub fn reject(&self, error: ApiError) -> ApiRejection {
-        ApiRejection { error, challenge: self.app.challenge() }
+        ApiRejection { error, challenge: self.app.challenge(&self.path) }
     }
 }
 
@@ -160,17 +167,23 @@ impl FromRequest for Bearer {
         let app = req.app_data::<web::Data<AppState>>().cloned().expect("AppState is registered");
         // RFC 6750 2.1 only: tokens in query strings or bodies leak into logs and history.
         let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let path = req.path().to_owned();
         Box::pin(async move {
             let token = header.as_deref().and_then(|h| {
                 let (scheme, rest) = h.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_owned())
             });
             let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Err(ApiRejection { error: ApiError::MissingToken, challenge: app.challenge() });
+                return Err(ApiRejection { error: ApiError::MissingToken, challenge: app.challenge(&path) });
             };
             match app.verify_access_token(&token).await {
-                Ok(claims) => Ok(Bearer { claims, app }),
-                Err(error) => Err(ApiRejection { error, challenge: app.challenge() }),
+                // RFC 8707: a token for one API here is refused by the others.
+                Ok(claims) if !app.config.audience_admits(&claims.aud, &path) => {
+                    let error = ApiError::InvalidToken("the token is meant for another API".into());
+                    Err(ApiRejection { error, challenge: app.challenge(&path) })
+                }
+                Ok(claims) => Ok(Bearer { claims, app, path }),
+                Err(error) => Err(ApiRejection { error, challenge: app.challenge(&path) }),
             }
         })
     }

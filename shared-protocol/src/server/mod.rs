@@ -22,6 +22,7 @@ use actix_web::web;
 pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata::authorization_server_metadata)
         .service(metadata::protected_resource_metadata)
+        .service(metadata::api_resource_metadata)
         .service(metadata::jwks_endpoint)
         .service(token::token_endpoint)
         .service(revoke::revocation_endpoint)

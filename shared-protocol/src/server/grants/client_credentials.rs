@@ -51,9 +51,10 @@ impl Grant for ClientCredentials {
     }
 }
 
-/// The audience a token is bound to: this party's resource, named by
-/// `resource` (RFC 8707 2) or by `host` (Distributed OAuth 3); both, if
-/// given, must agree. Anything else is `invalid_target`.
+/// The audience a token is bound to: this party as a whole or one of its
+/// APIs, named by `resource` (RFC 8707 2; [`Config::audience_for`]), or this
+/// party by `host` (Distributed OAuth 3); both, if given, must agree.
+/// Anything else is `invalid_target`.
 pub fn target(
     config: &Config,
     resource: Option<&str>,
@@ -66,10 +67,13 @@ pub fn target(
         if url.fragment().is_some() {
             return Err(invalid("resource must not contain a fragment (RFC 8707 2)"));
         }
-        if r.trim_end_matches('/') != ours {
-            return Err(invalid("this server does not issue tokens for that resource"));
-        }
     }
+    let audience = match resource {
+        Some(r) => {
+            config.audience_for(r).ok_or_else(|| invalid("this server does not issue tokens for that resource"))?
+        }
+        None => ours.to_owned(),
+    };
     if let Some(h) = host {
         let our_host = Url::parse(ours).ok().and_then(|u| {
             u.host_str().map(|hs| match u.port() {
@@ -81,7 +85,7 @@ pub fn target(
             return Err(invalid("this server does not issue tokens for that host"));
         }
     }
-    Ok((ours.to_owned(), host.map(str::to_owned)))
+    Ok((audience, host.map(str::to_owned)))
 }
 
 #[cfg(test)]
@@ -113,6 +117,10 @@ mod tests {
         let c = config();
         assert_eq!(target(&c, None, None).unwrap().0, "http://localhost:8002");
         assert_eq!(target(&c, Some("http://localhost:8002/"), None).unwrap().0, "http://localhost:8002");
+        // One API's URL, or a path in it, binds the token to that API (RFC 9728 3.1).
+        let api = "http://localhost:8002/api/whoami";
+        assert_eq!(target(&c, Some(api), None).unwrap().0, api);
+        assert_eq!(target(&c, Some(&format!("{api}/me")), None).unwrap().0, format!("{api}/me"));
         let (aud, host) = target(&c, None, Some("localhost:8002")).unwrap();
         assert_eq!((aud.as_str(), host.as_deref()), ("http://localhost:8002", Some("localhost:8002")));
     }
@@ -126,6 +134,11 @@ mod tests {
             (Some("http://localhost:8002#x"), None),
             (None, Some("localhost:8001")),
             (Some("http://localhost:8002"), Some("evil.example")),
+            (Some("http://localhost:8002/login"), None),
+            (Some("http://localhost:8002/api/whoamix"), None),
+            (Some("http://localhost:8002/api/whoami?x=1"), None),
+            (Some("http://localhost:8002/api/whoami/../../login"), None),
+            (Some("http://localhost:80021/api/whoami"), None),
         ] {
             assert_eq!(target(&c, r, h).unwrap_err().code, ErrorCode::InvalidTarget, "{r:?} {h:?}");
         }
