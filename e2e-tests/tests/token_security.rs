@@ -5,8 +5,6 @@
 
 mod common;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::*;
@@ -371,37 +369,6 @@ async fn the_api_demands_a_valid_token_with_the_right_scope() {
 }
 
 // 9. private_key_jwt (RFC 7523 2.2, 3).
-
-/// An EC P-256 key pair: PKCS#8 for signing and its public JWK.
-struct ClientKey {
-    pkcs8: Vec<u8>,
-    jwk: serde_json::Value,
-}
-
-impl ClientKey {
-    fn generate(kid: &str) -> Self {
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
-        let point = pair.public_key().as_ref();
-        assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed P-256 point");
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]),
-        });
-        Self { pkcs8: doc.as_ref().to_vec(), jwk }
-    }
-
-    /// A client assertion signed with this key under `kid`.
-    fn assertion(&self, kid: &str, aud: &str, exp: i64) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(kid.to_owned());
-        let claims = json!({
-            "iss": A_CLIENT, "sub": A_CLIENT, "aud": aud, "exp": exp, "iat": now(),
-            "jti": uuid::Uuid::new_v4().to_string(),
-        });
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
-    }
-}
 
 /// A tiny HTTP server answering every request with `body` as JSON; returns its URL.
 async fn serve_json(body: serde_json::Value) -> String {

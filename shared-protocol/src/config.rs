@@ -249,6 +249,15 @@ pub struct Cli {
     /// Failed client authentications of all clients together.
     #[arg(long, env = "RATE_CLIENT_AUTH_FAILURES_GLOBAL", default_value = "100/s", help_heading = "Limits")]
     pub rate_client_auth_failures_global: Rate,
+    /// Dynamic client registrations (POST /register) per client address.
+    #[arg(long, env = "RATE_REGISTRATION", default_value = "10/min", help_heading = "Limits")]
+    pub rate_registration: Rate,
+    /// Dynamic client registrations of all clients together.
+    #[arg(long, env = "RATE_REGISTRATION_GLOBAL", default_value = "5/s", help_heading = "Limits")]
+    pub rate_registration_global: Rate,
+    /// Clients registered at once; beyond, 503 until unused ones are pruned (a day after registering).
+    #[arg(long, env = "MAX_REGISTERED_CLIENTS", default_value_t = 10_000, help_heading = "Limits")]
+    pub max_registered_clients: i64,
     /// Proxies whose X-Forwarded-For names the client (comma-separated addresses); others are the client.
     #[arg(long, env = "TRUSTED_PROXY", value_delimiter = ',', help_heading = "Limits")]
     pub trusted_proxy: Vec<std::net::IpAddr>,
@@ -360,6 +369,7 @@ pub struct Config {
     pub hash_queue: usize,
     pub device_pending_per_account: i64,
     pub device_pending_per_address: i64,
+    pub max_registered_clients: i64,
     pub max_connections: usize,
     pub body_timeout: std::time::Duration,
     pub sessions: SessionLifetimes,
@@ -405,6 +415,7 @@ impl Config {
                 device_authorization: (cli.rate_device_authorization, cli.rate_device_authorization_global),
                 user_code: (cli.rate_user_code, cli.rate_user_code_global),
                 client_auth_failures: (cli.rate_client_auth_failures, cli.rate_client_auth_failures_global),
+                registration: (cli.rate_registration, cli.rate_registration_global),
                 trusted_proxies: cli.trusted_proxy,
             },
             hash_concurrency: cli
@@ -414,6 +425,7 @@ impl Config {
             hash_queue: cli.hash_queue,
             device_pending_per_account: cli.device_pending_per_account.max(1),
             device_pending_per_address: cli.device_pending_per_address.max(1),
+            max_registered_clients: cli.max_registered_clients.max(0),
             max_connections: cli.max_connections.max(1),
             body_timeout: std::time::Duration::from_secs(cli.body_timeout.max(1)),
             sessions: SessionLifetimes {

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// RFC 6749 5.2 and 4.1.2.1 error codes, plus those of RFC 8707, RFC 7009 and RFC 8628.
+/// RFC 6749 5.2 and 4.1.2.1 error codes, plus those of RFC 8707, RFC 7009,
+/// RFC 8628 and RFC 7591.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -32,6 +33,11 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// RFC 7591 3.2.2.
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    /// RFC 6750 3.1, for the registration access token of RFC 7592.
+    InvalidToken,
 }
 
 impl ErrorCode {
@@ -52,6 +58,9 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidToken => "invalid_token",
         }
     }
 }
@@ -155,7 +164,7 @@ impl ResponseError for OAuthError {
             return busy.status();
         }
         match self.code {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             // temporarily_unavailable included: RFC 6749 5.2 answers 400 to all but invalid_client.
             _ => StatusCode::BAD_REQUEST,
@@ -167,6 +176,9 @@ impl ResponseError for OAuthError {
         res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
         if self.code == ErrorCode::InvalidClient && self.basic_challenge {
             res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="token", charset="UTF-8""#));
+        }
+        if self.code == ErrorCode::InvalidToken {
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
         }
         if let Some(busy) = self.busy {
             res.insert_header(busy.header());

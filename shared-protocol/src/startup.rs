@@ -90,6 +90,7 @@ async fn register_clients(config: &Config, store: &Store, grants: &GrantRegistry
             grant_types: peer_grants.join(" "),
             scope: party.offers.to_peer.to_owned(),
             jwks_uri: Some(format!("{}{}", config.peer_url, server::metadata::JWKS_PATH)),
+            ..Default::default()
         })
         .await?;
     for c in party.offers.public_clients {
@@ -102,6 +103,7 @@ async fn register_clients(config: &Config, store: &Store, grants: &GrantRegistry
                 grant_types: c.grant_types.to_owned(),
                 scope: c.scope.to_owned(),
                 jwks_uri: None,
+                ..Default::default()
             })
             .await?;
     }

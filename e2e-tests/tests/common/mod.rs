@@ -707,3 +707,41 @@ pub async fn live_grants(party: &Party, username: &str, client_id: &str) -> i64 
     pool.close().await;
     n
 }
+
+/// An EC P-256 key pair: PKCS#8 for signing and its public JWK.
+pub struct ClientKey {
+    pkcs8: Vec<u8>,
+    pub jwk: serde_json::Value,
+}
+
+impl ClientKey {
+    pub fn generate(kid: &str) -> Self {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed P-256 point");
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+        });
+        Self { pkcs8: doc.as_ref().to_vec(), jwk }
+    }
+
+    /// A client assertion of party A's client, signed with this key under `kid`.
+    pub fn assertion(&self, kid: &str, aud: &str, exp: i64) -> String {
+        self.assertion_of(A_CLIENT, kid, aud, exp)
+    }
+
+    /// A client assertion (RFC 7523 3) of `client_id`, signed with this key under `kid`.
+    pub fn assertion_of(&self, client_id: &str, kid: &str, aud: &str, exp: i64) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        let claims = serde_json::json!({
+            "iss": client_id, "sub": client_id, "aud": aud, "exp": exp, "iat": now(),
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+    }
+}

@@ -134,7 +134,13 @@ pub async fn authorize_endpoint(
     let hidden = consent_fields(&request);
     let linking = app.hooks.links_accounts(&app, &request.client.id);
     let client_name = request.client.name.clone();
-    pages::render(StatusCode::OK, &ConsentPage { chrome, client_name, linking, scopes, hidden })
+    let registered_at_host = request
+        .client
+        .registered
+        .then(|| Url::parse(&request.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned)))
+        .flatten();
+    let page = ConsentPage { chrome, client_name, linking, registered_at_host, scopes, hidden };
+    pages::render(StatusCode::OK, &page)
 }
 
 /// The user's answer on the consent page.

@@ -37,6 +37,10 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub scope: Scope,
     pub jwks_uri: Option<String>,
+    /// Keys registered inline (RFC 7591 2 `jwks`), for `private_key_jwt`.
+    pub jwks: Option<JwkSet>,
+    /// Registered itself (RFC 7591), rather than configured at start.
+    pub registered: bool,
 }
 
 impl From<ClientRecord> for Client {
@@ -50,6 +54,9 @@ impl From<ClientRecord> for Client {
             name: r.name,
             secret_digest: r.secret_digest,
             jwks_uri: r.jwks_uri,
+            // Validated at registration; a set that no longer parses authenticates nothing.
+            jwks: r.jwks.and_then(|j| serde_json::from_str(&j).ok()),
+            registered: r.registered_at.is_some(),
         }
     }
 }
@@ -57,7 +64,7 @@ impl From<ClientRecord> for Client {
 impl Client {
     /// A public client has no credentials (RFC 6749 2.1).
     pub fn is_public(&self) -> bool {
-        self.secret_digest.is_none() && self.jwks_uri.is_none()
+        self.secret_digest.is_none() && self.jwks_uri.is_none() && self.jwks.is_none()
     }
     pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         self.grant_types.iter().any(|g| g == grant_type.as_str())
@@ -88,7 +95,10 @@ impl ClientDirectory {
             return Ok(None);
         };
         let client = Arc::new(Client::from(record));
-        self.cache.write().expect("client cache").insert(client_id.to_owned(), (client.clone(), now));
+        // A registered client may be deleted at any instance (RFC 7592): read it every time.
+        if !client.registered {
+            self.cache.write().expect("client cache").insert(client_id.to_owned(), (client.clone(), now));
+        }
         Ok(Some(client))
     }
 }
@@ -172,6 +182,17 @@ async fn fetch_jwks(app: &AppState, uri: &str) -> Option<JwkSet> {
         }
     };
     crate::outbound::read_json::<JwkSet>(res).await.ok()
+}
+
+/// The key named by `kid` in a client's inline JWKS (the only key, when the assertion names none).
+fn inline_key(set: &JwkSet, kid: Option<&str>) -> Result<DecodingKey, OAuthError> {
+    let jwk = match kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    };
+    let jwk = jwk.ok_or_else(|| OAuthError::invalid_client("the assertion's key is not in the client's JWKS"))?;
+    DecodingKey::from_jwk(jwk).map_err(|_| OAuthError::invalid_client("the client's JWKS holds an unusable key"))
 }
 
 /// Which method the client used, for metadata and logs.
@@ -338,12 +359,15 @@ async fn verify_assertion(app: &AppState, assertion: &str, params: &Params) -> R
     let now = app.now();
     let client =
         app.clients.get(&app.store, &unverified.sub, now).await?.ok_or_else(|| bad("client authentication failed"))?;
-    let uri = client.jwks_uri.as_deref().ok_or_else(|| bad("this client has no registered keys"))?;
     use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
     if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
         return Err(bad("the client assertion must use an asymmetric signature"));
     }
-    let key = app.client_keys.key(app, uri, header.kid.as_deref()).await?;
+    let key = match (&client.jwks, client.jwks_uri.as_deref()) {
+        (Some(set), _) => inline_key(set, header.kid.as_deref())?,
+        (None, Some(uri)) => app.client_keys.key(app, uri, header.kid.as_deref()).await?,
+        (None, None) => return Err(bad("this client has no registered keys")),
+    };
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;

@@ -29,6 +29,7 @@ pub async fn authorization_server_metadata(app: web::Data<AppState>) -> HttpResp
         "revocation_endpoint": c.endpoint("/revoke"),
         "introspection_endpoint": c.endpoint("/introspect"),
         "device_authorization_endpoint": c.endpoint("/device_authorization"),
+        "registration_endpoint": c.endpoint(super::register::REGISTRATION_PATH),
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

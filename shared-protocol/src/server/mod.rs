@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod introspect;
 pub mod metadata;
 pub mod pkce;
+pub mod register;
 pub mod revoke;
 pub mod scope;
 pub mod token;
@@ -27,24 +28,28 @@ pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
         .service(token::token_endpoint)
         .service(revoke::revocation_endpoint)
         .service(introspect::introspection_endpoint)
-        .service(device::device_authorization_endpoint);
+        .service(device::device_authorization_endpoint)
+        .service(register::registration_endpoint)
+        .service(register::read_registration)
+        .service(register::delete_registration);
 }
 
 /// The paths [`protocol_routes`] serves: a request for one of them, or for
-/// anything under `/.well-known/`, is routed to the protocol scope.
+/// anything under `/.well-known/` or `/register/`, is routed to the protocol scope.
 pub const PROTOCOL_PATHS: &[&str] = &[
     "/token",
     "/revoke",
     "/introspect",
     "/device_authorization",
     "/jwks.json",
+    register::REGISTRATION_PATH,
     "/.well-known/oauth-authorization-server",
     metadata::RESOURCE_METADATA_PATH,
 ];
 
 /// Whether `path` belongs to the protocol scope (see [`protocol_routes`]).
 pub fn is_protocol_path(path: &str) -> bool {
-    PROTOCOL_PATHS.contains(&path) || path.starts_with("/.well-known/")
+    PROTOCOL_PATHS.contains(&path) || path.starts_with("/.well-known/") || path.starts_with("/register/")
 }
 
 /// The pages of the authorization server a person sees: the consent page

@@ -115,6 +115,11 @@ const MIGRATIONS: &[SchemaChange] = &[
         description: "product state",
         sql: include_str!("../../migrations/0007_product_state.sql"),
     },
+    SchemaChange {
+        version: 8,
+        description: "registration",
+        sql: include_str!("../../migrations/0008_registration.sql"),
+    },
 ];
 
 #[derive(Clone)]

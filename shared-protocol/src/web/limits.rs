@@ -231,6 +231,7 @@ pub struct LimitRates {
     pub device_authorization: (Rate, Rate),
     pub user_code: (Rate, Rate),
     pub client_auth_failures: (Rate, Rate),
+    pub registration: (Rate, Rate),
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -242,6 +243,8 @@ pub struct Limits {
     pub device_authorization: Limit,
     /// `/device` with a user code: guessing codes.
     pub user_code: Limit,
+    /// `POST /register`: dynamic client registration (RFC 7591), open to anyone.
+    pub registration: Limit,
     /// Failed client authentication at `/token`, `/revoke`, `/introspect`, `/device_authorization`.
     pub client_auth: FailureLimit,
     trusted_proxies: Vec<IpAddr>,
@@ -255,6 +258,7 @@ impl Limits {
             sign_in: limit(rates.sign_in),
             device_authorization: limit(rates.device_authorization),
             user_code: limit(rates.user_code),
+            registration: limit(rates.registration),
             client_auth: FailureLimit::new(rates.client_auth_failures.0, rates.client_auth_failures.1, clock.clone()),
             trusted_proxies: rates.trusted_proxies.clone(),
         }
@@ -267,11 +271,12 @@ impl Limits {
     }
 
     /// The limit a request counts against, if any: every request that costs
-    /// a password hash, a device request or a user-code lookup.
+    /// a password hash, a device request, a user-code lookup or a registration.
     pub(crate) fn for_request(&self, method: &Method, path: &str, query: &str) -> Option<&Limit> {
         match (path, method == Method::POST) {
             ("/login" | "/signup", true) => Some(&self.sign_in),
             ("/device_authorization", true) => Some(&self.device_authorization),
+            ("/register", true) => Some(&self.registration),
             ("/device", true) => Some(&self.user_code),
             ("/device", false) if query.contains("user_code=") => Some(&self.user_code),
             _ => None,
@@ -283,6 +288,7 @@ impl Limits {
         self.sign_in.housekeeping();
         self.device_authorization.housekeeping();
         self.user_code.housekeeping();
+        self.registration.housekeeping();
         self.client_auth.housekeeping();
     }
 }
@@ -359,6 +365,7 @@ mod tests {
                 device_authorization: (rate("2/min"), rate("100/s")),
                 user_code: (rate("2/min"), rate("100/s")),
                 client_auth_failures: (rate("2/min"), rate("100/s")),
+                registration: (rate("2/min"), rate("100/s")),
                 trusted_proxies: vec![],
             },
             Arc::new(clock.clone()),

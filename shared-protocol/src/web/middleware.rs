@@ -193,8 +193,7 @@ impl Stream for DeadlineBody {
 
 /// Browser pages get an error page; protocol endpoints and APIs get JSON.
 pub(crate) fn is_page(path: &str) -> bool {
-    const MACHINE: &[&str] = &["/token", "/revoke", "/introspect", "/device_authorization"];
-    !(MACHINE.contains(&path) || path.starts_with("/api/"))
+    !(crate::server::is_protocol_path(path) || path.starts_with("/api/"))
 }
 
 /// The pages layer, inside the session cookie: a signed-in session must

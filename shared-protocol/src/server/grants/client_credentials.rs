@@ -37,7 +37,9 @@ impl Grant for ClientCredentials {
             return Err(OAuthError::invalid_scope("the scope exceeds what this client may ask for"));
         }
         let (audience, host) = target(&app.config, req.params.get("resource"), req.params.get("host"))?;
-        // No row is written: the token is self-contained, and revoking it records its grant id.
+        // No row is written for a configured client: the token is self-contained,
+        // and revoking it records its grant id. A registered client's grants are
+        // kept, so deleting its registration (RFC 7592 2.3) can revoke them.
         let grant = GrantRecord {
             id: new_id(app.entropy.as_ref()),
             client_id: client.id.clone(),
@@ -47,6 +49,9 @@ impl Grant for ClientCredentials {
             created_at: app.now(),
             revoked_at: None,
         };
+        if client.registered {
+            app.store.insert_grant(&grant).await?;
+        }
         Ok(issue_tokens(app, &grant, host, false).await?.into())
     }
 }

@@ -1,0 +1,203 @@
+//! Clients that arrive without hand configuration: RFC 7591 dynamic
+//! registration at `/register` and RFC 7592 read and delete, driven as a
+//! stock client would drive them, against the real party B.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn register(pair: &Pair, metadata: &Value) -> reqwest::Response {
+    http().post(format!("{}/register", pair.b.url)).json(metadata).send().await.unwrap()
+}
+
+/// A registered client's answer (201), or a panic naming what came back.
+async fn registered(pair: &Pair, metadata: Value) -> Value {
+    let res = register(pair, &metadata).await;
+    let status = res.status();
+    let no_store = header(&res, "cache-control");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(no_store.as_deref(), Some("no-store"), "RFC 7591 3.2.1");
+    body
+}
+
+#[tokio::test]
+async fn a_native_app_registers_and_runs_the_code_flow_with_pkce() {
+    let pair = spawn_pair().await;
+    let meta =
+        json_ok(http().get(format!("{}/.well-known/oauth-authorization-server", pair.b.url)).send().await.unwrap())
+            .await;
+    assert_eq!(meta["registration_endpoint"], format!("{}/register", pair.b.url));
+
+    let redirect = "http://127.0.0.1:49152/callback";
+    let app = registered(
+        &pair,
+        json!({"client_name": "Jukebox CLI", "redirect_uris": [redirect], "token_endpoint_auth_method": "none",
+               "grant_types": ["authorization_code", "refresh_token"], "scope": "player:read"}),
+    )
+    .await;
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    assert!(app.get("client_secret").is_none(), "a public client gets no secret: {app}");
+    assert_eq!(app["redirect_uris"], json!([redirect]));
+    assert!(app["registration_access_token"].is_string());
+
+    // The code flow, as any public client runs it: PKCE S256, its own redirect URI.
+    let browser = browser();
+    login(&browser, &pair.b.url, "alice", demo_password("alice")).await;
+    let (verifier, challenge) = pkce_pair();
+    let authorize_url = url_with(
+        &format!("{}/authorize", pair.b.url),
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", redirect),
+            ("scope", "player:read"),
+            ("state", "s1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let consent = browser.get(&authorize_url).send().await.unwrap().text().await.unwrap();
+    assert!(consent.contains("Jukebox CLI") && consent.contains("data-registered"), "the page says who vouches");
+    assert!(consent.contains("127.0.0.1"), "and where the answer goes");
+    let back = authorize(&browser, &authorize_url).await;
+    assert!(header(&back, "location").unwrap().starts_with(redirect));
+    let code = location_params(&back).get("code").cloned().expect("a code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id.as_str()),
+        ("code", &code),
+        ("code_verifier", &verifier),
+        ("redirect_uri", redirect),
+    ];
+    let tokens = json_ok(http().post(format!("{}/token", pair.b.url)).form(&form).send().await.unwrap()).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(player_at_b(&pair, access).await.status(), 200);
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", &client_id),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ];
+    json_ok(http().post(format!("{}/token", pair.b.url)).form(&refresh).send().await.unwrap()).await;
+
+    // It is on alice's home page, which can take its access back.
+    let home = browser.get(format!("{}/", pair.b.url)).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("Jukebox CLI"), "listed once it holds access");
+}
+
+#[tokio::test]
+async fn a_registration_is_read_and_deleted_with_its_token_and_deleting_ends_its_tokens() {
+    let pair = spawn_pair().await;
+    let app = registered(&pair, json!({"client_name": "Nightly sync", "grant_types": ["client_credentials"]})).await;
+    let (client_id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    let registration = app["registration_client_uri"].as_str().unwrap();
+    let token = app["registration_access_token"].as_str().unwrap();
+    assert_eq!(app["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(app["response_types"], json!([]));
+
+    let read = json_ok(http().get(registration).bearer_auth(token).send().await.unwrap()).await;
+    assert_eq!(read["client_name"], "Nightly sync");
+    assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none());
+    for wrong in [Some("not-the-token"), None] {
+        let req = http().get(registration);
+        let req = match wrong {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        expect_oauth_error(req.send().await.unwrap(), 401, "invalid_token").await;
+    }
+    // Another client's registration token reads nothing of this one.
+    let other = registered(&pair, json!({"grant_types": ["client_credentials"]})).await;
+    let res = http().get(registration).bearer_auth(other["registration_access_token"].as_str().unwrap()).send().await;
+    expect_oauth_error(res.unwrap(), 401, "invalid_token").await;
+
+    let access = json_ok(client_credentials(&pair.b.url, client_id, secret, &[]).await).await;
+    let access = access["access_token"].as_str().unwrap().to_owned();
+    let whoami = || http().get(format!("{}/api/whoami", pair.b.url)).bearer_auth(&access).send();
+    assert_eq!(whoami().await.unwrap().status(), 200);
+
+    let deleted = http().delete(registration).bearer_auth(token).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    expect_api_error(whoami().await.unwrap(), 401, "invalid_token").await;
+    expect_oauth_error(client_credentials(&pair.b.url, client_id, secret, &[]).await, 401, "invalid_client").await;
+    expect_oauth_error(http().get(registration).bearer_auth(token).send().await.unwrap(), 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn a_device_registers_its_own_key_and_authenticates_with_assertions() {
+    let pair = spawn_pair().await;
+    let key = ClientKey::generate("device-key-1");
+    let app = registered(
+        &pair,
+        json!({"client_name": "Living-room speaker", "token_endpoint_auth_method": "private_key_jwt",
+               "grant_types": ["client_credentials"], "jwks": {"keys": [key.jwk]}}),
+    )
+    .await;
+    let client_id = app["client_id"].as_str().unwrap();
+    assert!(app.get("client_secret").is_none(), "its key is its credential");
+    let token_endpoint = format!("{}/token", pair.b.url);
+    let assertion = key.assertion_of(client_id, "device-key-1", &token_endpoint, now() + 60);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let tokens = json_ok(http().post(&token_endpoint).form(&form).send().await.unwrap()).await;
+    assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["client_id"], client_id);
+    // Another key, claiming to be this device, is refused.
+    let impostor =
+        ClientKey::generate("device-key-1").assertion_of(client_id, "device-key-1", &token_endpoint, now() + 60);
+    let form = [form[0], form[1], ("client_assertion", impostor.as_str())];
+    expect_oauth_error(http().post(&token_endpoint).form(&form).send().await.unwrap(), 401, "invalid_client").await;
+}
+
+#[tokio::test]
+async fn every_registration_error_is_rfc_7591_json_and_the_link_stays_out_of_reach() {
+    let pair = spawn_pair_with(&[], &["--rate-registration", "100/min", "--rate-registration-global", "100/s"]).await;
+    let cb = json!(["https://app.example/cb"]);
+    for (metadata, code) in [
+        (json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["https://app.example/cb#x"]}), "invalid_redirect_uri"),
+        (json!({}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": cb, "grant_types": ["urn:ietf:params:oauth:grant-type:reciprocal"]}),
+            "invalid_client_metadata",
+        ),
+        (json!({"redirect_uris": cb, "scope": "assistant:notify"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": cb, "token_endpoint_auth_method": "private_key_jwt"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": "https://app.example/cb"}), "invalid_client_metadata"),
+    ] {
+        expect_oauth_error(register(&pair, &metadata).await, 400, code).await;
+    }
+    let form = http().post(format!("{}/register", pair.b.url)).form(&[("redirect_uris", "https://a/cb")]).send().await;
+    expect_oauth_error(form.unwrap(), 400, "invalid_client_metadata").await;
+
+    // A registered client asking for the reciprocal grant is refused it, whatever it sends.
+    let app = registered(&pair, json!({"grant_types": ["client_credentials"]})).await;
+    let (id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    let res = http()
+        .post(format!("{}/token", pair.b.url))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:reciprocal"), ("code", "c"), ("access_token", "t")])
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(res, 400, "unauthorized_client").await;
+}
+
+#[tokio::test]
+async fn registration_is_rate_limited_per_address_and_capped() {
+    let pair = spawn_pair_with(&[], &["--rate-registration", "3/min", "--max-registered-clients", "2"]).await;
+    let metadata = json!({"grant_types": ["client_credentials"]});
+    for _ in 0..2 {
+        registered(&pair, metadata.clone()).await;
+    }
+    // At the cap: 503 until unused registrations are forgotten.
+    let full = register(&pair, &metadata).await;
+    assert_eq!(full.status(), 503);
+    assert!(header(&full, "retry-after").is_some());
+    let limited = register(&pair, &metadata).await;
+    assert_eq!(limited.status(), 429);
+    assert!(header(&limited, "retry-after").is_some());
+}
