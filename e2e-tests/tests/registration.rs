@@ -201,3 +201,117 @@ async fn registration_is_rate_limited_per_address_and_capped() {
     assert_eq!(limited.status(), 429);
     assert!(header(&limited, "retry-after").is_some());
 }
+
+// Client ID Metadata Documents: the client_id is the URL of the client's metadata.
+
+const REDIRECT: &str = "http://127.0.0.1:49153/callback";
+
+/// A metadata document served on loopback at `<base>/client.json`, naming
+/// itself `client_id` unless `claims` says otherwise; returns that URL.
+async fn document(status: &str, headers: &str, extra: Value, delay: std::time::Duration) -> String {
+    let url = serve_http(
+        status,
+        &format!("Content-Type: application/json\r\n{headers}"),
+        move |base| {
+            let mut doc = json!({"client_id": format!("{base}/client.json"), "client_name": "Radio Widget",
+                                 "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+            for (k, v) in extra.as_object().unwrap() {
+                doc[k] = v.clone();
+            }
+            doc.to_string()
+        },
+        delay,
+    )
+    .await;
+    format!("{url}/client.json")
+}
+
+fn authorize_as(pair: &Pair, client_id: &str, challenge: &str) -> String {
+    url_with(
+        &format!("{}/authorize", pair.b.url),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "player:read"),
+            ("state", "s1"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_client_known_only_by_its_metadata_url_runs_the_code_flow() {
+    let pair = spawn_pair_with(&[], &["--insecure-client-metadata"]).await;
+    let meta =
+        json_ok(http().get(format!("{}/.well-known/oauth-authorization-server", pair.b.url)).send().await.unwrap())
+            .await;
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    let client_id = document("200 OK", "Cache-Control: max-age=600\r\n", json!({}), Default::default()).await;
+
+    let browser = browser();
+    login(&browser, &pair.b.url, "alice", demo_password("alice")).await;
+    let (verifier, challenge) = pkce_pair();
+    let consent = browser.get(authorize_as(&pair, &client_id, &challenge)).send().await.unwrap().text().await.unwrap();
+    assert!(consent.contains("Radio Widget") && consent.contains("<strong>127.0.0.1</strong>"), "{consent}");
+    let back = authorize(&browser, &authorize_as(&pair, &client_id, &challenge)).await;
+    let code = location_params(&back).get("code").cloned().expect("a code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id.as_str()),
+        ("code", &code),
+        ("code_verifier", &verifier),
+        ("redirect_uri", REDIRECT),
+    ];
+    let tokens = json_ok(http().post(format!("{}/token", pair.b.url)).form(&form).send().await.unwrap()).await;
+    assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["client_id"], client_id.as_str());
+    assert_eq!(player_at_b(&pair, tokens["access_token"].as_str().unwrap()).await.status(), 200);
+    let home = browser.get(format!("{}/", pair.b.url)).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("Radio Widget"), "on the home page like any client with access");
+}
+
+#[tokio::test]
+async fn a_metadata_document_that_cannot_vouch_for_its_client_is_refused() {
+    let insecure = spawn_pair_with(&[], &["--insecure-client-metadata"]).await;
+    let big = json!({"client_name": "x".repeat(90), "padding": "x".repeat(6 * 1024)});
+    let slow = std::time::Duration::from_secs(6);
+    let cases = [
+        (
+            "another client_id",
+            document("200 OK", "", json!({"client_id": "https://other.example/c.json"}), Default::default()).await,
+        ),
+        (
+            "a redirect to elsewhere",
+            document("302 Found", "Location: https://other.example/c.json\r\n", json!({}), Default::default()).await,
+        ),
+        ("larger than 5 KiB", document("200 OK", "", big, Default::default()).await),
+        ("slower than 5 s", document("200 OK", "", json!({}), slow).await),
+        (
+            "a redirect URI of another kind",
+            document("200 OK", "", json!({"redirect_uris": ["http://evil.example/cb"]}), Default::default()).await,
+        ),
+        (
+            "a shared secret",
+            document("200 OK", "", json!({"token_endpoint_auth_method": "client_secret_basic"}), Default::default())
+                .await,
+        ),
+    ];
+    let user = browser();
+    login(&user, &insecure.b.url, "alice", demo_password("alice")).await;
+    let (_, challenge) = pkce_pair();
+    for (what, client_id) in &cases {
+        let res = user.get(authorize_as(&insecure, client_id, &challenge)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{what}");
+    }
+    // Without --insecure-client-metadata a loopback document is never fetched,
+    // by address or by a name that resolves there.
+    let pair = spawn_pair().await;
+    let good = document("200 OK", "", json!({}), Default::default()).await.replace("http://", "https://");
+    let browser = browser();
+    login(&browser, &pair.b.url, "alice", demo_password("alice")).await;
+    for client_id in [good.clone(), good.replace("127.0.0.1", "localhost")] {
+        let res = browser.get(authorize_as(&pair, &client_id, &challenge)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{client_id}: loopback is not public");
+    }
+}

@@ -249,6 +249,10 @@ pub struct Cli {
     /// Failed client authentications of all clients together.
     #[arg(long, env = "RATE_CLIENT_AUTH_FAILURES_GLOBAL", default_value = "100/s", help_heading = "Limits")]
     pub rate_client_auth_failures_global: Rate,
+    /// Fetch client metadata documents from any address, loopback and private ones included, and over
+    /// http: for tests and development only.
+    #[arg(long, env = "INSECURE_CLIENT_METADATA", help_heading = "Limits")]
+    pub insecure_client_metadata: bool,
     /// Dynamic client registrations (POST /register) per client address.
     #[arg(long, env = "RATE_REGISTRATION", default_value = "10/min", help_heading = "Limits")]
     pub rate_registration: Rate,
@@ -369,6 +373,7 @@ pub struct Config {
     pub hash_queue: usize,
     pub device_pending_per_account: i64,
     pub device_pending_per_address: i64,
+    pub insecure_client_metadata: bool,
     pub max_registered_clients: i64,
     pub max_connections: usize,
     pub body_timeout: std::time::Duration,
@@ -426,6 +431,7 @@ impl Config {
             device_pending_per_account: cli.device_pending_per_account.max(1),
             device_pending_per_address: cli.device_pending_per_address.max(1),
             max_registered_clients: cli.max_registered_clients.max(0),
+            insecure_client_metadata: cli.insecure_client_metadata,
             max_connections: cli.max_connections.max(1),
             body_timeout: std::time::Duration::from_secs(cli.body_timeout.max(1)),
             sessions: SessionLifetimes {

@@ -24,6 +24,7 @@ use crate::grant_type::GrantType;
 use crate::housekeeping;
 use crate::outbound::http_client;
 use crate::server::client_auth::{ClientDirectory, JwksCache};
+use crate::server::client_metadata::ClientDocuments;
 use crate::server::grants::GrantRegistry;
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreError, UserRecord};
@@ -53,6 +54,7 @@ pub async fn build_state(
         memory::give_back_freed_memory();
     }
     let http = http_client(config.peer_timeout);
+    let client_documents = ClientDocuments::new(config.insecure_client_metadata);
     let limits = web::limits::Limits::new(&config.limits, clock.clone());
     Ok(AppState {
         config,
@@ -63,6 +65,7 @@ pub async fn build_state(
         grants,
         hooks: Box::new(link::hooks::LinkHooks),
         clients: ClientDirectory::default(),
+        client_documents,
         peer: Default::default(),
         trace_counter: Default::default(),
         client_keys: JwksCache::default(),

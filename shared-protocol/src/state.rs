@@ -29,6 +29,8 @@ pub struct AppState {
     /// What extensions (the link) add to issuance; see [`IssuanceHooks`].
     pub hooks: Box<dyn IssuanceHooks>,
     pub clients: ClientDirectory,
+    /// Clients known by their metadata document's URL.
+    pub client_documents: crate::server::client_metadata::ClientDocuments,
     /// This party as a client of the peer.
     pub peer: PeerClient,
     pub trace_counter: crate::link::trace::TraceCounter,

@@ -745,3 +745,40 @@ impl ClientKey {
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
 }
+
+/// A tiny HTTP server on loopback answering every request with `status`
+/// (e.g. "200 OK"), `headers` (each ending in CRLF) and `body` after
+/// `delay`; returns its URL. `body` is made from that URL. Stands for a
+/// client's JWKS or metadata document.
+pub async fn serve_http(status: &str, headers: &str, body: impl FnOnce(&str) -> String, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = body(&url);
+    let response =
+        format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// [`serve_http`] with a JSON `body`, at once.
+pub async fn serve_json(body: serde_json::Value) -> String {
+    serve_http("200 OK", "Content-Type: application/json\r\n", move |_| body.to_string(), Duration::ZERO).await
+}

@@ -12,6 +12,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
 use url::Url;
 
+use super::client_metadata::is_document_url;
+
 use super::client_auth::Client;
 use super::grants::authorization_code::{mint_code, CodeBinding};
 use super::grants::client_credentials::target;
@@ -62,11 +64,11 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
     let refuse = |msg: &'static str| Rejection::Page(PageError::bad_request(msg));
     let client_id =
         p.get("client_id").ok_or_else(|| refuse("The application that sent you here did not say who it is."))?;
-    let client = app
-        .clients
-        .get(&app.store, client_id, app.now())
-        .await?
-        .ok_or_else(|| refuse("The application that sent you here is not registered with us."))?;
+    let client = app.client(client_id).await?.ok_or_else(|| {
+        refuse(
+            "The application that sent you here is not registered with us, or its client metadata could not be used.",
+        )
+    })?;
     let (redirect_uri, redirect_uri_sent) = match p.get("redirect_uri") {
         Some(uri) if client.has_redirect_uri(uri) => (uri.to_owned(), true),
         Some(_) => return Err(refuse("The application asked to send you to an address it has not registered.")),
@@ -134,10 +136,16 @@ pub async fn authorize_endpoint(
     let hidden = consent_fields(&request);
     let linking = app.hooks.links_accounts(&app, &request.client.id);
     let client_name = request.client.name.clone();
+    // A metadata document vouches for its host; a registration only for the answer's.
+    let vouched_by = if is_document_url(&request.client.id, app.config.insecure_client_metadata) {
+        &request.client.id
+    } else {
+        &request.redirect_uri
+    };
     let registered_at_host = request
         .client
         .registered
-        .then(|| Url::parse(&request.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned)))
+        .then(|| Url::parse(vouched_by).ok().and_then(|u| u.host_str().map(str::to_owned)))
         .flatten();
     let page = ConsentPage { chrome, client_name, linking, registered_at_host, scopes, hidden };
     pages::render(StatusCode::OK, &page)

@@ -251,8 +251,7 @@ async fn authenticate_unlimited(
     if methods > 1 {
         return Err(OAuthError::invalid_request("use exactly one client authentication method"));
     }
-    let now = app.now();
-    let lookup = |id: String| async move { app.clients.get(&app.store, &id, now).await.map_err(OAuthError::from) };
+    let lookup = |id: String| async move { app.client(&id).await.map_err(OAuthError::from) };
 
     if let Some((id, secret)) = basic {
         let fail = || OAuthError::invalid_client("client authentication failed").with_basic_challenge(true);
@@ -357,8 +356,7 @@ async fn verify_assertion(app: &AppState, assertion: &str, params: &Params) -> R
         return Err(OAuthError::invalid_request("client_id does not match the client assertion"));
     }
     let now = app.now();
-    let client =
-        app.clients.get(&app.store, &unverified.sub, now).await?.ok_or_else(|| bad("client authentication failed"))?;
+    let client = app.client(&unverified.sub).await?.ok_or_else(|| bad("client authentication failed"))?;
     use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
     if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
         return Err(bad("the client assertion must use an asymmetric signature"));

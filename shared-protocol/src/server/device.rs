@@ -191,7 +191,7 @@ async fn find_for(
         ));
     }
     // Not reset on success: a code of one's own must not buy more guesses.
-    let client_name = match app.clients.get(&app.store, &request.client_id, now).await? {
+    let client_name = match app.client(&request.client_id).await? {
         Some(c) => c.name.clone(),
         None => request.client_id.clone(),
     };

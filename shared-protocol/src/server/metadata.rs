@@ -30,6 +30,7 @@ pub async fn authorization_server_metadata(app: web::Data<AppState>) -> HttpResp
         "introspection_endpoint": c.endpoint("/introspect"),
         "device_authorization_endpoint": c.endpoint("/device_authorization"),
         "registration_endpoint": c.endpoint(super::register::REGISTRATION_PATH),
+        "client_id_metadata_document_supported": true,
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

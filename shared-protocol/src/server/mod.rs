@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod client_metadata;
 pub mod device;
 pub mod grants;
 pub mod hooks;

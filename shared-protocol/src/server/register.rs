@@ -47,7 +47,9 @@ const MAX_JWKS_BYTES: usize = 8 * 1024;
 /// The client metadata of RFC 7591 2 that this server uses; the rest
 /// (`client_uri`, `logo_uri`, `contacts`, …) is ignored, as 2 allows.
 #[derive(Debug, Default, Deserialize)]
-struct Metadata {
+pub(crate) struct Metadata {
+    /// Only in a client metadata document, where it must be the document's URL.
+    pub client_id: Option<String>,
     #[serde(default)]
     redirect_uris: Vec<String>,
     token_endpoint_auth_method: Option<String>,
@@ -61,14 +63,14 @@ struct Metadata {
 
 /// Metadata that passed every check, normalised.
 #[derive(Debug, PartialEq)]
-struct Checked {
-    redirect_uris: Vec<String>,
-    auth_method: &'static str,
-    grant_types: Vec<GrantType>,
-    name: String,
-    scope: Scope,
+pub(crate) struct Checked {
+    pub redirect_uris: Vec<String>,
+    pub auth_method: &'static str,
+    pub grant_types: Vec<GrantType>,
+    pub name: String,
+    pub scope: Scope,
     /// The inline JWKS, re-serialised.
-    jwks: Option<String>,
+    pub jwks: Option<String>,
 }
 
 fn metadata_error(why: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
@@ -76,7 +78,7 @@ fn metadata_error(why: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError 
 }
 
 /// RFC 7591 2 and 3.2.2: every rule a registration must meet here.
-fn check(config: &Config, m: Metadata) -> Result<Checked, OAuthError> {
+pub(crate) fn check(config: &Config, m: Metadata) -> Result<Checked, OAuthError> {
     let auth_method = match m.token_endpoint_auth_method.as_deref() {
         None => "client_secret_basic",
         Some(method) => AUTH_METHODS.into_iter().find(|a| *a == method).ok_or_else(|| {
@@ -203,6 +205,9 @@ pub async fn registration_endpoint(
     }
     let metadata: Metadata =
         serde_json::from_slice(&body).map_err(|e| metadata_error(format!("the metadata is not valid: {e}")))?;
+    if metadata.client_id.is_some() {
+        return Err(metadata_error("the server chooses the client_id (RFC 7591 3.2.1)"));
+    }
     let checked = check(&app.config, metadata)?;
     let now = app.now();
     let client_id = format!("dyn-{}", new_id(app.entropy.as_ref()));

@@ -78,6 +78,28 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Keeps what a client metadata document said, so consents and grants
+    /// name the client like any other; refreshed at every fetch.
+    pub async fn upsert_document_client(&self, c: &ClientRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, name, redirect_uris, grant_types, scope, jwks, auth_method, registered_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (client_id) DO UPDATE SET name = $2, redirect_uris = $3, grant_types = $4, scope = $5,
+                 jwks = $6, auth_method = $7",
+        )
+        .bind(&c.client_id)
+        .bind(&c.name)
+        .bind(&c.redirect_uris)
+        .bind(&c.grant_types)
+        .bind(&c.scope)
+        .bind(&c.jwks)
+        .bind(&c.auth_method)
+        .bind(c.registered_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Deletes a registered client (RFC 7592 2.3) with its consents; its
     /// grants are revoked by the caller first. Configured clients stay.
     pub async fn delete_registered_client(&self, client_id: &str) -> StoreResult<bool> {
