@@ -215,3 +215,67 @@ async fn guessing_user_codes_is_throttled_and_a_code_of_ones_own_does_not_reset_
     let (_, locked) = page(&mallory, &url_with(&format!("{}/device", pair.b.url), &[("user_code", own_code)])).await;
     assert!(locked.contains("Too many wrong codes"), "{locked}");
 }
+
+/// Starts `device-simulator` for `account`; its stdout, line by line.
+fn simulated_device(
+    pair: &Pair,
+    account: &str,
+    name: &str,
+) -> (std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(binary("device-simulator"))
+        .args(["--issuer", &pair.b.url, "--account", account, "--name", name, "--max-wait", "30", "--again-on-enter"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the device simulator");
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The first line of `lines` that starts with `prefix`, without it.
+fn line_after(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) -> String {
+    lines
+        .map(Result::unwrap)
+        .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}"))
+}
+
+#[tokio::test]
+async fn devices_register_themselves_and_staff_approve_each_by_its_name() {
+    let pair = spawn_b_for_devices().await;
+    let (mut kitchen, mut kitchen_out) = simulated_device(&pair, "alice", "Kitchen radio");
+    let (mut bedroom, mut bedroom_out) = simulated_device(&pair, "alice", "Bedroom radio");
+    let kitchen_id = line_after(&mut kitchen_out, "registered as ").split(' ').next().unwrap().to_owned();
+    let kitchen_code = line_after(&mut kitchen_out, "user_code ");
+    let bedroom_code = line_after(&mut bedroom_out, "user_code ");
+
+    let staff = browser();
+    login(&staff, &pair.b.url, "kiosk", "staff-only").await;
+    let (_, kiosk) = page(&staff, &format!("{}/kiosk?account=alice", pair.b.url)).await;
+    assert!(kiosk.contains("Kitchen radio") && kiosk.contains("Bedroom radio"), "each by its registered name: {kiosk}");
+    kiosk_decides(&staff, &pair, "alice", &kitchen_code, "approve").await;
+    kiosk_decides(&staff, &pair, "alice", &bedroom_code, "approve").await;
+
+    // Each polls with its own assertions, gets alice's token and calls the player.
+    for out in [&mut kitchen_out, &mut bedroom_out] {
+        assert_eq!(line_after(out, "GET /api/player -> "), "200");
+    }
+
+    // Removing one device at alice's home leaves the other working.
+    let alice = browser();
+    login(&alice, &pair.b.url, "alice", demo_password("alice")).await;
+    let (_, home) = page(&alice, &format!("{}/", pair.b.url)).await;
+    assert!(home.contains("Kitchen radio") && home.contains("Bedroom radio"), "{home}");
+    let (_, home) =
+        submit(&alice, &format!("{}/consents/revoke", pair.b.url), &home, &[("client_id", &kitchen_id)]).await;
+    assert!(!home.contains("Kitchen radio") && home.contains("Bedroom radio"), "{home}");
+    for (device, out, expected) in [(&mut kitchen, &mut kitchen_out, "401"), (&mut bedroom, &mut bedroom_out, "200")] {
+        use std::io::Write;
+        let mut stdin = device.stdin.take().unwrap();
+        writeln!(stdin).unwrap();
+        drop(stdin);
+        assert_eq!(line_after(out, "GET /api/player -> "), expected);
+        assert!(device.wait().unwrap().success());
+    }
+}
