@@ -125,3 +125,18 @@ async fn metadata_that_names_another_issuer_or_resource_is_refused() {
     let err = access_for_api(&http(), &format!("{base}/api"), "x", &trusted).await.unwrap_err();
     assert!(matches!(&err, DiscoveryError::Mismatch(why) if why.contains("elsewhere.example")), "{err}");
 }
+
+#[tokio::test]
+async fn the_discover_command_walks_from_a_bare_api_url_to_a_call_registering_itself() {
+    let pair = spawn_pair().await;
+    let api = format!("{}/api/whoami", pair.b.url);
+    let out = std::process::Command::new(binary("discover"))
+        .args([api.as_str(), "--trust", pair.b.url.as_str()])
+        .output()
+        .expect("run discover");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("1. registered at {} as dyn-", pair.b.url)), "{stdout}");
+    assert!(stdout.contains(&format!("resource metadata names {api}")), "{stdout}");
+    assert!(stdout.contains(&format!("4. GET {api} -> 200")), "{stdout}");
+}

@@ -155,8 +155,22 @@ async fn repeated_wrong_passwords_lock_the_account_for_a_while() {
         assert_eq!(res.status(), 401, "attempt {attempt}");
         assert!(alert(&res.text().await.unwrap()).is_some(), "a failed sign-in says so");
     }
+    // Two more failures, waiting out each wait (1 s, then 2 s; time is counted
+    // in whole seconds, so a wait of 1 s may end at once): now the wait is 4 s.
+    let mut failures = 5;
+    while failures < 7 {
+        let res = submit_login(&user, &pair.b.url, "bob", "wrong-again").await;
+        match res.status().as_u16() {
+            401 => failures += 1,
+            429 => {
+                let wait: u64 = header(&res, "retry-after").and_then(|s| s.parse().ok()).unwrap_or(1);
+                tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 100)).await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
     let res = submit_login(&user, &pair.b.url, "bob", "builder").await;
-    assert_eq!(res.status(), 429, "the sixth attempt is refused even with the right password");
+    assert_eq!(res.status(), 429, "within the wait even the right password is refused");
     let html = res.text().await.unwrap();
     assert_eq!(data_page(&html).as_deref(), Some("login"));
     assert!(alert(&html).is_some_and(|m| !m.trim().is_empty()), "the page says why: {html}");

@@ -61,14 +61,14 @@ pub struct DiscoveredAccess {
     pub scope: String,
 }
 
-/// Steps A–D of the draft's Figure 1 for `api_url`, asking for `scope`.
+/// Steps A–D of the draft's Figure 1 for `api_url`, asking for `scope`. A
+/// challenge may name several issuers; the trusted ones are tried in order.
 pub async fn access_for_api(
     http: &reqwest::Client,
     api_url: &str,
     scope: &str,
     trusted: &[TrustedIssuer<'_>],
 ) -> Result<DiscoveredAccess, DiscoveryError> {
-    let unreachable = |e: reqwest::Error| DiscoveryError::Unreachable(e.without_url().to_string());
     let url = Url::parse(api_url).map_err(|e| DiscoveryError::Unreachable(format!("{api_url}: {e}")))?;
     // Section 5.2: the host is the one this client called, not one the server names.
     let host = match (url.host_str(), url.port()) {
@@ -99,55 +99,98 @@ pub async fn access_for_api(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    // Section 5.3: credentials go only to an issuer this client already trusts.
-    let trust = trusted
-        .iter()
-        .find(|t| named.iter().any(|n| n == t.issuer))
-        .ok_or_else(|| DiscoveryError::UntrustedIssuer(named.clone()))?;
+    // Section 5.3: credentials go only to an issuer this client already trusts;
+    // of several, in the order the API named them.
+    let candidates: Vec<&TrustedIssuer> = named.iter().filter_map(|n| trusted.iter().find(|t| t.issuer == n)).collect();
+    if candidates.is_empty() {
+        return Err(DiscoveryError::UntrustedIssuer(named));
+    }
+    let resource_metadata = match challenge_param(&challenge, "resource_metadata") {
+        Some(url) => Some(resource_metadata(http, url, &resource).await?),
+        None => None,
+    };
+    let api = &Api { resource: &resource, host: &host, scope };
+    first_reachable(&candidates, |trust| {
+        let listed = resource_metadata.as_ref().is_none_or(|servers| servers.iter().any(|a| a == trust.issuer));
+        async move {
+            if !listed {
+                return Err(DiscoveryError::Mismatch("the resource metadata does not list that issuer".into()));
+            }
+            token_from(http, trust, api).await
+        }
+    })
+    .await
+}
 
-    // RFC 9728 3.3: the resource's metadata must name exactly the URL called, and that issuer.
-    if let Some(meta_url) = challenge_param(&challenge, "resource_metadata") {
-        #[derive(Deserialize)]
-        struct ResourceMetadata {
-            resource: String,
-            #[serde(default)]
-            authorization_servers: Vec<String>,
-        }
-        let res = http.get(meta_url).send().await.map_err(unreachable)?;
-        let meta: ResourceMetadata = read_json(res)
-            .await
-            .map_err(|e| DiscoveryError::Mismatch(format!("the resource metadata is unusable: {e}")))?;
-        if meta.resource != resource {
-            return Err(DiscoveryError::Mismatch(format!("the resource metadata names {}", meta.resource)));
-        }
-        if !meta.authorization_servers.iter().any(|a| a == trust.issuer) {
-            return Err(DiscoveryError::Mismatch("the resource metadata does not list that issuer".into()));
+/// What the token is for.
+#[derive(Clone, Copy)]
+struct Api<'a> {
+    resource: &'a str,
+    host: &'a str,
+    scope: &'a str,
+}
+
+/// Draft section 3: when one of the issuers cannot be reached, try the next;
+/// any other failure (a mismatch, a refusal) ends discovery, since it says
+/// something is wrong rather than down.
+async fn first_reachable<'a, T, F, Fut>(
+    candidates: &[&'a T],
+    mut attempt: F,
+) -> Result<DiscoveredAccess, DiscoveryError>
+where
+    F: FnMut(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<DiscoveredAccess, DiscoveryError>>,
+{
+    let mut down = Vec::new();
+    for candidate in candidates {
+        match attempt(candidate).await {
+            Err(DiscoveryError::Unreachable(why)) => down.push(why),
+            outcome => return outcome,
         }
     }
+    Err(DiscoveryError::Unreachable(down.join("; ")))
+}
 
-    // C: the issuer's metadata (RFC 8414 3.3: its `issuer` must be exactly the one asked).
+/// RFC 9728 3.3: the resource's metadata must name exactly the URL called;
+/// returns the authorization servers it lists.
+async fn resource_metadata(http: &reqwest::Client, url: &str, resource: &str) -> Result<Vec<String>, DiscoveryError> {
     #[derive(Deserialize)]
-    struct IssuerMetadata {
-        issuer: String,
-        token_endpoint: String,
+    struct ResourceMetadata {
+        resource: String,
+        #[serde(default)]
+        authorization_servers: Vec<String>,
     }
-    let res = http
-        .get(format!("{}/.well-known/oauth-authorization-server", trust.issuer))
-        .send()
+    let res = http.get(url).send().await.map_err(unreachable)?;
+    let meta: ResourceMetadata = read_json(res)
         .await
-        .map_err(unreachable)?;
-    let meta: IssuerMetadata = read_json(res)
-        .await
-        .map_err(|e| DiscoveryError::Mismatch(format!("the issuer's metadata is unusable: {e}")))?;
-    if meta.issuer != trust.issuer {
-        return Err(DiscoveryError::Mismatch(format!("the issuer's metadata names {}", meta.issuer)));
+        .map_err(|e| DiscoveryError::Mismatch(format!("the resource metadata is unusable: {e}")))?;
+    if meta.resource != resource {
+        return Err(DiscoveryError::Mismatch(format!("the resource metadata names {}", meta.resource)));
     }
+    Ok(meta.authorization_servers)
+}
 
-    // C–D: client credentials, bound to this API by `resource` and `host`.
+fn unreachable(e: reqwest::Error) -> DiscoveryError {
+    DiscoveryError::Unreachable(e.without_url().to_string())
+}
+
+/// Steps C–D at one issuer: its RFC 8414 metadata, then `client_credentials`
+/// bound to the API by `resource` and `host`.
+async fn token_from(
+    http: &reqwest::Client,
+    trust: &TrustedIssuer<'_>,
+    api: &Api<'_>,
+) -> Result<DiscoveredAccess, DiscoveryError> {
+    let meta = issuer_metadata(http, trust.issuer).await?;
     let res = http
         .post(&meta.token_endpoint)
         .basic_auth(urlencode(trust.client_id), Some(urlencode(trust.client_secret)))
-        .form(&[("grant_type", "client_credentials"), ("scope", scope), ("resource", &resource), ("host", &host)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", api.scope),
+            ("resource", api.resource),
+            ("host", api.host),
+        ])
         .send()
         .await
         .map_err(unreachable)?;
@@ -166,16 +209,60 @@ pub async fn access_for_api(
     match answer.access_token {
         Some(access_token) => Ok(DiscoveredAccess {
             issuer: trust.issuer.to_owned(),
-            resource,
-            host,
+            resource: api.resource.to_owned(),
+            host: api.host.to_owned(),
             access_token,
-            scope: answer.scope.unwrap_or_else(|| scope.to_owned()),
+            scope: answer.scope.unwrap_or_else(|| api.scope.to_owned()),
         }),
         None => Err(DiscoveryError::Refused(format!(
             "{} ({})",
             answer.error.unwrap_or_default(),
             answer.error_description.unwrap_or_default()
         ))),
+    }
+}
+
+/// An issuer's RFC 8414 metadata, as much as discovery uses.
+#[derive(Debug, Deserialize)]
+pub struct IssuerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub registration_endpoint: Option<String>,
+}
+
+/// RFC 8414 3: the issuer's metadata; 3.3: its `issuer` must be exactly the one asked.
+pub async fn issuer_metadata(http: &reqwest::Client, issuer: &str) -> Result<IssuerMetadata, DiscoveryError> {
+    let res = http.get(format!("{issuer}/.well-known/oauth-authorization-server")).send().await.map_err(unreachable)?;
+    let meta: IssuerMetadata = read_json(res)
+        .await
+        .map_err(|e| DiscoveryError::Mismatch(format!("the issuer's metadata is unusable: {e}")))?;
+    if meta.issuer != issuer {
+        return Err(DiscoveryError::Mismatch(format!("the issuer's metadata names {}", meta.issuer)));
+    }
+    Ok(meta)
+}
+
+/// RFC 7591 3.1: registers a `client_credentials` client named `name` at
+/// `issuer`; returns its `(client_id, client_secret)`.
+pub async fn register_client(
+    http: &reqwest::Client,
+    issuer: &str,
+    name: &str,
+    scope: &str,
+) -> Result<(String, String), DiscoveryError> {
+    let meta = issuer_metadata(http, issuer).await?;
+    let endpoint = meta
+        .registration_endpoint
+        .ok_or_else(|| DiscoveryError::Refused("the issuer offers no dynamic registration".into()))?;
+    let body = serde_json::json!({"client_name": name, "grant_types": ["client_credentials"], "scope": scope});
+    let res = http.post(endpoint).json(&body).send().await.map_err(unreachable)?;
+    let answer: serde_json::Value = read_json(res)
+        .await
+        .map_err(|e| DiscoveryError::Refused(format!("the registration answer is unusable: {e}")))?;
+    match (answer["client_id"].as_str(), answer["client_secret"].as_str()) {
+        (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
+        _ => Err(DiscoveryError::Refused(format!("registration refused: {answer}"))),
     }
 }
 
@@ -198,7 +285,29 @@ fn challenge_param<'a>(challenge: &'a str, name: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::challenge_param;
+    use super::{challenge_param, first_reachable, DiscoveredAccess, DiscoveryError};
+
+    fn access(issuer: &str) -> DiscoveredAccess {
+        let s = String::new;
+        DiscoveredAccess { issuer: issuer.into(), resource: s(), host: s(), access_token: s(), scope: s() }
+    }
+
+    #[actix_web::test]
+    async fn an_unreachable_issuer_gives_way_to_the_next_and_any_other_failure_stops() {
+        let attempt = |issuer: &'static &str| async move {
+            match *issuer {
+                "down" => Err(DiscoveryError::Unreachable("refused".into())),
+                "liar" => Err(DiscoveryError::Mismatch("wrong issuer".into())),
+                up => Ok(access(up)),
+            }
+        };
+        let got = first_reachable(&[&"down", &"up"], attempt).await.unwrap();
+        assert_eq!(got.issuer, "up");
+        let stop = first_reachable(&[&"liar", &"up"], attempt).await.unwrap_err();
+        assert_eq!(stop, DiscoveryError::Mismatch("wrong issuer".into()), "a mismatch is not skipped");
+        let none = first_reachable(&[&"down", &"down"], attempt).await.unwrap_err();
+        assert_eq!(none, DiscoveryError::Unreachable("refused; refused".into()));
+    }
 
     #[test]
     fn reads_parameters_of_a_bearer_challenge() {

@@ -5,7 +5,7 @@
 //! a fresh assertion of its own (RFC 7523), then calls the API.
 //!
 //! ```sh
-//! cargo run -p device-simulator -- --issuer http://localhost:8002 --account alice
+//! cargo run -p demo-clients --bin device-simulator -- --issuer http://localhost:8002 --account alice
 //! ```
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
