@@ -253,7 +253,10 @@ async fn devices_register_themselves_and_staff_approve_each_by_its_name() {
     let staff = browser();
     login(&staff, &pair.b.url, "kiosk", "staff-only").await;
     let (_, kiosk) = page(&staff, &format!("{}/kiosk?account=alice", pair.b.url)).await;
-    assert!(kiosk.contains("Kitchen radio") && kiosk.contains("Bedroom radio"), "each by its registered name: {kiosk}");
+    assert!(
+        kiosk.contains("Kitchen radio (registered itself)") && kiosk.contains("Bedroom radio (registered itself)"),
+        "each by its registered name, marked as its own claim: {kiosk}"
+    );
     kiosk_decides(&staff, &pair, "alice", &kitchen_code, "approve").await;
     kiosk_decides(&staff, &pair, "alice", &bedroom_code, "approve").await;
 

@@ -112,14 +112,20 @@ async fn a_registration_is_read_and_deleted_with_its_token_and_deleting_ends_its
     let res = http().get(registration).bearer_auth(other["registration_access_token"].as_str().unwrap()).send().await;
     expect_oauth_error(res.unwrap(), 401, "invalid_token").await;
 
+    // However often it asks, one grant is kept for it, and deleting ends every token.
+    let earlier = json_ok(client_credentials(&pair.b.url, client_id, secret, &[]).await).await;
+    let earlier = earlier["access_token"].as_str().unwrap().to_owned();
     let access = json_ok(client_credentials(&pair.b.url, client_id, secret, &[]).await).await;
     let access = access["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_claims(&earlier)["gid"], jwt_claims(&access)["gid"]);
     let whoami = || http().get(format!("{}/api/whoami", pair.b.url)).bearer_auth(&access).send();
     assert_eq!(whoami().await.unwrap().status(), 200);
 
     let deleted = http().delete(registration).bearer_auth(token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     expect_api_error(whoami().await.unwrap(), 401, "invalid_token").await;
+    let earlier_call = http().get(format!("{}/api/whoami", pair.b.url)).bearer_auth(&earlier).send().await;
+    expect_api_error(earlier_call.unwrap(), 401, "invalid_token").await;
     expect_oauth_error(client_credentials(&pair.b.url, client_id, secret, &[]).await, 401, "invalid_client").await;
     expect_oauth_error(http().get(registration).bearer_auth(token).send().await.unwrap(), 401, "invalid_token").await;
 }
@@ -159,6 +165,7 @@ async fn every_registration_error_is_rfc_7591_json_and_the_link_stays_out_of_rea
     for (metadata, code) in [
         (json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),
         (json!({"redirect_uris": ["https://app.example/cb#x"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["https://app.example/cb http://evil.example/cb"]}), "invalid_redirect_uri"),
         (json!({}), "invalid_redirect_uri"),
         (
             json!({"redirect_uris": cb, "grant_types": ["urn:ietf:params:oauth:grant-type:reciprocal"]}),

@@ -470,9 +470,13 @@ impl Config {
     }
 
     /// The resource identifier of a URL path called here (RFC 9728 3.1: the
-    /// URL itself), when the path belongs to one of this party's APIs.
+    /// URL itself), when the path belongs to one of this party's APIs and is
+    /// plain enough to be asked for as `resource` ([`Config::audience_for`]).
     pub fn resource_of_path(&self, path: &str) -> Option<String> {
-        self.api_for(path).map(|_| self.endpoint(path))
+        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b));
+        (plain && path.len() <= 200 && !path.contains("//") && !path.ends_with('/'))
+            .then(|| self.api_for(path).map(|_| self.endpoint(path)))
+            .flatten()
     }
 
     /// The audience a token for `resource` carries (RFC 8707 2): this
@@ -482,10 +486,9 @@ impl Config {
         if resource.trim_end_matches('/') == self.resource() {
             return Some(self.resource().to_owned());
         }
-        let path = resource.strip_prefix(self.resource())?;
+        let path = resource.strip_prefix(self.resource())?.trim_end_matches('/');
         // Only a plain path: no query, fragment, dot segment or encoded character to disagree about.
-        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b));
-        (plain && path.len() <= 200 && !path.contains("//")).then(|| self.resource_of_path(path)).flatten()
+        self.resource_of_path(path)
     }
 
     /// Whether a token with audience `aud` may be used at `path` here: a

@@ -109,17 +109,16 @@ pub async fn access_for_api(
         Some(url) => Some(resource_metadata(http, url, &resource).await?),
         None => None,
     };
+    // Only issuers the resource's metadata lists (RFC 9728 2), if it has metadata.
+    let listed: Vec<&TrustedIssuer> = candidates
+        .into_iter()
+        .filter(|t| resource_metadata.as_ref().is_none_or(|servers| servers.iter().any(|a| a == t.issuer)))
+        .collect();
+    if listed.is_empty() {
+        return Err(DiscoveryError::Mismatch("the resource metadata lists none of those issuers".into()));
+    }
     let api = &Api { resource: &resource, host: &host, scope };
-    first_reachable(&candidates, |trust| {
-        let listed = resource_metadata.as_ref().is_none_or(|servers| servers.iter().any(|a| a == trust.issuer));
-        async move {
-            if !listed {
-                return Err(DiscoveryError::Mismatch("the resource metadata does not list that issuer".into()));
-            }
-            token_from(http, trust, api).await
-        }
-    })
-    .await
+    first_reachable(&listed, |trust| token_from(http, trust, api)).await
 }
 
 /// What the token is for.
@@ -170,6 +169,15 @@ async fn resource_metadata(http: &reqwest::Client, url: &str, resource: &str) ->
     Ok(meta.authorization_servers)
 }
 
+/// A server that answers 5xx or 429 is down for now, not wrong: the next issuer may serve.
+fn answering(res: reqwest::Response) -> Result<reqwest::Response, DiscoveryError> {
+    let status = res.status();
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(DiscoveryError::Unreachable(format!("it answered {status}")));
+    }
+    Ok(res)
+}
+
 fn unreachable(e: reqwest::Error) -> DiscoveryError {
     DiscoveryError::Unreachable(e.without_url().to_string())
 }
@@ -194,6 +202,7 @@ async fn token_from(
         .send()
         .await
         .map_err(unreachable)?;
+    let res = answering(res)?;
     #[derive(Deserialize)]
     struct TokenAnswer {
         access_token: Option<String>,

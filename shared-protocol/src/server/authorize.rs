@@ -75,6 +75,10 @@ pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest
         None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
         None => return Err(refuse("The application did not say where to send you back.")),
     };
+    // Registration checks every URI; this guards what storage could still hold.
+    if Url::parse(&redirect_uri).is_err() {
+        return Err(refuse("The application registered an address we cannot send you to."));
+    }
 
     // From here on the client is trusted with its own errors.
     let state = p.get("state").map(str::to_owned);
@@ -136,18 +140,13 @@ pub async fn authorize_endpoint(
     let hidden = consent_fields(&request);
     let linking = app.hooks.links_accounts(&app, &request.client.id);
     let client_name = request.client.name.clone();
-    // A metadata document vouches for its host; a registration only for the answer's.
-    let vouched_by = if is_document_url(&request.client.id, app.config.insecure_client_metadata) {
-        &request.client.id
-    } else {
-        &request.redirect_uri
-    };
-    let registered_at_host = request
-        .client
-        .registered
-        .then(|| Url::parse(vouched_by).ok().and_then(|u| u.host_str().map(str::to_owned)))
+    // A registered client's name is its own claim; the hosts are not (RFC 7591 5).
+    let host = |url: &str| Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let answer_host = request.client.registered.then(|| host(&request.redirect_uri)).flatten();
+    let document_host = is_document_url(&request.client.id, app.config.insecure_client_metadata)
+        .then(|| host(&request.client.id))
         .flatten();
-    let page = ConsentPage { chrome, client_name, linking, registered_at_host, scopes, hidden };
+    let page = ConsentPage { chrome, client_name, linking, answer_host, document_host, scopes, hidden };
     pages::render(StatusCode::OK, &page)
 }
 

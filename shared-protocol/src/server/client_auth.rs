@@ -41,6 +41,8 @@ pub struct Client {
     pub jwks: Option<JwkSet>,
     /// Registered itself (RFC 7591), rather than configured at start.
     pub registered: bool,
+    /// The `token_endpoint_auth_method` a registered client chose.
+    pub auth_method: Option<String>,
 }
 
 impl From<ClientRecord> for Client {
@@ -57,6 +59,7 @@ impl From<ClientRecord> for Client {
             // Validated at registration; a set that no longer parses authenticates nothing.
             jwks: r.jwks.and_then(|j| serde_json::from_str(&j).ok()),
             registered: r.registered_at.is_some(),
+            auth_method: r.auth_method,
         }
     }
 }
@@ -64,7 +67,11 @@ impl From<ClientRecord> for Client {
 impl Client {
     /// A public client has no credentials (RFC 6749 2.1).
     pub fn is_public(&self) -> bool {
-        self.secret_digest.is_none() && self.jwks_uri.is_none() && self.jwks.is_none()
+        match self.auth_method.as_deref() {
+            // A registered client is public only if it said so: keys that no longer read authenticate nothing.
+            Some(method) => method == "none",
+            None => self.secret_digest.is_none() && self.jwks_uri.is_none() && self.jwks.is_none(),
+        }
     }
     pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         self.grant_types.iter().any(|g| g == grant_type.as_str())

@@ -51,7 +51,14 @@ pub struct ClientDocuments {
     http: reqwest::Client,
     insecure: bool,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Fetches at once: anyone can name a URL at `/authorize`, signed in or not.
+    in_flight: tokio::sync::Semaphore,
+    /// Fetches started in the current minute (minute, count), at most [`FETCHES_PER_MINUTE`].
+    budget: Mutex<(i64, u32)>,
 }
+
+const MAX_IN_FLIGHT: usize = 8;
+const FETCHES_PER_MINUTE: u32 = 120;
 
 impl ClientDocuments {
     pub fn new(insecure: bool) -> Self {
@@ -59,9 +66,17 @@ impl ClientDocuments {
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("reciprocal-oauth/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("reciprocal-oauth/", env!("CARGO_PKG_VERSION")))
+            // A proxy would resolve names itself, past the public-only resolver.
+            .no_proxy();
         let builder = if insecure { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) };
-        Self { http: builder.build().expect("HTTP client with rustls"), insecure, cache: Mutex::default() }
+        Self {
+            http: builder.build().expect("HTTP client with rustls"),
+            insecure,
+            cache: Mutex::default(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            budget: Mutex::default(),
+        }
     }
 
     /// The client `url` describes, fetched or from the cache; `None` when the
@@ -72,6 +87,20 @@ impl ClientDocuments {
             if now < *until {
                 return Ok(client.clone());
             }
+        }
+        // Bounded work for strangers: a few fetches at once, a fixed number a minute;
+        // beyond, the client is unknown for now (and nothing is cached).
+        let Ok(_permit) = self.in_flight.try_acquire() else { return Ok(None) };
+        {
+            let mut budget = self.budget.lock().expect("fetch budget");
+            let minute = now.div_euclid(60);
+            if budget.0 != minute {
+                *budget = (minute, 0);
+            }
+            if budget.1 >= FETCHES_PER_MINUTE {
+                return Ok(None);
+            }
+            budget.1 += 1;
         }
         let (client, until) = match self.fetch(app, url).await {
             Ok((record, ttl)) => {
@@ -188,18 +217,32 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 88 && v4.octets()[2] == 99)
                 || a >= 240)
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => is_public(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
+                let seg = v6.segments();
+                let embedded = |hi: u16, lo: u16| IpAddr::V4(std::net::Ipv4Addr::from(((hi as u32) << 16) | lo as u32));
+                // Forms that carry an IPv4 address reach it: judge that address.
+                let nat64 = seg[0] == 0x64 && seg[1] == 0xff9b;
+                let compatible = seg[..6].iter().all(|s| *s == 0);
+                if nat64 || compatible {
+                    return is_public(embedded(seg[6], seg[7]));
+                }
+                if seg[0] == 0x2002 {
+                    return is_public(embedded(seg[1], seg[2]));
+                }
                 !(v6.is_loopback()
                     || v6.is_unspecified()
                     || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                    || (seg[0] & 0xfe00) == 0xfc00
+                    || (seg[0] & 0xffc0) == 0xfe80
+                    || (seg[0] & 0xffc0) == 0xfec0
+                    || (seg[0] == 0x100 && seg[1..4].iter().all(|s| *s == 0))
+                    || (seg[0] == 0x2001 && seg[1] == 0x0db8))
             }
         },
     }
@@ -244,10 +287,22 @@ mod tests {
         {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for private in ["::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2001:db8::1"] {
+        for private in [
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "fec0::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a00:5",
+            "2002:a00:1::1",
+            "100::1",
+            "2001:db8::1",
+        ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.215.14", "1.1.1.1", "2606:4700::1111"] {
+        for public in ["93.184.215.14", "1.1.1.1", "2606:4700::1111", "64:ff9b::101:101"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

@@ -191,7 +191,9 @@ async fn find_for(
         ));
     }
     // Not reset on success: a code of one's own must not buy more guesses.
+    // A name a device chose for itself is its own claim: say so (RFC 7591 5).
     let client_name = match app.client(&request.client_id).await? {
+        Some(c) if c.registered => format!("{} (registered itself)", c.name),
         Some(c) => c.name.clone(),
         None => request.client_id.clone(),
     };

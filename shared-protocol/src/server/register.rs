@@ -120,7 +120,7 @@ pub(crate) fn check(config: &Config, m: Metadata) -> Result<Checked, OAuthError>
     }
     let name = match m.client_name.as_deref().map(str::trim) {
         None | Some("") => "Unnamed application".to_owned(),
-        Some(n) if n.chars().count() > MAX_NAME_LENGTH || n.chars().any(char::is_control) => {
+        Some(n) if n.chars().count() > MAX_NAME_LENGTH || n.chars().any(|c| c.is_control() || is_format(c)) => {
             return Err(metadata_error("client_name must be at most 100 characters, without control characters"))
         }
         Some(n) => n.to_owned(),
@@ -146,12 +146,22 @@ pub(crate) fn check(config: &Config, m: Metadata) -> Result<Checked, OAuthError>
     Ok(Checked { redirect_uris, auth_method, grant_types, name, scope, jwks })
 }
 
+/// Unicode format characters (bidirectional overrides, zero-width joiners)
+/// can make a name read as another on the consent page.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Exact URIs only (RFC 9700 2.1): `https`, or `http` on a loopback address
 /// for a native app (RFC 8252 7.3); absolute, without fragment or credentials.
 fn check_redirect_uri(uri: &str) -> Result<(), OAuthError> {
     let bad = |why: &str| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("{uri}: {why}"));
     if uri.len() > MAX_URI_LENGTH {
         return Err(bad("longer than 512 characters"));
+    }
+    // URIs are stored space-separated, and a parser would quietly encode a space.
+    if uri.bytes().any(|b| b <= 0x20 || b == 0x7f) {
+        return Err(bad("no spaces or control characters in a redirect URI"));
     }
     let url = Url::parse(uri).map_err(|_| bad("not an absolute URI"))?;
     if url.fragment().is_some() || uri.contains('#') {
@@ -184,13 +194,23 @@ fn check_jwks(set: Value) -> Result<String, OAuthError> {
     if parsed.keys.is_empty() || parsed.keys.len() > MAX_KEYS {
         return Err(metadata_error("jwks must hold one to five keys"));
     }
-    if text.contains("\"d\"") {
+    // Structurally, so a `kid` of "d" is no private key: no private member in any key.
+    let private = ["d", "p", "q", "dp", "dq", "qi", "k"];
+    let keys = set_value_keys(&text);
+    if keys.iter().any(|k| private.iter().any(|p| k.get(*p).is_some())) {
         return Err(metadata_error("jwks must hold public keys only"));
+    }
+    if keys.iter().any(|k| !matches!(k.get("kty").and_then(Value::as_str), Some("EC" | "RSA" | "OKP"))) {
+        return Err(metadata_error("jwks keys must be EC, RSA or OKP (asymmetric)"));
     }
     if parsed.keys.iter().any(|k| DecodingKey::from_jwk(k).is_err()) {
         return Err(metadata_error("jwks holds a key that cannot verify signatures"));
     }
     Ok(text)
+}
+
+fn set_value_keys(text: &str) -> Vec<Value> {
+    serde_json::from_str::<Value>(text).ok().and_then(|v| v["keys"].as_array().cloned()).unwrap_or_default()
 }
 
 /// RFC 7591 3.1: register a client from its JSON metadata.
@@ -260,10 +280,11 @@ pub async fn delete_registration(
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, OAuthError> {
     let record = registration_of(&app, &req, &client_id).await?;
+    // The client first, so no token is issued to it between the two steps.
+    app.store.delete_registered_client(&record.client_id).await?;
     for grant in app.store.live_grants_of_client(&record.client_id).await? {
         app.revoke_grant(&grant).await?;
     }
-    app.store.delete_registered_client(&record.client_id).await?;
     tracing::info!(client_id = %record.client_id, "client registration deleted");
     Ok(no_store(HttpResponse::build(StatusCode::NO_CONTENT)).finish())
 }
@@ -352,6 +373,8 @@ mod tests {
             "/cb",
             "javascript:alert(1)",
             "com.example.app:/cb",
+            "https://app.example/cb http://evil.example/cb",
+            "https://app.example/a\tb",
         ] {
             let err = check(&app.config, metadata(json!({"redirect_uris": [bad]}))).unwrap_err();
             assert_eq!(code(err), ErrorCode::InvalidRedirectUri, "{bad}");
@@ -378,6 +401,7 @@ mod tests {
             json!({"redirect_uris": cb, "jwks": {"keys": []}}),
             json!({"redirect_uris": cb, "client_name": "x".repeat(101)}),
             json!({"redirect_uris": cb, "client_name": "a\u{0}b"}),
+            json!({"redirect_uris": cb, "client_name": "Tempo\u{202E}cisuM"}),
         ] {
             let err = check(&app.config, metadata(bad.clone())).unwrap_err();
             assert_eq!(code(err), ErrorCode::InvalidClientMetadata, "{bad}");
@@ -402,5 +426,10 @@ mod tests {
         let mut private = key.clone();
         private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
         assert_eq!(code(register(json!({"keys": [private]})).unwrap_err()), ErrorCode::InvalidClientMetadata);
+        let mut named_d = key.clone();
+        named_d["kid"] = json!("d");
+        assert!(register(json!({"keys": [named_d]})).is_ok(), "a kid of \"d\" is no private key");
+        let secret = json!({"kty": "oct", "k": "c2VjcmV0", "kid": "s"});
+        assert_eq!(code(register(json!({"keys": [secret]})).unwrap_err()), ErrorCode::InvalidClientMetadata);
     }
 }

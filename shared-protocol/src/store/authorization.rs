@@ -71,6 +71,23 @@ pub enum RefreshOutcome {
 }
 
 impl Store {
+    /// Stores `g` unless a grant of that id exists already.
+    pub async fn ensure_grant(&self, g: &GrantRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, scope, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.scope)
+        .bind(&g.audience)
+        .bind(g.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn insert_grant(&self, g: &GrantRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO grants (id, client_id, user_id, scope, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -59,7 +59,7 @@ impl Store {
             "INSERT INTO clients (client_id, name, secret_digest, redirect_uris, grant_types, scope, jwks_uri,
                                   jwks, auth_method, registration_digest, registered_at)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-             WHERE (SELECT COUNT(*) FROM clients WHERE registered_at IS NOT NULL) < $12",
+             WHERE (SELECT COUNT(*) FROM clients WHERE registration_digest IS NOT NULL) < $12",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -85,7 +85,8 @@ impl Store {
             "INSERT INTO clients (client_id, name, redirect_uris, grant_types, scope, jwks, auth_method, registered_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (client_id) DO UPDATE SET name = $2, redirect_uris = $3, grant_types = $4, scope = $5,
-                 jwks = $6, auth_method = $7",
+                 jwks = $6, auth_method = $7
+             WHERE clients.registration_digest IS NULL AND clients.secret_digest IS NULL AND clients.jwks_uri IS NULL",
         )
         .bind(&c.client_id)
         .bind(&c.name)

@@ -278,7 +278,8 @@ impl Store {
     /// The requests waiting for one account, newest first, for the kiosk.
     pub async fn pending_for_account(&self, user_id: &str, now: i64, limit: i64) -> StoreResult<Vec<PendingRequest>> {
         Ok(sqlx::query_as(
-            "SELECT c.name AS client_name, d.scope, d.created_at, d.expires_at
+            "SELECT CASE WHEN c.registered_at IS NULL THEN c.name ELSE c.name || ' (registered itself)' END
+                    AS client_name, d.scope, d.created_at, d.expires_at
              FROM device_requests d JOIN clients c ON c.client_id = d.client_id
              WHERE d.hint_user_id = $1 AND d.status = 'pending' AND d.expires_at > $2
              ORDER BY d.created_seq DESC LIMIT $3",

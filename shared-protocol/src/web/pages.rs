@@ -125,9 +125,12 @@ pub struct ConsentPage {
     pub client_name: String,
     /// The client is the peer: this is the first direction of a link.
     pub linking: bool,
-    /// For a client that registered itself (RFC 7591), the host the answer
-    /// goes to: its name is its own claim, the host is not (RFC 7591 5).
-    pub registered_at_host: Option<String>,
+    /// For a client that registered itself (RFC 7591) or is known by its
+    /// metadata document, the host the answer goes to: its name is its own
+    /// claim, the host is not (RFC 7591 5).
+    pub answer_host: Option<String>,
+    /// For a client known by its metadata document, where that is published.
+    pub document_host: Option<String>,
     pub scopes: Vec<ScopeLine>,
     pub hidden: Vec<(&'static str, String)>,
 }

@@ -40,8 +40,10 @@ impl Grant for ClientCredentials {
         // No row is written for a configured client: the token is self-contained,
         // and revoking it records its grant id. A registered client's grants are
         // kept, so deleting its registration (RFC 7592 2.3) can revoke them.
+        // One grant per registered client, so its rows stay one however often it asks.
+        let id = if client.registered { format!("cc-{}", client.id) } else { new_id(app.entropy.as_ref()) };
         let grant = GrantRecord {
-            id: new_id(app.entropy.as_ref()),
+            id,
             client_id: client.id.clone(),
             user_id: None,
             scope: scope.to_string(),
@@ -50,7 +52,7 @@ impl Grant for ClientCredentials {
             revoked_at: None,
         };
         if client.registered {
-            app.store.insert_grant(&grant).await?;
+            app.store.ensure_grant(&grant).await?;
         }
         Ok(issue_tokens(app, &grant, host, false).await?.into())
     }
@@ -126,6 +128,7 @@ mod tests {
         let api = "http://localhost:8002/api/whoami";
         assert_eq!(target(&c, Some(api), None).unwrap().0, api);
         assert_eq!(target(&c, Some(&format!("{api}/me")), None).unwrap().0, format!("{api}/me"));
+        assert_eq!(target(&c, Some(&format!("{api}/")), None).unwrap().0, api, "a trailing slash names the same API");
         let (aud, host) = target(&c, None, Some("localhost:8002")).unwrap();
         assert_eq!((aud.as_str(), host.as_deref()), ("http://localhost:8002", Some("localhost:8002")));
     }
