@@ -71,35 +71,28 @@ pub enum RefreshOutcome {
 }
 
 impl Store {
-    /// Stores `g` unless a grant of that id exists already.
-    pub async fn ensure_grant(&self, g: &GrantRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, scope, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.user_id)
-        .bind(&g.scope)
-        .bind(&g.audience)
-        .bind(g.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    pub async fn insert_grant(&self, g: &GrantRecord) -> StoreResult<()> {
+        self.write_grant(g, "").await
     }
 
-    pub async fn insert_grant(&self, g: &GrantRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, scope, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.user_id)
-        .bind(&g.scope)
-        .bind(&g.audience)
-        .bind(g.created_at)
-        .execute(&self.pool)
-        .await?;
+    /// Stores `g` unless a grant of that id exists already.
+    pub async fn ensure_grant(&self, g: &GrantRecord) -> StoreResult<()> {
+        self.write_grant(g, " ON CONFLICT (id) DO NOTHING").await
+    }
+
+    async fn write_grant(&self, g: &GrantRecord, on_conflict: &'static str) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO grants (id, client_id, user_id, scope, audience, created_at) VALUES ($1, $2, $3, $4, $5, $6){on_conflict}"
+        );
+        sqlx::query(&sql)
+            .bind(&g.id)
+            .bind(&g.client_id)
+            .bind(&g.user_id)
+            .bind(&g.scope)
+            .bind(&g.audience)
+            .bind(g.created_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
