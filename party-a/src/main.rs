@@ -4,6 +4,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    shared_protocol::run_party(&party_a::PARTY).await
+async fn main() -> std::process::ExitCode {
+    // The error in words (it names the party and the cause), not its Debug form.
+    match shared_protocol::run_party(&party_a::PARTY).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -236,11 +236,13 @@ pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
     let cli = Cli::parse_for(party);
     let _flush_logs_at_exit = logs::init_tracing();
     let config = Config::from_cli(party, cli);
-    let listener = TcpListener::bind(&config.listen)?;
+    let listener = TcpListener::bind(&config.listen).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("{} ({}) cannot listen on {}: {e}", party.name, party.id, config.listen))
+    })?;
     let banner = banner(&config, listener.local_addr()?);
     let app = build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy))
         .await
-        .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
+        .map_err(|e| std::io::Error::other(format!("{} ({}) cannot start: {e}", party.name, party.id)))?;
     let server = serve(app, listener).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     // The banner is for the person at the terminal (stdout); logs go to stderr.
     println!("{banner}");

@@ -38,6 +38,22 @@ pub static TEST_PARTY: Party = Party {
     routes: |_| {},
 };
 
+/// An address already taken stops the binary with a line naming the party,
+/// the address and the cause, not a debug dump.
+pub fn assert_taken_address_is_named(bin: &str, party: &Party) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = taken.local_addr().expect("its address").to_string();
+    let out = Command::new(bin)
+        .args(["--listen", &address, "--database-url", "sqlite::memory:"])
+        .output()
+        .expect("run the party");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let named = format!("{} ({}) cannot listen on {address}: ", party.name, party.id);
+    assert!(err.contains(&named), "{named:?} in {err}");
+    assert!(!err.contains("Os {"), "words, not a debug dump: {err}");
+}
+
 /// A malformed `--public-url` stops the binary with a clear message, not a panic later.
 pub fn assert_bad_url_is_refused(bin: &str) {
     let out = Command::new(bin).args(["--public-url", "localhost:8001"]).output().expect("run the party");
