@@ -13,6 +13,14 @@ echo "Building both parties (release; the first build takes a few minutes)…"
 cargo build --release -q -p party-a -p party-b
 bin="${CARGO_TARGET_DIR:-target}/release"
 
+# Something already answering on a party's port would pass for it below.
+for port in 8001 8002; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "Port $port is already in use (another demo still running?); stop that first." >&2
+    exit 1
+  fi
+done
+
 mkdir -p data
 "$bin/party-a" > >(sed -u 's/^/[A] /') 2>&1 &
 a=$!
@@ -34,7 +42,7 @@ healthy() {
 for party in "A 8001 $a" "B 8002 $b"; do
   read -r name port pid <<<"$party"
   for _ in $(seq 1 100); do
-    healthy "$port" && continue 2
+    if kill -0 "$pid" 2>/dev/null && healthy "$port"; then continue 2; fi
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "Party $name (port $port) stopped at start: its reason is in the [$name] lines above." >&2
       exit 1
