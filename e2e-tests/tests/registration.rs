@@ -7,6 +7,18 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
+/// A public client's code redeemed at B with its PKCE verifier (RFC 6749 4.1.3, RFC 7636 4.5).
+async fn redeem_as_public_client(pair: &Pair, client_id: &str, code: &str, verifier: &str, redirect: &str) -> Value {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id),
+        ("code", code),
+        ("code_verifier", verifier),
+        ("redirect_uri", redirect),
+    ];
+    json_ok(http().post(format!("{}/token", pair.b.url)).form(&form).send().await.unwrap()).await
+}
+
 async fn register(pair: &Pair, metadata: &Value) -> reqwest::Response {
     http().post(format!("{}/register", pair.b.url)).json(metadata).send().await.unwrap()
 }
@@ -64,14 +76,7 @@ async fn a_native_app_registers_and_runs_the_code_flow_with_pkce() {
     let back = authorize(&browser, &authorize_url).await;
     assert!(header(&back, "location").unwrap().starts_with(redirect));
     let code = location_params(&back).get("code").cloned().expect("a code");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", client_id.as_str()),
-        ("code", &code),
-        ("code_verifier", &verifier),
-        ("redirect_uri", redirect),
-    ];
-    let tokens = json_ok(http().post(format!("{}/token", pair.b.url)).form(&form).send().await.unwrap()).await;
+    let tokens = redeem_as_public_client(&pair, &client_id, &code, &verifier, redirect).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(player_at_b(&pair, access).await.status(), 200);
     let refresh = [
@@ -264,14 +269,7 @@ async fn a_client_known_only_by_its_metadata_url_runs_the_code_flow() {
     assert!(consent.contains("Radio Widget") && consent.contains("<strong>127.0.0.1</strong>"), "{consent}");
     let back = authorize(&browser, &authorize_as(&pair, &client_id, &challenge)).await;
     let code = location_params(&back).get("code").cloned().expect("a code");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", client_id.as_str()),
-        ("code", &code),
-        ("code_verifier", &verifier),
-        ("redirect_uri", REDIRECT),
-    ];
-    let tokens = json_ok(http().post(format!("{}/token", pair.b.url)).form(&form).send().await.unwrap()).await;
+    let tokens = redeem_as_public_client(&pair, &client_id, &code, &verifier, REDIRECT).await;
     assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["client_id"], client_id.as_str());
     assert_eq!(player_at_b(&pair, tokens["access_token"].as_str().unwrap()).await.status(), 200);
     let home = browser.get(format!("{}/", pair.b.url)).send().await.unwrap().text().await.unwrap();

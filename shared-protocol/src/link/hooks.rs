@@ -82,18 +82,23 @@ mod tests {
     use crate::store::GrantRecord;
     use crate::test_support::unit::{exchange, form, send, service, state};
 
-    /// A code pushed to the test party's peer client `peer` for `user-1` (leg
-    /// F), redeemed (leg G): access the peer holds.
-    async fn redeemed(app: &AppState) -> (GrantRecord, String) {
-        let binding = CodeBinding {
+    /// A code for the test party's peer client `peer` and `user-1`: pushed
+    /// without a challenge, from the consent page with one.
+    fn peer_code<'a>(app: &'a AppState, code_challenge: Option<&'a str>) -> CodeBinding<'a> {
+        CodeBinding {
             client_id: "peer",
             user_id: "user-1",
             scope: "player:read",
             audience: app.config.resource(),
             redirect_uri: None,
-            code_challenge: None,
-        };
-        let (grant, code) = mint_code(app, binding).await.unwrap();
+            code_challenge,
+        }
+    }
+
+    /// A code pushed to the test party's peer client `peer` for `user-1` (leg
+    /// F), redeemed (leg G): access the peer holds.
+    async fn redeemed(app: &AppState) -> (GrantRecord, String) {
+        let (grant, code) = mint_code(app, peer_code(app, None)).await.unwrap();
         let tokens = exchange(&AuthorizationCode, app, &format!("code={}", code.secret())).await.unwrap();
         assert_eq!(tokens.extra.get("reciprocal"), None, "the answer to a push asks nothing back");
         (grant, tokens.access_token.secret().to_owned())
@@ -105,15 +110,7 @@ mod tests {
         let app = state(ManualClock::new(1_000)).await;
         let (verifier, challenge) =
             ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        let binding = CodeBinding {
-            client_id: "peer",
-            user_id: "user-1",
-            scope: "player:read",
-            audience: app.config.resource(),
-            redirect_uri: None,
-            code_challenge: Some(challenge),
-        };
-        let (_, code) = mint_code(&app, binding).await.unwrap();
+        let (_, code) = mint_code(&app, peer_code(&app, Some(challenge))).await.unwrap();
         let tokens = exchange(&AuthorizationCode, &app, &format!("code={}&code_verifier={verifier}", code.secret()))
             .await
             .unwrap();
