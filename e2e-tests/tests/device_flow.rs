@@ -101,6 +101,19 @@ async fn staff_at_the_kiosk_approve_for_the_named_account_and_the_token_is_the_a
     assert!(home.contains("Kitchen Speaker"), "{home}");
     let (_, _) = submit(&alice, &format!("{}/consents/revoke", pair.b.url), &home, &[("client_id", SPEAKER)]).await;
     expect_api_error(player_at_b(&pair, access).await, 401, "invalid_token").await;
+
+    // Her signed audit log holds staff's approval and her withdrawal, and no user code.
+    let log = alice.get(format!("{}/audit/events", pair.b.url)).send().await.unwrap().text().await.unwrap();
+    assert!(!log.contains(&user_code));
+    let events: Vec<serde_json::Value> =
+        log.lines().map(|l| jwt_claims(&serde_json::from_str::<String>(l).unwrap())["events"].clone()).collect();
+    let approved = &events[0]["https://schemas.reciprocal-oauth.example/audit/device-approved"];
+    assert_eq!((approved["actor_role"].as_str(), approved["via"].as_str()), (Some("staff"), Some("kiosk")));
+    assert_eq!(approved["client_id"], SPEAKER);
+    let withdrawn = events.iter().map(|e| e.as_object().unwrap().keys().next().unwrap().rsplit('/').next().unwrap());
+    assert_eq!(withdrawn.collect::<Vec<_>>(), ["device-approved", "consent-withdrawn"]);
+    let (_, words) = page(&alice, &format!("{}/audit", pair.b.url)).await;
+    assert!(words.contains("Approved the device Kitchen Speaker (player:read), by staff at the kiosk."), "{words}");
 }
 
 #[tokio::test]

@@ -15,6 +15,23 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
+/// `at` for people: "2 Dec 2026, 18:50 UTC" (the civil calendar from days
+/// since the epoch, after Hinnant's `civil_from_days`).
+pub fn format_utc(at: UnixTime) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (days, secs) = (at.div_euclid(86_400), at.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{day} {} {year}, {:02}:{:02} UTC", MONTHS[(month - 1) as usize], secs / 3_600, secs % 3_600 / 60)
+}
+
 /// The wall clock.
 #[derive(Debug, Default)]
 pub struct SystemClock;
@@ -91,6 +108,14 @@ impl Entropy for OsEntropy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_as_dates() {
+        assert_eq!(format_utc(0), "1 Jan 1970, 00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "29 Feb 2000, 00:00 UTC");
+        assert_eq!(format_utc(1_796_150_700), "1 Dec 2026, 18:45 UTC");
+        assert_eq!(format_utc(-60), "31 Dec 1969, 23:59 UTC");
+    }
 
     #[test]
     fn os_entropy_never_repeats_itself_across_refills() {

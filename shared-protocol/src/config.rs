@@ -153,10 +153,37 @@ impl Default for Lifetimes {
     }
 }
 
+/// What a party's binary can do besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// The audit log of grant decisions.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Checks every entry's signature against the party's JWKS and every
+    /// chain, and names the first entry that fails (exit status 1).
+    Verify {
+        /// The log: a URL (`…/audit/events`, its `rel="next"` pages followed) or a file of JSON lines.
+        source: String,
+        /// The party's JWKS, as a URL or a file [default: found through the issuer's metadata].
+        #[arg(long)]
+        jwks: Option<String>,
+        /// A session cookie (`NAME=VALUE`) to read a URL as that signed-in user.
+        #[arg(long)]
+        cookie: Option<String>,
+    },
+}
+
 /// The command line of each party; defaults come from its [`Party`] profile.
 #[derive(Debug, Clone, Parser)]
 #[command(about = "A Reciprocal OAuth party: authorization server, client and resource server")]
 pub struct Cli {
+    /// What to do instead of serving (none: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "LISTEN")]
     pub listen: String,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix_web::web as aw;
 
-use crate::memory;
 use crate::state::AppState;
+use crate::{audit, memory};
 
 /// Starts the housekeeping loop and, on PostgreSQL, the revocation listener.
 pub fn start(app: aw::Data<AppState>) {
@@ -47,6 +47,7 @@ fn listen_for_revocations(app: aw::Data<AppState>) {
 /// other instances sharing the database and keep the signing keys in step
 /// (rotation, retirement); every ten, forget rate-limit state
 /// nobody needs; every ten minutes, forget device requests past their use;
+/// every thirty, vouch in the audit log for a new signing key;
 /// every hour, prune the rest that has passed its use (expired codes, refresh
 /// tokens, grants never redeemed, sessions, and link history past its retention).
 fn run_every_second(app: aw::Data<AppState>) {
@@ -76,6 +77,12 @@ fn run_every_second(app: aw::Data<AppState>) {
             }
             if let Err(e) = app.keys.maintain(&app.store, now).await {
                 tracing::warn!(error = %e, "signing key rotation failed");
+            }
+            // Well before the old key leaves the JWKS (an access token's lifetime after the change).
+            if ticks.is_multiple_of(30) {
+                if let Err(e) = audit::vouch_for_new_key(&app).await {
+                    tracing::warn!(error = %e, "the audit log could not vouch for the new signing key");
+                }
             }
         }
     });

@@ -15,10 +15,13 @@
 //! 3. [`client`]: this party calling its peer (RFC 8414 metadata, the code
 //!    flow, refresh, revocation, introspection) and Distributed OAuth discovery.
 //! 4. [`tokens`], [`resource`]: keys and JWT access tokens, and their check at the APIs.
-//! 5. [`store`], [`web`], [`startup`], [`housekeeping`]: storage, pages and
+//! 5. [`audit`]: every grant decision as a signed, chained Security Event
+//!    Token (RFC 8417), its pages and its verifier.
+//! 6. [`store`], [`web`], [`startup`], [`housekeeping`]: storage, pages and
 //!    sessions, start-up, the background loop.
 
 pub mod accounts;
+pub mod audit;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use crate::config::{Cli, Config, Party};
+use crate::config::{AuditCommand, Cli, Command, Config, Party};
 use crate::error::{ApiError, ApiRejection};
 use crate::grant_type::GrantType;
 use crate::housekeeping;
@@ -32,7 +32,7 @@ use crate::tokens::secrets::new_id;
 use crate::tokens::{KeyPolicy, SigningKeys};
 use crate::web::form::MAX_BODY;
 use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
-use crate::{accounts, link, logs, memory, resource, server, web};
+use crate::{accounts, audit, link, logs, memory, resource, server, web};
 
 /// Builds the state of a party: connects and migrates the database, loads or
 /// creates the signing keys, registers the clients and seeds the demo data.
@@ -225,6 +225,7 @@ pub fn app(
                 .configure(resource::routes)
                 .configure(web::pages::routes)
                 .configure(link::pages::routes)
+                .configure(audit::pages::routes)
                 .configure(party.routes)
                 .default_service(aw::to(not_found)),
         )
@@ -234,6 +235,18 @@ pub fn app(
 pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
     memory::return_freed_memory_promptly();
     let cli = Cli::parse_for(party);
+    if let Some(Command::Audit(AuditCommand::Verify { source, jwks, cookie })) = &cli.command {
+        return match audit::verify::run(source, jwks.as_deref(), cookie.as_deref()).await {
+            Ok(report) => {
+                println!("{report}");
+                Ok(())
+            }
+            Err(failure) => {
+                eprintln!("{} audit verify: {failure}", party.id);
+                std::process::exit(1)
+            }
+        };
+    }
     let _flush_logs_at_exit = logs::init_tracing();
     let config = Config::from_cli(party, cli);
     let listener = TcpListener::bind(&config.listen).map_err(|e| {

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use super::trace;
+use crate::audit::{self, Direction, EndCause};
 use crate::error::OAuthError;
 use crate::server::grants::TokenResponse;
 use crate::server::hooks::IssuanceHooks;
@@ -57,6 +58,13 @@ impl IssuanceHooks for LinkHooks {
         // was pushed (leg G), and the peer's request was what it answered, so
         // only a code from this party's own consent asks back (leg D).
         let pushed = code.redirect_uri.is_none() && code.code_challenge.is_none();
+        if let Some(user_id) = &grant.user_id {
+            if !pushed {
+                // A link begins, named by the token the peer receives now.
+                audit::link_began(app, user_id, tokens.access_token.secret()).await;
+            }
+            audit::link_direction(app, user_id, Direction::Inbound, Some(&grant.scope), EndCause::Replaced).await;
+        }
         if !pushed {
             tokens.extra.insert("reciprocal", app.config.party.wants_from_peer());
         }

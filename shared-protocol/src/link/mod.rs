@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod pages;
 pub mod trace;
 
+use crate::audit::{self, Direction, EndCause};
 use crate::client::IssuedTokens;
 use crate::config::{ReciprocalForm, ScopeInfo};
 use crate::outbound::PeerError;
@@ -83,6 +84,7 @@ pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -
             updated_at: now,
         })
         .await?;
+    audit::link_direction(app, user_id, Direction::Outbound, Some(&t.scope), EndCause::User).await;
     if let Some(old) = older.filter(|o| !o.access_token.is(&t.access_token)) {
         if let Err(e) = revoke_at_peer(app, &old).await {
             tracing::warn!(error = %e, "the peer could not be asked to revoke replaced tokens");
@@ -391,7 +393,7 @@ impl LinkError {
 
 /// Withdraws everything the peer may do here for the user (authorization
 /// update to no scope, deny, or unlink), in turn with any other change.
-pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<()> {
+pub async fn withdraw_peer_access(app: &AppState, user_id: &str, cause: EndCause) -> StoreResult<()> {
     let lock = app.peer.update_locks.of(user_id);
     let _one_change_at_a_time_here = lock.lock().await;
     let everywhere = app.store.lock_user(LockKind::Update, user_id).await?;
@@ -400,16 +402,22 @@ pub async fn withdraw_peer_access(app: &AppState, user_id: &str) -> StoreResult<
         app.revoke_grant(&id).await?;
     }
     app.store.delete_consent(user_id, client).await?;
+    audit::link_direction(app, user_id, Direction::Inbound, None, cause).await;
     everywhere.release().await
 }
 
 /// Drops the tokens held from the peer for the user and asks the peer to
 /// revoke them (RFC 7009). When the peer could not be told, returns the
 /// tokens taken and why.
-async fn drop_held_tokens(app: &AppState, user_id: &str) -> StoreResult<Option<(PeerToken, PeerError)>> {
+async fn drop_held_tokens(
+    app: &AppState,
+    user_id: &str,
+    cause: EndCause,
+) -> StoreResult<Option<(PeerToken, PeerError)>> {
     let Some(held) = app.store.take_peer_token(user_id).await? else {
         return Ok(None);
     };
+    audit::link_direction(app, user_id, Direction::Outbound, None, cause).await;
     Ok(revoke_at_peer(app, &held).await.err().map(|e| (held, e)))
 }
 
@@ -426,8 +434,8 @@ async fn revoke_at_peer(app: &AppState, held: &PeerToken) -> Result<(), PeerErro
 /// the peer cannot be told, the tokens it gave are kept (unused) so that
 /// unlinking again can still revoke them there.
 pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
-    withdraw_peer_access(app, user_id).await?;
-    let Some((held, e)) = drop_held_tokens(app, user_id).await? else {
+    withdraw_peer_access(app, user_id, EndCause::User).await?;
+    let Some((held, e)) = drop_held_tokens(app, user_id, EndCause::User).await? else {
         return Ok(None);
     };
     app.store.save_peer_token(&held).await?;
@@ -439,10 +447,10 @@ pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerErr
 /// The peer revoked (RFC 7009) a token of its link for this user: it is
 /// unlinking, so this party drops its side too.
 pub async fn peer_unlinked(app: &AppState, user_id: &str) {
-    if let Err(e) = withdraw_peer_access(app, user_id).await {
+    if let Err(e) = withdraw_peer_access(app, user_id, EndCause::Peer).await {
         tracing::error!(error = %e, "storage failure following the peer's unlink");
     }
-    match drop_held_tokens(app, user_id).await {
+    match drop_held_tokens(app, user_id, EndCause::Peer).await {
         Ok(Some((_, e))) => tracing::warn!(error = %e, "the peer could not be told to revoke our tokens"),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "storage failure following the peer's unlink"),

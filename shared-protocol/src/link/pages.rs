@@ -10,6 +10,7 @@ use askama::Template;
 
 use super::trace::{self, Attempt};
 use super::ScopeWords;
+use crate::audit::{self, EndCause, Event};
 use crate::error::PageError;
 use crate::outbound::PeerError;
 use crate::server::scope::Scope;
@@ -150,6 +151,8 @@ pub async fn callback(
     let summary =
         format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
     trace::received(&app, attempt(&flow), Leg::D, &summary).await;
+    // The link is named by this first token, which the peer issued and holds too.
+    audit::link_began(&app, &user_id, tokens.access_token.secret()).await;
     super::keep_peer_tokens(&app, &user_id, &tokens).await?;
 
     let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.offers.to_peer);
@@ -216,8 +219,9 @@ pub async fn reciprocal_decision(
                 party.name, party.name
             );
             if app.store.advance_flow(&flow.id, FlowStep::Consent, FlowStep::Done, Some(&why), now).await? {
+                record_reciprocal_answer(&app, &user_id, &flow, false).await;
                 // No means no: access the peer kept from an earlier link ends too.
-                super::withdraw_peer_access(&app, &user_id).await?;
+                super::withdraw_peer_access(&app, &user_id, EndCause::User).await?;
                 trace::from_user(&app, attempt(&flow), Leg::E, "denied the reciprocal request").await;
             }
             return Ok(outcome(&flow.id));
@@ -232,9 +236,23 @@ pub async fn reciprocal_decision(
         return Ok(outcome(&flow.id));
     }
     if from == FlowStep::Consent {
+        record_reciprocal_answer(&app, &user_id, &flow, true).await;
         trace::from_user(&app, attempt(&flow), Leg::E, &format!("approved: {scope}")).await;
     }
     push(&app, &flow, &scope).await
+}
+
+/// The user's answer to the peer's request for access back, in the audit
+/// log, naming the link it belongs to.
+async fn record_reciprocal_answer(app: &AppState, user_id: &str, flow: &LinkFlow, given: bool) {
+    let client_id = app.config.party.peer.client_id;
+    let scope = flow.reciprocal_scope.as_deref().unwrap_or_default();
+    let event = match given {
+        true => Event::ConsentGiven { client_id, scope },
+        false => Event::ConsentDenied { client_id, scope },
+    };
+    let link = audit::current_link(app, user_id).await;
+    audit::record(app, Some(user_id), link.as_deref(), event).await;
 }
 
 /// Leg F and the outcome, for consent, retry and settings alike.
@@ -353,7 +371,7 @@ pub async fn settings_save(
         return Ok(outcome(&flow.id));
     }
     if chosen.is_empty() {
-        super::withdraw_peer_access(&app, &user_id).await?;
+        super::withdraw_peer_access(&app, &user_id, EndCause::User).await?;
         flow.step = FlowStep::Done;
         flow.message = Some(format!("{peer} may no longer do anything on your {} account.", party.name));
         app.store.insert_flow(&flow).await?;

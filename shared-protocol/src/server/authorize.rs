@@ -19,6 +19,7 @@ use super::grants::authorization_code::{mint_code, CodeBinding};
 use super::grants::client_credentials::target;
 use super::pkce;
 use super::scope::Scope;
+use crate::audit::{self, Event};
 use crate::error::{ErrorCode, OAuthError, PageError};
 use crate::grant_type::GrantType;
 use crate::state::AppState;
@@ -173,15 +174,21 @@ pub async fn consent_decision(
             let previous = app.store.consent(&user_id, &request.client.id).await?;
             let remembered = previous.map(|s| Scope::parse(&s)).unwrap_or_default().union(&request.scope);
             app.store.save_consent(&user_id, &request.client.id, &remembered.to_string(), app.now()).await?;
+            let given = Event::ConsentGiven { client_id: &request.client.id, scope: &request.scope.to_string() };
+            audit::record(&app, Some(&user_id), None, given).await;
             issue_code(&app, &request, &user_id, StatusCode::SEE_OTHER).await
         }
-        Some("deny") => Ok(to_client(
-            &app,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &[("error", "access_denied"), ("error_description", "the user denied the request")],
-            StatusCode::SEE_OTHER,
-        )),
+        Some("deny") => {
+            let denied = Event::ConsentDenied { client_id: &request.client.id, scope: &request.scope.to_string() };
+            audit::record(&app, Some(&user_id), None, denied).await;
+            Ok(to_client(
+                &app,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &[("error", "access_denied"), ("error_description", "the user denied the request")],
+                StatusCode::SEE_OTHER,
+            ))
+        }
         _ => Err(PageError::bad_request("Choose Allow or Deny.")),
     }
 }

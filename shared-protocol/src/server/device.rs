@@ -15,6 +15,7 @@ use super::client_auth::authenticate;
 use super::scope::Scope;
 use super::token::no_store;
 use crate::accounts::valid_username;
+use crate::audit::{self, Event};
 use crate::clock::Entropy;
 use crate::error::{Busy, ErrorCode, OAuthError, PageError};
 use crate::grant_type::GrantType;
@@ -272,6 +273,7 @@ async fn decide(
     if !app.store.decide_device_request(&entry, status, redeem_by).await? {
         return Ok("That request was already decided, or has expired.".into());
     }
+    audit::record(app, Some(account_id), None, Event::Device(&entry)).await;
     if approved {
         // Listed on the account's home page, where its access can be taken back.
         let previous = app.store.consent(account_id, &request.client_id).await?;

@@ -216,8 +216,9 @@ impl Store {
         client_id: &str,
         now: i64,
         seq: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<AuditEntry>> {
         let mut tx = self.pool.begin().await?;
+        let mut entries = Vec::new();
         let ended: Vec<DeviceRequest> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM device_requests WHERE client_id = $2
                AND ((status = 'approved' AND user_id = $1) OR (status = 'pending' AND hint_user_id = $1))"
@@ -248,9 +249,10 @@ impl Store {
                 decision: DeviceDecision::Withdraw,
             };
             insert_audit(&mut tx, &entry).await?;
+            entries.push(entry);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(entries)
     }
 
     /// Records a poll (RFC 8628 3.5); `interval` is the interval from now on.

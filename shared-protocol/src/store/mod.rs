@@ -2,6 +2,7 @@
 //! runs on SQLite (the embedded default) and PostgreSQL (several instances).
 //! Secrets (codes, refresh tokens, client secrets) are stored as digests only.
 
+mod audit;
 mod authorization;
 mod clients;
 mod device;
@@ -51,6 +52,7 @@ macro_rules! stored_as_text {
 }
 use stored_as_text;
 
+pub use audit::{AuditLink, AuditRow};
 pub use authorization::{CodeRecord, GrantRecord, NewCode, RedeemOutcome, RefreshOutcome};
 pub use clients::ClientRecord;
 pub use device::{
@@ -120,6 +122,7 @@ const MIGRATIONS: &[SchemaChange] = &[
         description: "registration",
         sql: include_str!("../../migrations/0008_registration.sql"),
     },
+    SchemaChange { version: 9, description: "audit", sql: include_str!("../../migrations/0009_audit.sql") },
 ];
 
 #[derive(Clone)]

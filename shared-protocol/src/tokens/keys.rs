@@ -226,6 +226,16 @@ impl KeyRing {
         &self.jwks
     }
 
+    /// The `kid` of the key this ring signs with.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public JWK of `kid`, while this ring holds it.
+    pub fn public_jwk(&self, kid: &str) -> Option<Value> {
+        self.jwks["keys"].as_array()?.iter().find(|k| k["kid"] == kid).cloned()
+    }
+
     /// Signs `claims` as a compact JWS (RFC 7515 7.1) with header `typ`
     /// (e.g. `at+jwt`, RFC 9068 2.1), ES256 with the fixed `r || s` encoding (RFC 7518 3.4).
     pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {

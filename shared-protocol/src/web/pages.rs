@@ -8,6 +8,7 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::accounts::{valid_username, MIN_PASSWORD_LEN};
+use crate::audit::{self, Event};
 use crate::config::Config;
 use crate::error::{Busy, PageError};
 use crate::state::{AppState, DUMMY_PASSWORD_HASH};
@@ -337,12 +338,15 @@ pub async fn revoke_consent(
     let user_id = session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
     let client_id = form.get("client_id").ok_or_else(|| PageError::bad_request("Which application?"))?;
     app.store.delete_consent(&user_id, client_id).await?;
+    audit::record(&app, Some(&user_id), None, Event::ConsentWithdrawn { client_id }).await;
     for grant_id in app.store.live_grants(&user_id, client_id).await? {
         app.revoke_grant(&grant_id).await?;
     }
     // A device approved but not yet signed in must not get in afterwards.
     let now = app.now();
-    app.store.withdraw_device_requests(&user_id, client_id, now, app.trace_counter.seq(now)).await?;
+    for withdrawn in app.store.withdraw_device_requests(&user_id, client_id, now, app.trace_counter.seq(now)).await? {
+        audit::record(&app, Some(&user_id), None, Event::Device(&withdrawn)).await;
+    }
     Ok(redirect("/"))
 }
 
