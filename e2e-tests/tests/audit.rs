@@ -147,6 +147,10 @@ async fn staff_see_every_account_and_others_see_their_own() {
     let next = header(&first, "link").expect("a full page names the next");
     assert_eq!(next, "</audit/events?after=2&limit=2>; rel=\"next\"");
     assert_eq!(first.text().await.unwrap().lines().count(), 2);
+    for bad in ["limit=many", "after=1&after=2", "after=%FF"] {
+        let res = staff.get(format!("{}/audit/events?{bad}", pair.b.url)).send().await.unwrap();
+        expect_error_page(res, 400).await;
+    }
 }
 
 /// The log's rows, to put back after each tampering.

@@ -9,13 +9,13 @@ use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, web, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::SetClaims;
 use crate::error::PageError;
 use crate::state::AppState;
 use crate::store::AuditRow;
+use crate::web::form::PageQuery;
 use crate::web::pages::{chrome, redirect, render, Chrome};
 use crate::web::session;
 
@@ -44,13 +44,6 @@ struct AuditPage {
     total_shown: usize,
     binary: &'static str,
     events_url: String,
-}
-
-#[derive(Deserialize)]
-pub struct EventsQuery {
-    #[serde(default)]
-    after: i64,
-    limit: Option<i64>,
 }
 
 /// Who may read which entries: `None` is everyone's (staff).
@@ -97,7 +90,7 @@ pub async fn audit_page(app: web::Data<AppState>, session: Session) -> Result<Ht
 pub async fn audit_events(
     app: web::Data<AppState>,
     session: Session,
-    query: web::Query<EventsQuery>,
+    PageQuery(query): PageQuery,
 ) -> Result<HttpResponse, PageError> {
     let Some((_, only)) = reader(&app, &session).await? else {
         return Err(PageError::new(
@@ -106,8 +99,13 @@ pub async fn audit_events(
             "The audit log is for signed-in accounts: sign in, then open /audit.",
         ));
     };
-    let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let rows = app.store.audit_events(only.as_deref(), query.after.max(0), limit).await?;
+    let number = |name: &str, default: i64| match query.get(name) {
+        None => Ok(default),
+        Some(n) => n.parse::<i64>().map_err(|_| PageError::bad_request(format!("`{name}` is a whole number."))),
+    };
+    let after = number("after", 0)?.max(0);
+    let limit = number("limit", MAX_PAGE)?.clamp(1, MAX_PAGE);
+    let rows = app.store.audit_events(only.as_deref(), after, limit).await?;
     let mut body = String::with_capacity(rows.iter().map(|r| r.set_jwt.len() + 3).sum());
     for row in &rows {
         // A compact JWS holds no character JSON escapes, so quoting is enough.
