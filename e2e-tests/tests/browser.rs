@@ -461,7 +461,7 @@ async fn every_page_of_the_link_reads_well_on_a_phone() {
     b.sign_in(&pair.a.url, "alice", "wonderland").await;
     b.link(&pair.a.url, &pair.b.url, "approve").await;
     b.expect_home(&pair.a.url, "mutual", "home-phone").await;
-    for (path, page) in [("/link/settings", "settings"), ("/link/trace", "trace")] {
+    for (path, page) in [("/link/settings", "settings"), ("/link/trace", "trace"), ("/audit", "audit")] {
         b.goto(&format!("{}{path}", pair.a.url)).await;
         b.expect_page(page, page).await;
     }
@@ -478,5 +478,39 @@ async fn every_page_of_the_link_reads_well_on_a_phone() {
     b.sign_in(&pair.b.url, "kiosk", "staff-only").await;
     b.goto(&format!("{}/kiosk?account=alice", pair.b.url)).await;
     b.expect_page("kiosk", "kiosk").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_audit_log_tells_each_decision_and_how_to_check_it() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("audit").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.goto(&format!("{}/", pair.a.url)).await;
+    b.click("header a[href='/audit']").await;
+    b.expect_page("audit", "audit-a").await;
+    for words in [
+        "Your grant decisions at Aria Assistant",
+        "Link Aria Assistant → Tempo Music made",
+        "Allowed Tempo Music to use: assistant:announce assistant:notify.",
+        "Link Tempo Music → Aria Assistant made",
+        "party-a audit verify party-a-audit.jsonl",
+    ] {
+        b.expect_text(words).await;
+    }
+    let download = b.find("a[download]").await;
+    if download.attr("href").await.ok().flatten().as_deref() != Some("/audit/events") {
+        b.fail("the download link is not the log").await;
+    }
+    // Staff at B see alice's entries under her name.
+    b.sign_in(&pair.b.url, "kiosk", "staff-only").await;
+    b.goto(&format!("{}/audit", pair.b.url)).await;
+    b.expect_page("audit", "audit-b-staff").await;
+    b.expect_text("Every grant decision at Tempo Music").await;
+    let account = b.find("ol.audit li .audit-account").await;
+    if account.text().await.unwrap_or_default() != "alice" {
+        b.fail("staff do not see whose entry it is").await;
+    }
     b.close().await;
 }

@@ -187,8 +187,7 @@ pub fn app(
 > {
     let party = app.config.party;
     let https = app.config.public_url.starts_with("https://");
-    // RFC 6265bis 4.1.3.2: a `__Host-` cookie is Secure, host-only and for `/`, so no sibling can set it.
-    let cookie_name = if https { format!("__Host-{}", party.session_cookie) } else { party.session_cookie.to_owned() };
+    let cookie_name = session_cookie_name(&app.config);
     let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key)
         .cookie_name(cookie_name)
         .cookie_http_only(true)
@@ -229,6 +228,15 @@ pub fn app(
                 .configure(party.routes)
                 .default_service(aw::to(not_found)),
         )
+}
+
+/// The session cookie's name. RFC 6265bis 4.1.3.2: a `__Host-` cookie is
+/// Secure, host-only and for `/`, so no sibling can set it.
+pub fn session_cookie_name(config: &Config) -> String {
+    match config.public_url.starts_with("https://") {
+        true => format!("__Host-{}", config.party.session_cookie),
+        false => config.party.session_cookie.to_owned(),
+    }
 }
 
 /// The whole life of a party's binary: flags → Config → state → serve.

@@ -44,6 +44,7 @@ struct AuditPage {
     total_shown: usize,
     binary: &'static str,
     events_url: String,
+    cookie_name: String,
 }
 
 /// Who may read which entries: `None` is everyone's (staff).
@@ -79,6 +80,7 @@ pub async fn audit_page(app: web::Data<AppState>, session: Session) -> Result<Ht
             events,
             binary: app.config.party.id,
             events_url: format!("{}/audit/events", app.config.public_url),
+            cookie_name: crate::startup::session_cookie_name(&app.config),
         },
     )
 }
@@ -148,14 +150,19 @@ async fn client_name(app: &AppState, client_id: &str) -> Result<String, PageErro
 }
 
 async fn describe(app: &AppState, row: &AuditRow, account: Option<String>) -> Result<EventLine, PageError> {
+    // Staff read other people's entries: name the account instead of "you".
+    let (your, you) = match &account {
+        Some(name) => (format!("{name}'s"), name.clone()),
+        None => ("your".to_owned(), "you".to_owned()),
+    };
     let claims = claims_of(&row.set_jwt);
     let (kind, payload) = claims.as_ref().and_then(SetClaims::event).unwrap_or(("unreadable", &Value::Null));
     let text = |key: &str| payload[key].as_str().unwrap_or("").to_owned();
     let here = app.config.party.name;
     let peer = app.config.party.peer.name;
     let (towards, from) = match payload["direction"].as_str() {
-        Some("inbound") => (format!("{peer} → {here}"), format!("{peer}'s access to your {here} account")),
-        _ => (format!("{here} → {peer}"), format!("{here}'s access to your {peer} account")),
+        Some("inbound") => (format!("{peer} → {here}"), format!("{peer}'s access to {your} {here} account")),
+        _ => (format!("{here} → {peer}"), format!("{here}'s access to {your} {peer} account")),
     };
     let sentence = match kind {
         "consent-given" => {
@@ -173,8 +180,8 @@ async fn describe(app: &AppState, row: &AuditRow, account: Option<String>) -> Re
             };
             let by = match (text("actor_role").as_str(), text("via").as_str()) {
                 ("staff", _) => "staff at the kiosk".to_owned(),
-                (_, "home") => "you, on the home page".to_owned(),
-                _ => "you, on the device page".to_owned(),
+                (_, "home") => format!("{you}, on the home page"),
+                _ => format!("{you}, on the device page"),
             };
             let device = client_name(app, &text("client_id")).await?;
             format!("{verb} the device {device} ({}), by {by}.", text("scope"))
@@ -185,7 +192,7 @@ async fn describe(app: &AppState, row: &AuditRow, account: Option<String>) -> Re
             let why = match payload["cause"].as_str() {
                 Some("peer") => format!("{peer} revoked it"),
                 Some("replaced") => "a new link took its place".to_owned(),
-                _ => "you ended it".to_owned(),
+                _ => format!("{you} ended it"),
             };
             format!("Link {towards} ended: {why}.")
         }
