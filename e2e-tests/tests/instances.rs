@@ -311,6 +311,27 @@ async fn two_updates_for_one_user_at_two_instances_take_turns() {
         assert_eq!(introspected["active"], true, "round {round}: B's token works at A");
     }
     assert_eq!((link_state(&alice, &a).await, link_state(&alice, &b).await), ("mutual".into(), "mutual".into()));
+    // Both parties' audit logs, written by two instances each, verify, and
+    // their last word on each direction is what holds now.
+    let granted = jwt_claims(&held_token(&cluster.b[0], "alice").await.unwrap())["scope"].as_str().unwrap().to_owned();
+    for (base, bin, direction) in [(&a, "party-a", "inbound"), (&b, "party-b", "outbound")] {
+        let log = alice.get(format!("{base}/audit/events")).send().await.unwrap().text().await.unwrap();
+        let file = scratch_dir().join(format!("{bin}-audit.jsonl"));
+        std::fs::write(&file, &log).unwrap();
+        let mut verify = std::process::Command::new(binary(bin));
+        verify.args(["audit", "verify"]).arg(&file);
+        // The proxies answer the verifier's metadata and JWKS requests on this runtime.
+        let out = tokio::task::spawn_blocking(move || verify.output().unwrap()).await.unwrap();
+        assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
+        let last = log
+            .lines()
+            .map(|l| jwt_claims(&serde_json::from_str::<String>(l).unwrap())["events"].clone())
+            .filter_map(|e| e.as_object().unwrap().values().next().cloned())
+            .filter(|p| p["direction"] == direction)
+            .last()
+            .unwrap();
+        assert_eq!(last["scope"], granted.as_str(), "{bin}: the last {direction} entry");
+    }
 }
 
 /// RFC 7662 introspection at `base` as `client`.
