@@ -327,8 +327,7 @@ async fn two_updates_for_one_user_at_two_instances_take_turns() {
             .lines()
             .map(|l| jwt_claims(&serde_json::from_str::<String>(l).unwrap())["events"].clone())
             .filter_map(|e| e.as_object().unwrap().values().next().cloned())
-            .filter(|p| p["direction"] == direction)
-            .last()
+            .rfind(|p| p["direction"] == direction)
             .unwrap();
         assert_eq!(last["scope"], granted.as_str(), "{bin}: the last {direction} entry");
     }
