@@ -191,6 +191,12 @@ async fn a_row_edited_deleted_or_reordered_in_the_database_is_named() {
     assert_eq!(original.len(), 5);
     let (ok, out) = verify("party-a", &[&url, "--cookie", &cookie]).await;
     assert!(ok, "{out}");
+    // The database refuses changes itself; whoever tampers must drop its guard first.
+    let refused = sqlx::query("DELETE FROM audit_events WHERE seq = 3").execute(&pool).await.unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    for guard in ["audit_events_no_update", "audit_events_no_delete"] {
+        sqlx::query(&format!("DROP TRIGGER {guard}")).execute(&pool).await.unwrap();
+    }
 
     // Edited: the reciprocal consent's scope widened, its signature kept.
     let (_, _, _, _, _, _, jwt) = &original[1];

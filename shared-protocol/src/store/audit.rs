@@ -131,3 +131,31 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::stores;
+
+    #[actix_web::test]
+    async fn the_database_refuses_to_change_or_remove_an_entry() {
+        for store in stores().await {
+            let row = AuditRow {
+                seq: 1,
+                stream: "u".into(),
+                prev: String::new(),
+                digest: "d".into(),
+                kid: "k".into(),
+                at: 1,
+                set_jwt: "x.y.z".into(),
+            };
+            assert!(store.insert_audit_event(&row).await.unwrap());
+            assert!(!store.insert_audit_event(&row).await.unwrap(), "a taken place is not taken twice");
+            for change in ["UPDATE audit_events SET set_jwt = 'a.b.c'", "DELETE FROM audit_events"] {
+                let refused = sqlx::query(change).execute(&store.pool).await.unwrap_err();
+                assert!(refused.to_string().contains("append-only"), "{change}: {refused}");
+            }
+            assert_eq!(store.audit_events(None, 0, 10).await.unwrap(), vec![row]);
+        }
+    }
+}

@@ -91,6 +91,8 @@ struct SchemaChange {
     version: i64,
     description: &'static str,
     sql: &'static str,
+    /// What PostgreSQL runs instead, where the dialects differ (triggers).
+    postgres: Option<&'static str>,
 }
 
 const MIGRATIONS: &[SchemaChange] = &[
@@ -98,31 +100,62 @@ const MIGRATIONS: &[SchemaChange] = &[
         version: 1,
         description: "authorization server",
         sql: include_str!("../../migrations/0001_authorization_server.sql"),
+        postgres: None,
     },
-    SchemaChange { version: 2, description: "link", sql: include_str!("../../migrations/0002_link.sql") },
-    SchemaChange { version: 3, description: "device", sql: include_str!("../../migrations/0003_device.sql") },
-    SchemaChange { version: 4, description: "limits", sql: include_str!("../../migrations/0004_limits.sql") },
+    SchemaChange {
+        version: 2,
+        description: "link",
+        sql: include_str!("../../migrations/0002_link.sql"),
+        postgres: None,
+    },
+    SchemaChange {
+        version: 3,
+        description: "device",
+        sql: include_str!("../../migrations/0003_device.sql"),
+        postgres: None,
+    },
+    SchemaChange {
+        version: 4,
+        description: "limits",
+        sql: include_str!("../../migrations/0004_limits.sql"),
+        postgres: None,
+    },
     SchemaChange {
         version: 5,
         description: "key generations",
         sql: include_str!("../../migrations/0005_key_generations.sql"),
+        postgres: None,
     },
     SchemaChange {
         version: 6,
         description: "refresh grace",
         sql: include_str!("../../migrations/0006_refresh_grace.sql"),
+        postgres: None,
     },
     SchemaChange {
         version: 7,
         description: "product state",
         sql: include_str!("../../migrations/0007_product_state.sql"),
+        postgres: None,
     },
     SchemaChange {
         version: 8,
         description: "registration",
         sql: include_str!("../../migrations/0008_registration.sql"),
+        postgres: None,
     },
-    SchemaChange { version: 9, description: "audit", sql: include_str!("../../migrations/0009_audit.sql") },
+    SchemaChange {
+        version: 9,
+        description: "audit",
+        sql: include_str!("../../migrations/0009_audit.sql"),
+        postgres: None,
+    },
+    SchemaChange {
+        version: 10,
+        description: "audit append-only",
+        sql: include_str!("../../migrations/0010_audit_append_only.sqlite.sql"),
+        postgres: Some(include_str!("../../migrations/0010_audit_append_only.postgres.sql")),
+    },
 ];
 
 #[derive(Clone)]
@@ -207,7 +240,7 @@ impl Store {
                     m.version,
                     Cow::Borrowed(m.description),
                     MigrationType::Simple,
-                    Cow::Borrowed(m.sql),
+                    Cow::Borrowed(m.postgres.filter(|_| self.postgres_url.is_some()).unwrap_or(m.sql)),
                     false,
                 )
             })
