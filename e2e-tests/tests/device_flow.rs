@@ -77,14 +77,29 @@ async fn staff_at_the_kiosk_approve_for_the_named_account_and_the_token_is_the_a
     );
     assert!(!kiosk.contains(&user_code), "the code is typed from the device, never shown: {kiosk}");
     // The wrong account for that code is refused.
+    // The wrong account for that code is refused: said as an error, with what was typed kept to correct.
     let wrong = kiosk_decides(&staff, &pair, "bob", &user_code, "approve").await;
-    assert!(wrong.contains("No pending request with that code for that account"), "{wrong}");
+    assert!(wrong.contains(r#"<p class="error" role="alert">No device is waiting with that code"#), "{wrong}");
+    assert_eq!(input_value(&wrong, "account").as_deref(), Some("bob"), "{wrong}");
+    assert_eq!(input_value(&wrong, "user_code").as_deref(), Some(user_code.as_str()), "{wrong}");
     let done = kiosk_decides(&staff, &pair, "alice", &user_code.to_lowercase(), "approve").await;
-    assert!(done.contains("Approved"), "{done}");
     assert!(
-        done.contains(&format!("approve</strong> {user_code} for <strong>alice</strong> by kiosk (staff)")),
+        done.contains(&format!(
+            "Approved: Kitchen Speaker, the device showing {user_code}, can now finish signing in."
+        )),
+        "the device is named: {done}"
+    );
+    assert_eq!(input_value(&done, "user_code").as_deref(), Some(""), "a used code is not kept: {done}");
+    assert!(
+        done.contains(&format!(
+            "approve</strong> Kitchen Speaker ({user_code}) for <strong>alice</strong> by kiosk (staff)"
+        )),
         "{done}"
     );
+    // Post/redirect/get: reloading the page shows it afresh and decides nothing.
+    let (url, reloaded) = page(&staff, &format!("{}/kiosk?account=alice", pair.b.url)).await;
+    assert!(url.ends_with("/kiosk?account=alice"), "{url}");
+    assert!(!reloaded.contains("Approved:"), "the outcome is said once: {reloaded}");
 
     next_poll().await;
     let tokens = json_ok(poll(&pair, &device_code).await).await;

@@ -9,6 +9,7 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use askama::Template;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::client_auth::authenticate;
@@ -22,9 +23,10 @@ use crate::grant_type::GrantType;
 use crate::state::AppState;
 use crate::store::{ActorRole, AuditEntry, DecidedVia, DeviceDecision, DeviceRequest, DeviceStatus, PendingRequest};
 use crate::tokens::secrets::{digest, new_secret};
+use crate::web::form::urlencode;
 use crate::web::form::{OAuthForm, PageForm, PageQuery};
 use crate::web::limits::ClientKey;
-use crate::web::pages::{chrome, render, Chrome, ScopeLine};
+use crate::web::pages::{chrome, redirect, render, Chrome, ScopeLine};
 use crate::web::session::SignedIn;
 
 /// RFC 8628 6.1: consonants only, so no word can be spelled and nothing is confused.
@@ -192,14 +194,19 @@ async fn find_for(
         ));
     }
     // Not reset on success: a code of one's own must not buy more guesses.
-    // A name a device chose for itself is its own claim: say so (RFC 7591 5).
-    let client_name = match app.client(&request.client_id).await? {
-        Some(c) if c.registered => format!("{} (registered itself)", c.name),
-        Some(c) => c.name.clone(),
-        None => request.client_id.clone(),
-    };
+    let client_name = device_name(app, &request.client_id).await?;
     let scopes = Scope::parse(&request.scope).iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
     Ok(Ok(RequestView { user_code: display_user_code(&request.user_code), request, client_name, scopes }))
+}
+
+/// The name a device is shown by. A name a device chose for itself is its
+/// own claim: say so (RFC 7591 5).
+async fn device_name(app: &AppState, client_id: &str) -> Result<String, PageError> {
+    Ok(match app.client(client_id).await? {
+        Some(c) if c.registered => format!("{} (registered itself)", c.name),
+        Some(c) => c.name.clone(),
+        None => client_id.to_owned(),
+    })
 }
 
 /// The account holder's decision.
@@ -218,7 +225,7 @@ pub async fn device_decision(
         Ok(view) => {
             let by =
                 DecidedBy { account_id: &user_id, actor_id: &user_id, role: ActorRole::User, via: DecidedVia::Device };
-            decide(&app, &view.request, by, decision).await?
+            decide(&app, &view.request, by, decision).await?.text
         }
     };
     let chrome = chrome(&app, &session, "device", Some(user_id)).await?;
@@ -240,13 +247,29 @@ struct DecidedBy<'a> {
     via: DecidedVia,
 }
 
+/// What the person deciding reads next: a confirmation, or what to check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Notice {
+    done: bool,
+    text: String,
+}
+
+impl Notice {
+    fn done(text: String) -> Self {
+        Self { done: true, text }
+    }
+    fn problem(text: impl Into<String>) -> Self {
+        Self { done: false, text: text.into() }
+    }
+}
+
 /// Records a decision on `request`, with its audit entry in the same transaction.
 async fn decide(
     app: &AppState,
     request: &DeviceRequest,
     by: DecidedBy<'_>,
     decision: DeviceDecision,
-) -> Result<String, PageError> {
+) -> Result<Notice, PageError> {
     let account_id = by.account_id;
     let now = app.now();
     let code = request.user_code.as_str();
@@ -271,7 +294,7 @@ async fn decide(
         decision,
     };
     if !app.store.decide_device_request(&entry, status, redeem_by).await? {
-        return Ok("That request was already decided, or has expired.".into());
+        return Ok(Notice::problem("That request was already decided, or has expired. Ask the device for a new code."));
     }
     audit::record(app, Some(account_id), None, Event::Device(&entry)).await;
     if approved {
@@ -280,15 +303,18 @@ async fn decide(
         let scope = previous.map(|p| Scope::parse(&p)).unwrap_or_default().union(&Scope::parse(&request.scope));
         app.store.save_consent(account_id, &request.client_id, &scope.to_string(), now).await?;
     }
-    Ok(match approved {
-        true => format!("Approved: the device showing {} can now finish signing in.", display_user_code(code)),
-        false => format!("Denied: the device showing {} will not get access.", display_user_code(code)),
-    })
+    let name = device_name(app, &request.client_id).await?;
+    let shown = display_user_code(code);
+    Ok(Notice::done(match approved {
+        true => format!("Approved: {name}, the device showing {shown}, can now finish signing in."),
+        false => format!("Denied: {name}, the device showing {shown}, will not get access."),
+    }))
 }
 
 /// One line of the kiosk's audit list.
 struct AuditLine {
     at: i64,
+    device: String,
     user_code: String,
     account: String,
     actor: String,
@@ -302,11 +328,24 @@ struct KioskPage {
     chrome: Chrome,
     /// The account staff looked up, as typed.
     account: String,
+    /// The code staff typed, kept when it did not work so it can be corrected.
+    user_code: String,
     /// Its waiting requests, newest first (`None`: no such account).
     pending: Option<Vec<PendingRequest>>,
     audit: Vec<AuditLine>,
-    message: Option<String>,
+    notice: Option<Notice>,
 }
+
+/// What a kiosk decision leaves for the page it redirects to (post/redirect/get,
+/// so reloading the page never decides twice).
+#[derive(Serialize, Deserialize)]
+struct KioskFlash {
+    notice: Notice,
+    /// The code as typed, when it did not work.
+    user_code: String,
+}
+
+const KIOSK_FLASH: &str = "kiosk";
 
 async fn staff(app: &AppState, user_id: &str) -> Result<(), PageError> {
     match app.store.user_by_id(user_id).await? {
@@ -315,13 +354,18 @@ async fn staff(app: &AppState, user_id: &str) -> Result<(), PageError> {
     }
 }
 
-async fn kiosk_page(
-    app: &AppState,
-    session: &Session,
-    user_id: String,
-    account: String,
-    message: Option<String>,
+/// Staff look up an account's waiting requests (`?account=`); after a
+/// decision, the page shows its outcome once.
+#[get("/kiosk")]
+pub async fn kiosk(
+    app: web::Data<AppState>,
+    session: Session,
+    SignedIn(user_id): SignedIn,
+    PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
+    staff(&app, &user_id).await?;
+    let account = q.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();
+    let flash = session.remove_as::<KioskFlash>(KIOSK_FLASH).and_then(Result::ok);
     let now = app.now();
     // Looked up by the account on the ID, newest first: a flood naming other
     // accounts cannot push this one's request out of sight. No codes are
@@ -333,35 +377,24 @@ async fn kiosk_page(
         },
         false => None,
     };
-    let audit = app
-        .store
-        .recent_device_audit(20)
-        .await?
-        .into_iter()
-        .map(|e| AuditLine {
+    let mut audit = Vec::new();
+    for e in app.store.recent_device_audit(20).await? {
+        audit.push(AuditLine {
             at: e.at,
+            device: device_name(&app, &e.client_id).await?,
             user_code: display_user_code(&e.user_code),
             account: e.account,
             actor: format!("{} ({})", e.actor, e.actor_role),
             via: e.via,
             decision: e.decision,
-        })
-        .collect();
-    let chrome = chrome(app, session, "kiosk", Some(user_id)).await?;
-    render(StatusCode::OK, &KioskPage { chrome, account, pending, audit, message })
-}
-
-/// Staff look up an account's waiting requests: `?account=`.
-#[get("/kiosk")]
-pub async fn kiosk(
-    app: web::Data<AppState>,
-    session: Session,
-    SignedIn(user_id): SignedIn,
-    PageQuery(q): PageQuery,
-) -> Result<HttpResponse, PageError> {
-    staff(&app, &user_id).await?;
-    let account = q.get("account").map(|a| a.trim().to_lowercase()).unwrap_or_default();
-    kiosk_page(&app, &session, user_id, account, None).await
+        });
+    }
+    let (notice, user_code) = match flash {
+        Some(f) => (Some(f.notice), f.user_code),
+        None => (None, String::new()),
+    };
+    let chrome = chrome(&app, &session, "kiosk", Some(user_id)).await?;
+    render(StatusCode::OK, &KioskPage { chrome, account, user_code, pending, audit, notice })
 }
 
 /// After checking the person's ID, staff approve or deny for that account.
@@ -385,7 +418,7 @@ pub async fn kiosk_decision(
         None => None,
     };
     let now = app.now();
-    let message = match (account, request) {
+    let notice = match (account, request) {
         (Some(account), Some(r))
             if r.status == DeviceStatus::Pending
                 && r.expires_at > now
@@ -399,10 +432,18 @@ pub async fn kiosk_decision(
             };
             decide(&app, &r, by, decision).await?
         }
-        _ => "No pending request with that code for that account. Check the account name and the code on the device."
-            .to_owned(),
+        _ => Notice::problem(
+            "No device is waiting with that code for that account. Check the account name against the ID, \
+             and the code against the device's screen.",
+        ),
     };
-    kiosk_page(&app, &session, user_id, typed_account, Some(message)).await
+    let user_code = match notice.done {
+        true => String::new(),
+        false => form.get("user_code").unwrap_or_default().chars().take(32).collect(),
+    };
+    // A cookie cannot take the flash when the session failed; the page still works without it.
+    let _ = session.insert(KIOSK_FLASH, KioskFlash { notice, user_code });
+    Ok(redirect(&format!("/kiosk?account={}", urlencode(&typed_account))))
 }
 
 #[cfg(test)]

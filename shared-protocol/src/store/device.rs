@@ -97,6 +97,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NamedAuditEntry {
     pub at: i64,
+    pub client_id: String,
     pub user_code: String,
     pub actor_role: ActorRole,
     pub via: DecidedVia,
@@ -313,7 +314,7 @@ impl Store {
     /// The most recent decisions, newest first, with account and actor names.
     pub async fn recent_device_audit(&self, limit: i64) -> StoreResult<Vec<NamedAuditEntry>> {
         Ok(sqlx::query_as(
-            "SELECT a.at, a.user_code, a.actor_role, a.via, a.decision, acc.username AS account, act.username AS actor
+            "SELECT a.at, a.client_id, a.user_code, a.actor_role, a.via, a.decision, acc.username AS account, act.username AS actor
              FROM device_audit a JOIN users acc ON acc.id = a.account_id JOIN users act ON act.id = a.actor_id
              ORDER BY a.at DESC, a.seq DESC LIMIT $1",
         )
