@@ -259,7 +259,8 @@ async fn linking_initiated_at_a_is_mutual_on_both_homes() {
     b.sign_in(&pair.a.url, "alice", "wonderland").await;
     b.expect_text("Not linked with Tempo Music").await;
     b.link(&pair.a.url, &pair.b.url, "approve").await;
-    b.expect_text("Done: Tempo Music may now").await;
+    b.expect_text("Linked both ways").await;
+    b.expect_text("Both ways: you allowed Tempo Music to").await;
     b.expect_home(&pair.a.url, "mutual", "home-a-mutual").await;
     b.expect_text("Linked both ways with Tempo Music").await;
     b.expect_home(&pair.b.url, "mutual", "home-b-mutual").await;
@@ -356,7 +357,7 @@ async fn changing_the_peers_scopes_in_settings_takes_effect() {
     b.shot("announce-unticked").await;
     b.click("form[action='/link/settings'] button[type=submit]").await;
     b.expect_page("link-outcome", "saved").await;
-    b.expect_text("Done: Tempo Music may now show now-playing cards on your assistant.").await;
+    b.expect_text("Saved: you allowed Tempo Music to show now-playing cards on your assistant.").await;
     b.expect_home(&pair.a.url, "mutual", "home-a-after").await;
     let a_home = b.text().await;
     if a_home.contains("assistant:announce") {

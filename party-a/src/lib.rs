@@ -31,6 +31,7 @@ pub static PARTY: Party = Party {
         ],
     },
     home_panel: Some(assistant::panel),
+    from_peer: &[now_playing::CARD],
     demo_users: &[
         DemoUser { username: "alice", password: "wonderland", role: "user" },
         DemoUser { username: "bob", password: "builder", role: "user" },

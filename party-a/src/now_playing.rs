@@ -12,8 +12,9 @@ use shared_protocol::state::AppState;
 use shared_protocol::store::Store;
 use shared_protocol::web::session;
 
-/// The kind under which the card is stored (`Store::product_state`).
-const CARD: &str = "now_playing";
+/// The kind under which the card is stored (`Store::product_state`); the
+/// music service writes it, so it goes when the music service's access ends.
+pub const CARD: &str = "now_playing";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Card {

@@ -35,6 +35,7 @@ pub static PARTY: Party = Party {
         ],
     },
     home_panel: None,
+    from_peer: &[],
     demo_users: &[
         DemoUser { username: "alice", password: "wonderland", role: "user" },
         DemoUser { username: "bob", password: "builder", role: "user" },

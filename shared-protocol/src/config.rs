@@ -51,6 +51,9 @@ pub struct Party {
     /// What the signed-in home page shows of the party's own product (the
     /// assistant's play box, say), rendered by the party.
     pub home_panel: Option<HomePanel>,
+    /// The kinds of product state the peer writes here with its access (the
+    /// assistant's now-playing card): forgotten when that access ends.
+    pub from_peer: &'static [&'static str],
     pub demo_users: &'static [DemoUser],
     pub defaults: Defaults,
     /// The party's own routes (its resource API and pages).

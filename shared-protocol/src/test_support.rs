@@ -26,6 +26,7 @@ pub static TEST_PARTY: Party = Party {
         wants: &[ScopeInfo { name: "assistant:notify", description: "show cards" }],
     },
     home_panel: None,
+    from_peer: &[],
     demo_users: &[],
     defaults: Defaults {
         listen: "127.0.0.1:0",

@@ -85,6 +85,8 @@ pub async fn keep_peer_tokens(app: &AppState, user_id: &str, t: &IssuedTokens) -
         })
         .await?;
     audit::link_direction(app, user_id, Direction::Outbound, Some(&t.scope), EndCause::User).await;
+    let peer = app.config.party.peer.name;
+    app.store.close_waiting_flows(user_id, &format!("Replaced by a newer link with {peer}.")).await?;
     if let Some(old) = older.filter(|o| !o.access_token.is(&t.access_token)) {
         if let Err(e) = revoke_at_peer(app, &old).await {
             tracing::warn!(error = %e, "the peer could not be asked to revoke replaced tokens");
@@ -205,10 +207,41 @@ impl ScopeWords {
     }
 }
 
-/// The link as the home page shows it: `none`, `one-way`, `mutual` (docs/choices.md, "Link state").
+/// How far the user's link with the peer reaches (docs/choices.md, "Link state").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Neither party may use the other.
+    None,
+    /// One direction holds, either one.
+    OneWay,
+    /// Each party may use the other.
+    Mutual,
+}
+
+impl LinkState {
+    /// As pages mark it for tests and tools: `data-link-state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::OneWay => "one-way",
+            Self::Mutual => "mutual",
+        }
+    }
+
+    /// The result in words, as an outcome page's heading states it.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Self::None => "Not linked",
+            Self::OneWay => "Linked one way",
+            Self::Mutual => "Linked both ways",
+        }
+    }
+}
+
+/// The link as the home and outcome pages show it: both directions.
 #[derive(Debug, Clone)]
 pub struct LinkView {
-    pub state: &'static str,
+    pub state: LinkState,
     /// What this party may do at the peer, for this user.
     pub here_at_peer: Vec<ScopeWords>,
     /// Why this party's access at the peer does not work, if it does not.
@@ -226,11 +259,22 @@ pub async fn peer_scope_here(app: &AppState, user_id: &str) -> StoreResult<Scope
 /// Both directions of the user's link, checking with the peer (RFC 7662)
 /// that the access it gave us still stands, since it can withdraw it at its end.
 pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
+    view_checked(app, user_id, true).await
+}
+
+/// Both directions as this party knows them, without asking the peer: right
+/// after a link attempt, when what it holds was just settled with the peer.
+pub async fn view_here(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
+    view_checked(app, user_id, false).await
+}
+
+async fn view_checked(app: &AppState, user_id: &str, ask_peer: bool) -> StoreResult<LinkView> {
     let party = app.config.party;
     let (mut here_at_peer, mut problem) = (Scope::default(), None);
     if let Some(held) = app.store.peer_token(user_id).await? {
         match held.broken {
             Some(why) => problem = Some(why),
+            None if !ask_peer => here_at_peer = Scope::parse(&held.scope),
             None => match page_view_check(app, app.peer.is_active_cached(app, user_id, &held.access_token)).await {
                 Ok(true) => here_at_peer = Scope::parse(&held.scope),
                 // Expired, or withdrawn at the peer: a refresh tells which.
@@ -247,9 +291,9 @@ pub async fn view(app: &AppState, user_id: &str) -> StoreResult<LinkView> {
     }
     let peer_here = peer_scope_here(app, user_id).await?;
     let state = match (here_at_peer.is_empty(), peer_here.is_empty()) {
-        (false, false) => "mutual",
-        (true, true) => "none",
-        _ => "one-way",
+        (false, false) => LinkState::Mutual,
+        (true, true) => LinkState::None,
+        _ => LinkState::OneWay,
     };
     Ok(LinkView {
         state,
@@ -402,6 +446,9 @@ pub async fn withdraw_peer_access(app: &AppState, user_id: &str, cause: EndCause
         app.revoke_grant(&id).await?;
     }
     app.store.delete_consent(user_id, client).await?;
+    for kind in app.config.party.from_peer {
+        app.store.clear_product_state(kind, user_id).await?;
+    }
     audit::link_direction(app, user_id, Direction::Inbound, None, cause).await;
     everywhere.release().await
 }
@@ -434,6 +481,7 @@ async fn revoke_at_peer(app: &AppState, held: &PeerToken) -> Result<(), PeerErro
 /// the peer cannot be told, the tokens it gave are kept (unused) so that
 /// unlinking again can still revoke them there.
 pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerError>> {
+    app.store.close_waiting_flows(user_id, "You unlinked before this was finished.").await?;
     withdraw_peer_access(app, user_id, EndCause::User).await?;
     let Some((held, e)) = drop_held_tokens(app, user_id, EndCause::User).await? else {
         return Ok(None);
@@ -447,6 +495,10 @@ pub async fn unlink(app: &AppState, user_id: &str) -> StoreResult<Option<PeerErr
 /// The peer revoked (RFC 7009) a token of its link for this user: it is
 /// unlinking, so this party drops its side too.
 pub async fn peer_unlinked(app: &AppState, user_id: &str) {
+    let ended = format!("{} ended the link before this was finished.", app.config.party.peer.name);
+    if let Err(e) = app.store.close_waiting_flows(user_id, &ended).await {
+        tracing::error!(error = %e, "storage failure following the peer's unlink");
+    }
     if let Err(e) = withdraw_peer_access(app, user_id, EndCause::Peer).await {
         tracing::error!(error = %e, "storage failure following the peer's unlink");
     }

@@ -9,7 +9,7 @@ use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 
 use super::trace::{self, Attempt};
-use super::ScopeWords;
+use super::{LinkView, ScopeWords};
 use crate::audit::{self, EndCause, Event};
 use crate::error::PageError;
 use crate::outbound::PeerError;
@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::store::{FlowStep, Leg, LinkFlow};
 use crate::tokens::secrets::{digest, new_id, AuthorizationCode, PkceVerifier};
 use crate::web::form::{PageForm, PageQuery, ScopeForm};
-use crate::web::pages::{chrome, redirect, render, Chrome};
+use crate::web::pages::{chrome, redirect, render, Action, Chrome, Notice};
 use crate::web::session::SignedIn;
 
 /// A flow of the signed-in user; someone else's is as good as unknown.
@@ -27,7 +27,9 @@ async fn own_flow(app: &AppState, user_id: &str, id: Option<&str>) -> Result<Lin
         Some(id) => app.store.flow(id).await?,
         None => app.store.latest_flow(user_id).await?,
     };
-    flow.filter(|f| f.user_id == user_id).ok_or_else(|| PageError::bad_request("There is no such link attempt."))
+    flow.filter(|f| f.user_id == user_id).ok_or_else(|| {
+        PageError::bad_request("This link attempt does not exist, or is not yours. Start linking from your home page.")
+    })
 }
 
 /// The trace's name for the attempt `flow` is.
@@ -99,18 +101,20 @@ pub async fn callback(
     PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
-    let state = q.get("state").ok_or_else(|| PageError::bad_request("The answer from the other site has no state."))?;
-    let flow = app
-        .store
-        .flow_by_state(&digest(state))
-        .await?
-        .filter(|f| f.user_id == user_id)
-        .ok_or_else(|| PageError::bad_request("This answer does not belong to a link you started here."))?;
+    let peer = party.peer.name;
+    let not_ours = || {
+        PageError::bad_request(format!(
+            "This page is where {peer} sends you back after you allow linking, and this visit does not belong to \
+             a link you started here (it may have been started in another browser, or as another user). \
+             Start linking from your home page."
+        ))
+    };
+    let state = q.get("state").ok_or_else(not_ours)?;
+    let flow = app.store.flow_by_state(&digest(state)).await?.filter(|f| f.user_id == user_id).ok_or_else(not_ours)?;
     // A replayed callback, or the back button: the step was taken already.
     if flow.step != FlowStep::Authorizing {
         return Ok(outcome(&flow.id));
     }
-    let peer = party.peer.name;
     if q.get("iss") != Some(app.config.peer_url.as_str()) {
         trace::received(&app, attempt(&flow), Leg::B, "authorization response with a wrong or missing iss").await;
         let why =
@@ -119,15 +123,22 @@ pub async fn callback(
     }
     if let Some(error) = q.get("error") {
         trace::received(&app, attempt(&flow), Leg::B, &format!("authorization response: error={error}")).await;
-        let why = if error == "access_denied" {
-            format!("You did not allow it at {peer}, so nothing was linked.")
-        } else {
-            format!("{peer} refused the request ({error}: {}).", q.get("error_description").unwrap_or("no details"))
-        };
+        if error == "access_denied" {
+            // The user's own choice at the peer: an outcome, not a failure.
+            let why = format!("You chose not to let {} use {peer}, so this attempt linked nothing.", party.name);
+            app.store.advance_flow(&flow.id, FlowStep::Authorizing, FlowStep::Done, Some(&why), app.now()).await?;
+            return Ok(outcome(&flow.id));
+        }
+        let why = format!(
+            "{peer} refused the request ({error}: {}). Try again later; if it keeps happening, {peer} may be \
+             misconfigured.",
+            q.get("error_description").unwrap_or("no details")
+        );
         return fail(&app, &flow, FlowStep::Authorizing, &why).await;
     }
     let Some(code) = q.get("code") else {
-        return fail(&app, &flow, FlowStep::Authorizing, &format!("{peer} sent neither a code nor an error.")).await;
+        let why = format!("{peer} sent you back without an answer. Start linking again.");
+        return fail(&app, &flow, FlowStep::Authorizing, &why).await;
     };
     // Take the step before redeeming, so a second callback cannot redeem twice.
     if !app.store.advance_flow(&flow.id, FlowStep::Authorizing, FlowStep::Sending, None, app.now()).await? {
@@ -215,8 +226,9 @@ pub async fn reciprocal_decision(
         Some("retry") => FlowStep::Failed,
         Some("deny") => {
             let why = format!(
-                "Linked one way: {} may use {peer}, but {peer} may not use {}. You can change this in link settings.",
-                party.name, party.name
+                "You chose not to let {peer} use {party}: {party} may use {peer}, but not the other way round. \
+                 You can change this in link settings.",
+                party = party.name
             );
             if app.store.advance_flow(&flow.id, FlowStep::Consent, FlowStep::Done, Some(&why), now).await? {
                 record_reciprocal_answer(&app, &user_id, &flow, false).await;
@@ -258,8 +270,13 @@ async fn record_reciprocal_answer(app: &AppState, user_id: &str, flow: &LinkFlow
 /// Leg F and the outcome, for consent, retry and settings alike.
 async fn push(app: &AppState, flow: &LinkFlow, scope: &Scope) -> Result<HttpResponse, PageError> {
     let peer = app.config.party.peer.name;
+    // A flow with a state went through the peer's /authorize: a new link; one without is a settings change.
+    let what = match flow.state_digest {
+        Some(_) => "Both ways: you allowed",
+        None => "Saved: you allowed",
+    };
     let (to, message) = match super::send_reciprocal(app, attempt(flow), scope).await {
-        Ok(()) => (FlowStep::Done, format!("Done: {peer} may now {}.", sentence(scope, app))),
+        Ok(()) => (FlowStep::Done, format!("{what} {peer} to {}.", sentence(scope, app))),
         Err(e) => (FlowStep::Failed, e.describe(peer)),
     };
     app.store.advance_flow(&flow.id, FlowStep::Sending, to, Some(&message), app.now()).await?;
@@ -278,10 +295,37 @@ fn sentence(scope: &Scope, app: &AppState) -> String {
 #[template(path = "outcome.html")]
 struct OutcomePage {
     chrome: Chrome,
+    peer_name: &'static str,
     flow_id: String,
     step: FlowStep,
+    /// The result in words: the link as it now stands, or what is still to happen.
+    heading: String,
     message: String,
+    /// Both directions as they stand, once the attempt is over.
+    link: Option<LinkView>,
     can_retry: bool,
+}
+
+/// The user's latest link attempt, when it waits for them: the peer's
+/// request not yet answered, or a second direction that may be sent again.
+/// Anything else was said on its outcome page and is not repeated.
+pub async fn waiting_for_user(app: &AppState, user_id: &str) -> Result<Option<Notice>, PageError> {
+    let Some(flow) = app.store.latest_flow(user_id).await? else { return Ok(None) };
+    let peer = app.config.party.peer.name;
+    Ok(match flow.step {
+        FlowStep::Consent => Some(Notice {
+            text: format!("{peer} asked to use your {} account too, and waits for your answer.", app.config.party.name),
+            action: Some(Action {
+                href: format!("/link/reciprocal?flow={}", flow.id),
+                label: format!("Answer {peer}'s request"),
+            }),
+        }),
+        FlowStep::Failed if flow.reciprocal_scope.is_some() => Some(Notice {
+            text: flow.message.unwrap_or_default(),
+            action: Some(Action { href: format!("/link/outcome?flow={}", flow.id), label: "Try again".to_owned() }),
+        }),
+        _ => None,
+    })
 }
 
 /// What became of a link attempt, with a retry where one makes sense.
@@ -297,15 +341,29 @@ pub async fn outcome_page(
         true => own_flow(&app, &user_id, Some(&flow.id)).await?,
         false => flow,
     };
-    let peer = app.config.party.peer.name;
+    let (party, peer) = (app.config.party.name, app.config.party.peer.name);
+    let link = match flow.step {
+        FlowStep::Done | FlowStep::Failed => Some(super::view_here(&app, &user_id).await?),
+        _ => None,
+    };
+    let heading = match (&link, flow.step) {
+        (Some(link), _) => link.state.heading().to_owned(),
+        (None, FlowStep::Authorizing) => format!("Waiting for you at {peer}"),
+        (None, FlowStep::Consent) => "One more question".to_owned(),
+        (None, _) => format!("Talking to {peer}…"),
+    };
     let message = flow.message.clone().unwrap_or_else(|| match flow.step {
-        FlowStep::Authorizing => format!("Waiting for {peer}'s answer. If you closed that page, start again."),
-        FlowStep::Consent => format!("{peer}'s request is waiting for your answer."),
-        _ => format!("Talking to {peer}…"),
+        FlowStep::Authorizing => {
+            format!("You have not come back from {peer} yet. If you closed that page, start linking again.")
+        }
+        FlowStep::Consent => format!("{peer} asked to use your {party} account too, and waits for your answer."),
+        _ => format!("{party} is talking to {peer}. This page checks again every two seconds."),
     });
     let can_retry = flow.step == FlowStep::Failed && flow.reciprocal_scope.is_some();
     let chrome = chrome(&app, &session, "link-outcome", Some(user_id)).await?;
-    render(StatusCode::OK, &OutcomePage { chrome, flow_id: flow.id, step: flow.step, message, can_retry })
+    let page =
+        OutcomePage { chrome, peer_name: peer, flow_id: flow.id, step: flow.step, heading, message, link, can_retry };
+    render(StatusCode::OK, &page)
 }
 
 /// A checkbox on the settings page.
@@ -321,7 +379,16 @@ struct SettingsPage {
     chrome: Chrome,
     peer_name: &'static str,
     choices: Vec<ScopeChoice>,
+    /// This party holds a working token at the peer, so it can give scopes.
     can_push: bool,
+    /// Either direction holds: there is something to set.
+    linked: bool,
+}
+
+/// This party holds a working token from the peer, so it can send the
+/// peer a code (leg F): give scopes, not only take them away.
+async fn can_push(app: &AppState, user_id: &str) -> Result<bool, PageError> {
+    Ok(app.store.peer_token(user_id).await?.is_some_and(|t| t.broken.is_none()))
 }
 
 /// What the peer may do here, one checkbox per scope (draft section 3).
@@ -333,7 +400,7 @@ pub async fn settings_page(
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let granted = super::peer_scope_here(&app, &user_id).await?;
-    let can_push = app.store.peer_token(&user_id).await?.is_some_and(|t| t.broken.is_none());
+    let can_push = can_push(&app, &user_id).await?;
     let choices = Scope::parse(party.offers.to_peer)
         .iter()
         .map(|s| ScopeChoice {
@@ -342,8 +409,9 @@ pub async fn settings_page(
             granted: granted.iter().any(|g| g == s),
         })
         .collect();
+    let linked = can_push || !granted.is_empty();
     let chrome = chrome(&app, &session, "settings", Some(user_id)).await?;
-    render(StatusCode::OK, &SettingsPage { chrome, peer_name: party.peer.name, choices, can_push })
+    render(StatusCode::OK, &SettingsPage { chrome, peer_name: party.peer.name, choices, can_push, linked })
 }
 
 /// Authorization update: a new code for exactly the chosen scopes, pushed
@@ -364,16 +432,21 @@ pub async fn settings_save(
     flow.reciprocal_scope = Some(chosen.to_string());
     let current = super::peer_scope_here(&app, &user_id).await?;
     let peer = party.peer.name;
+    if current.is_empty() && !can_push(&app, &user_id).await? {
+        return Err(PageError::bad_request(format!(
+            "You are not linked with {peer}, so there is nothing to change. Link from your home page first."
+        )));
+    }
     if chosen == current {
         flow.step = FlowStep::Done;
-        flow.message = Some("Nothing changed.".to_owned());
+        flow.message = Some(format!("Nothing changed: {peer} keeps what it had."));
         app.store.insert_flow(&flow).await?;
         return Ok(outcome(&flow.id));
     }
     if chosen.is_empty() {
         super::withdraw_peer_access(&app, &user_id, EndCause::User).await?;
         flow.step = FlowStep::Done;
-        flow.message = Some(format!("{peer} may no longer do anything on your {} account.", party.name));
+        flow.message = Some(format!("Saved: {peer} may no longer do anything on your {} account.", party.name));
         app.store.insert_flow(&flow).await?;
         trace::from_user(&app, attempt(&flow), Leg::E, "withdrew every scope").await;
         return Ok(outcome(&flow.id));

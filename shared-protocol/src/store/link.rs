@@ -230,6 +230,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ends the user's attempts that wait for them (a reciprocal request not
+    /// yet answered, a failed second direction that could be sent again):
+    /// the link they were about has changed since, so their questions are
+    /// void. Their place in time is kept, so the newest attempt stays newest.
+    pub async fn close_waiting_flows(&self, user_id: &str, message: &str) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE link_flows SET step = $2, message = $3 WHERE user_id = $1 AND step IN ($4, $5)")
+            .bind(user_id)
+            .bind(FlowStep::Done)
+            .bind(message)
+            .bind(FlowStep::Consent)
+            .bind(FlowStep::Failed)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Moves a flow from `sending` to `consent` and records what the peer asks
     /// for, in one statement: a flow that holds a scope has always reached
     /// the consent page, so "Try again" after a crash can never push a scope

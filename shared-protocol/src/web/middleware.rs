@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use actix_session::SessionExt;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
@@ -137,7 +138,7 @@ fn over_rate_limit(req: &ServiceRequest) -> Option<HttpResponse> {
 /// A browser page gets the branded error page; protocol endpoints and APIs get JSON.
 fn error_for(req: &HttpRequest, page: PageError, protocol: OAuthError) -> HttpResponse {
     match req.app_data::<web::Data<AppState>>().filter(|_| is_page(req.path())) {
-        Some(app) => pages::error_page(app, &page),
+        Some(app) => pages::error_page(pages::Chrome::anonymous(app, "error"), &page),
         None => protocol.error_response(),
     }
 }
@@ -213,7 +214,14 @@ pub async fn pages_layer(
     match (page_error, app) {
         (Some(err), Some(app)) => {
             let (req, old) = res.into_parts();
-            let mut page = pages::error_page(&app, &err);
+            let session = req.get_session();
+            let user_id = session::user_id(&session);
+            // A page that failed on storage may fail to name the user too: then it names nobody.
+            let chrome = match pages::chrome(&app, &session, "error", user_id).await {
+                Ok(chrome) => chrome,
+                Err(_) => pages::Chrome::anonymous(&app, "error"),
+            };
+            let mut page = pages::error_page(chrome, &err);
             // Keep headers the handler set (e.g. Set-Cookie from the session).
             for (name, value) in old.headers() {
                 if !page.headers().contains_key(name) {

@@ -11,6 +11,7 @@ use crate::accounts::{valid_username, MIN_PASSWORD_LEN};
 use crate::audit::{self, Event};
 use crate::config::Config;
 use crate::error::{Busy, PageError};
+use crate::link::{LinkState, LinkView};
 use crate::state::{AppState, DUMMY_PASSWORD_HASH};
 use crate::store::UserRecord;
 use crate::tokens::secrets::new_id;
@@ -45,6 +46,21 @@ pub async fn chrome(
         csrf: session::csrf_token(session, app.entropy.as_ref())?,
         csrf_field: CSRF_FIELD,
     })
+}
+
+impl Chrome {
+    /// For a page answered before any session is read (a refusal at the
+    /// edge): the party's name, nobody signed in.
+    pub fn anonymous(app: &AppState, page: &'static str) -> Self {
+        Chrome {
+            party_name: app.config.party.name,
+            tagline: app.config.party.tagline,
+            page,
+            username: None,
+            csrf: String::new(),
+            csrf_field: CSRF_FIELD,
+        }
+    }
 }
 
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
@@ -98,19 +114,15 @@ impl ScopeLine {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
-    pub party_name: &'static str,
-    pub tagline: &'static str,
+    pub chrome: Chrome,
     pub title: &'a str,
     pub message: &'a str,
 }
 
-pub fn error_page(app: &AppState, err: &PageError) -> HttpResponse {
-    let page = ErrorPage {
-        party_name: app.config.party.name,
-        tagline: app.config.party.tagline,
-        title: &err.title,
-        message: &err.message,
-    };
+/// The branded error page, with the header of the page it stands for
+/// (who is signed in, the way to sign out) when `chrome` has them.
+pub fn error_page(chrome: Chrome, err: &PageError) -> HttpResponse {
+    let page = ErrorPage { chrome, title: &err.title, message: &err.message };
     let body = page.render().unwrap_or_else(|_| "Something went wrong.".to_owned());
     let mut res = HttpResponse::build(err.status);
     if let Some(busy) = err.busy {
@@ -161,14 +173,27 @@ pub struct AccessLine {
     pub scopes: Vec<ScopeLine>,
 }
 
+/// A message on the home page, with the way forward when there is one.
+pub struct Notice {
+    pub text: String,
+    pub action: Option<Action>,
+}
+
+/// A link that moves something on, drawn as a button.
+pub struct Action {
+    pub href: String,
+    pub label: String,
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     chrome: Chrome,
     peer_name: &'static str,
-    link: crate::link::LinkView,
-    /// The last link attempt's message while it is fresh or needs attention.
-    notice: Option<String>,
+    peer_url: String,
+    link: LinkView,
+    /// A message for this visit only, or a link attempt that waits for the user.
+    notice: Option<Notice>,
     /// The party's own part of the page (e.g. the assistant's play box).
     panel: Option<String>,
     access: Vec<AccessLine>,
@@ -311,21 +336,19 @@ pub async fn home(app: web::Data<AppState>, session: Session) -> Result<HttpResp
         return Ok(redirect("/login"));
     }
     let link = crate::link::view(&app, &user_id).await?;
-    let flash = session::take_notice(&session);
-    let notice = app
-        .store
-        .latest_flow(&user_id)
-        .await?
-        .filter(|f| f.step == crate::store::FlowStep::Failed || app.now() - f.updated_at < 300)
-        .and_then(|f| f.message);
-    let notice = flash.or(notice);
+    // A message is said once; a link attempt is mentioned only while it waits for the user.
+    let notice = match session::take_notice(&session) {
+        Some(text) => Some(Notice { text, action: None }),
+        None => crate::link::pages::waiting_for_user(&app, &user_id).await?,
+    };
     let panel = match app.config.party.home_panel {
         Some(render_panel) => render_panel(&app.store, &user_id, &chrome.csrf).await,
         None => None,
     };
     let peer_name = app.config.party.peer.name;
+    let peer_url = app.config.peer_url.clone();
     let staff = app.store.user_by_id(&user_id).await?.is_some_and(|u| u.role == "staff");
-    render(StatusCode::OK, &HomePage { chrome, peer_name, link, notice, panel, access, staff })
+    render(StatusCode::OK, &HomePage { chrome, peer_name, peer_url, link, notice, panel, access, staff })
 }
 
 /// Withdraws consent for a client and revokes everything it holds for this user.
