@@ -599,6 +599,22 @@ mod tests {
         assert_eq!(indexes, [0, 1, 2, 3, 4]);
     }
 
+    /// The peer revoking its token (its user unlinked there) is recorded
+    /// here as an attempt of its own, titled as the peer ending the link.
+    #[actix_web::test]
+    async fn the_peers_revocation_is_titled_as_the_peer_ending_the_link() {
+        use crate::server::hooks::IssuanceHooks;
+        let app = crate::test_support::unit::state(crate::clock::ManualClock::new(1_000)).await;
+        let grant = crate::test_support::unit::user_grant(&app, "g-1").await;
+        super::super::hooks::LinkHooks.revoked_by_client(&app, &grant).await;
+        let party = app.config.party;
+        let drawn = diagram(&app.store.trace_of("user-1", 10).await.unwrap(), party.name, party.peer.name);
+        assert_eq!(drawn.len(), 1);
+        assert_eq!(drawn[0].kind, AttemptKind::UnlinkThere);
+        assert_eq!(drawn[0].title, "Peer ended the link");
+        assert_eq!(drawn[0].arrows[0].leg, Leg::Revocation);
+    }
+
     #[test]
     fn lane_names_stay_inside_the_diagram() {
         for l in lanes("A rather long party name", "Another quite long party name") {
