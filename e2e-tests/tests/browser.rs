@@ -515,3 +515,118 @@ async fn the_audit_log_tells_each_decision_and_how_to_check_it() {
     }
     b.close().await;
 }
+
+/// What the trace page draws, measured in the browser: per attempt its
+/// title and time; per SVG text its rendered font size (CSS px) and whether
+/// it stays inside the diagram; the arrows touching the user's lane.
+const TRACE_MEASURE: &str = "
+    const attempts = [...document.querySelectorAll('.trace-attempt')].map(a => ({
+        kind: a.dataset.kind,
+        title: a.querySelector('h2').textContent.trim(),
+        when: a.querySelector('.audit-when') ? a.querySelector('.audit-when').textContent.trim() : '',
+    }));
+    const texts = [];
+    for (const svg of document.querySelectorAll('figure.trace svg')) {
+        const view = svg.viewBox.baseVal;
+        const scale = svg.getBoundingClientRect().width / view.width;
+        for (const t of svg.querySelectorAll('text')) {
+            const box = t.getBBox();
+            texts.push({
+                text: t.textContent,
+                px: parseFloat(getComputedStyle(t).fontSize) * scale,
+                inside: box.x >= 0 && box.x + box.width <= view.width,
+                shown: svg.getClientRects().length > 0,
+            });
+        }
+    }
+    const arrows = [...document.querySelectorAll('g.trace-arrow')];
+    const items = [...document.querySelectorAll('ol.trace-list li')].map(li => ({
+        // checkVisibility: a closed <details> keeps its content laid out but not rendered.
+        visible: li.offsetParent !== null && li.checkVisibility(),
+        px: parseFloat(getComputedStyle(li).fontSize),
+    }));
+    return {
+        attempts, texts, items,
+        to_you: arrows.filter(g => g.dataset.to === 'You').length,
+        from_you: arrows.filter(g => g.dataset.from === 'You').length,
+        svg_shown: [...document.querySelectorAll('figure.trace')].some(f => f.getClientRects().length > 0),
+    };";
+
+async fn measure_trace(b: &Browser) -> serde_json::Value {
+    match b.client.execute(TRACE_MEASURE, vec![]).await {
+        Ok(v) => v,
+        Err(e) => b.fail(&format!("could not measure the trace: {e}")).await,
+    }
+}
+
+/// A time as the audit page writes it: "2 Dec 2026, 18:50 UTC".
+fn reads_as_a_time(when: &str) -> bool {
+    when.ends_with(" UTC") && when.contains(", ") && when.chars().any(|c| c.is_ascii_digit())
+}
+
+#[tokio::test]
+async fn the_trace_teaches_at_desktop_and_phone_size() {
+    let pair = spawn_pair().await;
+    let b = Browser::open("trace").await;
+    b.sign_in(&pair.a.url, "alice", "wonderland").await;
+    b.link(&pair.a.url, &pair.b.url, "approve").await;
+    b.goto(&format!("{}/link/trace", pair.a.url)).await;
+    b.expect_page("trace", "trace-desktop").await;
+    let m = measure_trace(&b).await;
+    let first = &m["attempts"][0];
+    if first["title"] != "Linking, started here" || !reads_as_a_time(first["when"].as_str().unwrap_or_default()) {
+        b.fail(&format!("the attempt is not titled with a time: {first}")).await;
+    }
+    let texts = m["texts"].as_array().cloned().unwrap_or_default();
+    if texts.len() < 12 {
+        b.fail(&format!("too few texts drawn: {}", texts.len())).await;
+    }
+    for t in &texts {
+        let px = t["px"].as_f64().unwrap_or(0.0);
+        if t["shown"] != true || px < 12.0 {
+            b.fail(&format!("diagram text at {px:.1}px (shown: {}): {}", t["shown"], t["text"])).await;
+        }
+        if t["inside"] != true || t["text"].as_str().unwrap_or_default().contains('…') {
+            b.fail(&format!("a label is cut or leaves the diagram: {}", t["text"])).await;
+        }
+    }
+    // Legs A and B arrive at and leave the browser twice; E is the user's answer.
+    let (to_you, from_you) = (m["to_you"].as_u64().unwrap_or(0), m["from_you"].as_u64().unwrap_or(0));
+    if to_you < 2 || from_you < 3 {
+        b.fail(&format!("the You lane has {to_you} arrows in and {from_you} out")).await;
+    }
+    // On a desktop the list waits behind its summary.
+    if m["items"].as_array().is_none_or(|items| items.iter().any(|i| i["visible"] == true)) {
+        b.fail("the list is open on a desktop").await;
+    }
+
+    // The peer's view of the same link (alice signed in there while linking).
+    b.goto(&format!("{}/link/trace", pair.b.url)).await;
+    b.expect_page("trace", "trace-b").await;
+    let m = measure_trace(&b).await;
+    let first = &m["attempts"][0];
+    if first["title"] != "Linking, started at Aria Assistant" || first["kind"] != "link-there" {
+        b.fail(&format!("B does not say the link started at Aria Assistant: {}", m["attempts"])).await;
+    }
+    b.close().await;
+
+    let phone = Browser::open_phone("trace-phone").await;
+    phone.sign_in(&pair.a.url, "alice", "wonderland").await;
+    phone.goto(&format!("{}/link/trace", pair.a.url)).await;
+    phone.expect_page("trace", "trace-phone").await;
+    let m = measure_trace(&phone).await;
+    if m["svg_shown"] != false {
+        phone.fail("the diagram is drawn too small for a phone").await;
+    }
+    let items = m["items"].as_array().cloned().unwrap_or_default();
+    if items.len() < 9 {
+        phone.fail(&format!("the list has {} messages", items.len())).await;
+    }
+    for i in &items {
+        if i["visible"] != true || i["px"].as_f64().unwrap_or(0.0) < 12.0 {
+            phone.fail(&format!("a message of the list is hidden or small on a phone: {i}")).await;
+        }
+    }
+    phone.expect_text("Linking, started here").await;
+    phone.close().await;
+}

@@ -13,7 +13,7 @@ use crate::error::OAuthError;
 use crate::server::grants::TokenResponse;
 use crate::server::hooks::IssuanceHooks;
 use crate::state::AppState;
-use crate::store::{CodeRecord, GrantRecord};
+use crate::store::{CodeRecord, GrantRecord, Leg};
 
 pub struct LinkHooks;
 
@@ -74,6 +74,10 @@ impl IssuanceHooks for LinkHooks {
 
     async fn revoked_by_client(&self, app: &AppState, grant: &GrantRecord) {
         if let (true, Some(user_id)) = (is_peer(app, &grant.client_id), &grant.user_id) {
+            // An attempt of its own, not the grant's link: the trace titles it "… ended the link".
+            let attempt = format!("revoked {}", grant.id);
+            let summary = "POST /revoke (RFC 7009): token (redacted)";
+            trace::received(app, trace::Attempt::new(user_id, &attempt), Leg::Revocation, summary).await;
             super::peer_unlinked(app, user_id).await;
         }
     }

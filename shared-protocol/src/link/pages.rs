@@ -77,7 +77,7 @@ pub async fn start(
             flow.pkce_verifier = Some(start.pkce_verifier);
             app.store.insert_flow(&flow).await?;
             let summary =
-                format!("302 to {}/authorize: scope {}, PKCE S256, state", party.peer.name, party.wants_from_peer());
+                format!("303 to {}/authorize: scope {}, PKCE S256, state", party.peer.name, party.wants_from_peer());
             trace::sent(&app, attempt(&flow), Leg::A, &summary).await;
             Ok(redirect(&start.url))
         }
@@ -494,11 +494,15 @@ async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, Pag
 #[template(path = "trace.html")]
 struct TracePage {
     chrome: Chrome,
-    lanes: Vec<(String, i64)>,
+    peer_name: &'static str,
+    lanes: Vec<trace::Lane>,
     attempts: Vec<trace::AttemptDiagram>,
+    width: i64,
+    font_size: i64,
 }
 
-/// The protocol as it happened for this user, drawn as an SVG sequence diagram.
+/// The protocol as it happened for this user: each attempt titled, drawn
+/// as an SVG sequence diagram and listed.
 #[get("/link/trace")]
 pub async fn trace_page(
     app: web::Data<AppState>,
@@ -507,10 +511,17 @@ pub async fn trace_page(
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let events = app.store.trace_of(&user_id, 200).await?;
-    let lanes = vec![(trace::USER.to_owned(), 70), (party.name.to_owned(), 300), (party.peer.name.to_owned(), 830)];
-    let attempts = trace::diagram(&events, &lanes);
+    let attempts = trace::diagram(&events, party.name, party.peer.name);
     let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
-    render(StatusCode::OK, &TracePage { chrome, lanes, attempts })
+    let page = TracePage {
+        chrome,
+        peer_name: party.peer.name,
+        lanes: trace::lanes(party.name, party.peer.name),
+        attempts,
+        width: trace::WIDTH,
+        font_size: trace::FONT_SIZE,
+    };
+    render(StatusCode::OK, &page)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
