@@ -194,6 +194,14 @@ impl Browser {
         }
     }
 
+    /// The page's `<h1>` says exactly `words`.
+    async fn expect_heading(&self, words: &str) {
+        let heading = self.find("main h1").await.text().await.unwrap_or_default();
+        if heading != words {
+            self.fail(&format!("the heading is {heading:?}, not {words:?}")).await;
+        }
+    }
+
     async fn expect_text(&self, needle: &str) {
         let text = self.text().await;
         if !text.contains(needle) {
@@ -258,8 +266,13 @@ async fn linking_initiated_at_a_is_mutual_on_both_homes() {
     let b = Browser::open("link-from-a").await;
     b.sign_in(&pair.a.url, "alice", "wonderland").await;
     b.expect_text("Not linked with Tempo Music").await;
+    // Before the button, the home says what will happen.
+    let explain = b.find("[data-explain]").await.text().await.unwrap_or_default();
+    if !explain.contains("answer one more question") || !explain.contains("no second round") {
+        b.fail(&format!("the explanation reads {explain:?}")).await;
+    }
     b.link(&pair.a.url, &pair.b.url, "approve").await;
-    b.expect_text("Linked both ways").await;
+    b.expect_heading("Linked both ways").await;
     b.expect_text("Both ways: you allowed Tempo Music to").await;
     b.expect_home(&pair.a.url, "mutual", "home-a-mutual").await;
     b.expect_text("Linked both ways with Tempo Music").await;
@@ -288,7 +301,8 @@ async fn denying_the_reciprocal_request_is_one_way_on_both_homes() {
     let b = Browser::open("deny").await;
     b.sign_in(&pair.a.url, "alice", "wonderland").await;
     b.link(&pair.a.url, &pair.b.url, "deny").await;
-    b.expect_text("Linked one way").await;
+    b.expect_heading("Linked one way").await;
+    b.expect_text("You chose not to let Tempo Music use Aria Assistant").await;
     b.expect_home(&pair.a.url, "one-way", "home-a-one-way").await;
     b.expect_text("Tempo Music cannot use your Aria Assistant account.").await;
     b.expect_home(&pair.b.url, "one-way", "home-b-one-way").await;
@@ -629,4 +643,53 @@ async fn the_trace_teaches_at_desktop_and_phone_size() {
     }
     phone.expect_text("Linking, started here").await;
     phone.close().await;
+}
+
+#[tokio::test]
+async fn a_kiosk_staff_can_trust() {
+    let pair = spawn_pair().await;
+    let res = http()
+        .post(format!("{}/device_authorization", pair.b.url))
+        .form(&[("client_id", "speaker"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap();
+    let started: serde_json::Value = res.json().await.unwrap();
+    let user_code = started["user_code"].as_str().expect("a user code").to_owned();
+    let b = Browser::open("kiosk").await;
+    b.sign_in(&pair.b.url, "kiosk", "staff-only").await;
+    b.goto(&format!("{}/kiosk?account=alice", pair.b.url)).await;
+    b.expect_page("kiosk", "kiosk-waiting").await;
+    let waiting = b.find("table.pending").await.text().await.unwrap_or_default();
+    if !waiting.contains("Kitchen Speaker") || waiting.contains(&user_code) {
+        b.fail(&format!("the waiting list shows the device, not its code: {waiting:?}")).await;
+    }
+    // A typo in the code: an error that looks like one, with both fields kept to correct.
+    b.type_into("#user_code", "BCDF-GHJK").await;
+    b.click("button[name=decision][value=approve]").await;
+    b.expect_page("kiosk", "kiosk-wrong-code").await;
+    let error = b.find("p.error[role=alert]").await.text().await.unwrap_or_default();
+    if !error.contains("No device is waiting with that code") {
+        b.fail(&format!("the error reads {error:?}")).await;
+    }
+    for (field, typed) in [("#account", "alice"), ("#user_code", "BCDF-GHJK")] {
+        let kept = b.find(field).await.prop("value").await.ok().flatten().unwrap_or_default();
+        if kept != typed {
+            b.fail(&format!("{field} holds {kept:?}, not what was typed")).await;
+        }
+    }
+    let field = b.find("#user_code").await;
+    field.clear().await.expect("clear the code");
+    field.send_keys(&user_code).await.expect("type the code");
+    b.click("button[name=decision][value=approve]").await;
+    b.expect_page("kiosk", "kiosk-approved").await;
+    b.expect_text(&format!("Approved: Kitchen Speaker, the device showing {user_code}, can now finish signing in."))
+        .await;
+    // Reloading shows the page afresh: the decision is not sent again, its message not repeated.
+    b.client.refresh().await.expect("reload");
+    b.expect_page("kiosk", "kiosk-reloaded").await;
+    if b.text().await.contains("Approved:") {
+        b.fail("the outcome was shown twice").await;
+    }
+    b.close().await;
 }
