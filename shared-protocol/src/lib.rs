@@ -31,6 +31,7 @@ pub mod housekeeping;
 pub mod link;
 pub mod logs;
 pub mod memory;
+pub mod metrics;
 pub mod outbound;
 pub mod resource;
 pub mod server;
