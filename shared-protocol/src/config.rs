@@ -311,7 +311,7 @@ pub struct Cli {
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 10, help_heading = "Limits")]
     pub body_timeout: u64,
 
-    /// The token a scraper must send to read /metrics (Authorization: Bearer <token>, at least 16
+    /// The token a scraper must send to read /metrics (Authorization: Bearer TOKEN, at least 16
     /// characters); without it, /metrics answers clients on this host (loopback) only.
     #[arg(long, env = "METRICS_TOKEN", value_parser = metrics_token, hide_env_values = true, help_heading = "Metrics")]
     pub metrics_token: Option<MetricsToken>,
