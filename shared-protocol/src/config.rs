@@ -4,7 +4,7 @@
 use actix_web::web::ServiceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::tokens::secrets::ClientSecret;
+use crate::tokens::secrets::{ClientSecret, MetricsToken};
 use crate::web::limits::{LimitRates, Rate};
 
 /// Where a party's authorization responses arrive (`link::pages::callback`).
@@ -314,6 +314,11 @@ pub struct Cli {
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 10, help_heading = "Limits")]
     pub body_timeout: u64,
 
+    /// The token a scraper must send to read /metrics (Authorization: Bearer TOKEN, at least 16
+    /// characters); without it, /metrics answers clients on this host (loopback) only.
+    #[arg(long, env = "METRICS_TOKEN", value_parser = metrics_token, hide_env_values = true, help_heading = "Metrics")]
+    pub metrics_token: Option<MetricsToken>,
+
     /// Seconds a session may go unused before it ends.
     #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value_t = 7_200, help_heading = "Sessions")]
     pub session_idle_timeout: i64,
@@ -338,6 +343,14 @@ pub enum ReciprocalForm {
     Reciprocal,
     /// `mutual_authorization_code` with the token in `Authorization: Bearer`.
     Legacy,
+}
+
+/// A metrics token long enough not to be guessed over HTTP (nothing limits tries at /metrics).
+fn metrics_token(s: &str) -> Result<MetricsToken, String> {
+    match s.chars().count() {
+        16.. => Ok(MetricsToken::new(s)),
+        _ => Err("must be at least 16 characters".into()),
+    }
 }
 
 /// An absolute http(s) URL without query or fragment (RFC 8414 2: the issuer identifier).
@@ -408,6 +421,8 @@ pub struct Config {
     pub max_connections: usize,
     pub body_timeout: std::time::Duration,
     pub sessions: SessionLifetimes,
+    /// Who may read `/metrics` ([`crate::metrics::access`]): loopback only when `None`.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 /// How long a browser session lasts, in seconds.
@@ -468,6 +483,7 @@ impl Config {
                 idle: cli.session_idle_timeout.max(60),
                 absolute: cli.session_lifetime.max(60),
             },
+            metrics_token: cli.metrics_token,
         }
     }
 

@@ -183,7 +183,10 @@ impl ResponseError for OAuthError {
         if let Some(busy) = self.busy {
             res.insert_header(busy.header());
         }
-        res.json(ErrorBody { error: self.code.as_str(), error_description: &self.description })
+        let mut res = res.json(ErrorBody { error: self.code.as_str(), error_description: &self.description });
+        // The edge counts it (`oauth_errors_total`): this is the one place it becomes HTTP, and has no state.
+        res.extensions_mut().insert(self.code);
+        res
     }
 }
 

@@ -17,8 +17,8 @@
 //! 4. [`tokens`], [`resource`]: keys and JWT access tokens, and their check at the APIs.
 //! 5. [`audit`]: every grant decision as a signed, chained Security Event
 //!    Token (RFC 8417), its pages and its verifier.
-//! 6. [`store`], [`web`], [`startup`], [`housekeeping`]: storage, pages and
-//!    sessions, start-up, the background loop.
+//! 6. [`store`], [`web`], [`startup`], [`housekeeping`], [`metrics`]: storage, pages and
+//!    sessions, start-up, the background loop, what `/metrics` shows.
 
 pub mod accounts;
 pub mod audit;
@@ -31,6 +31,7 @@ pub mod housekeeping;
 pub mod link;
 pub mod logs;
 pub mod memory;
+pub mod metrics;
 pub mod outbound;
 pub mod resource;
 pub mod server;

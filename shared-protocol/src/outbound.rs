@@ -38,6 +38,15 @@ impl std::fmt::Display for PeerError {
 }
 
 impl PeerError {
+    /// The kind of failure, as metrics label it: `unreachable`, `refused` or `malformed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Refused { .. } => "refused",
+            Self::Malformed(_) => "malformed",
+        }
+    }
+
     pub fn is_refusal(&self, code: &str) -> bool {
         matches!(self, Self::Refused { error, .. } if error == code)
     }

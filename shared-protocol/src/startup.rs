@@ -32,7 +32,7 @@ use crate::tokens::secrets::new_id;
 use crate::tokens::{KeyPolicy, SigningKeys};
 use crate::web::form::MAX_BODY;
 use crate::web::middleware::{edge, not_found, pages_layer, protocol_not_found};
-use crate::{accounts, audit, link, logs, memory, resource, server, web};
+use crate::{accounts, audit, link, logs, memory, metrics, resource, server, web};
 
 /// Builds the state of a party: connects and migrates the database, loads or
 /// creates the signing keys, registers the clients and seeds the demo data.
@@ -76,6 +76,7 @@ pub async fn build_state(
         limits,
         http,
         db_seen_at: Default::default(),
+        metrics: Default::default(),
     })
 }
 
@@ -167,8 +168,9 @@ pub async fn serve(app: AppState, listener: TcpListener) -> Result<Server, Box<d
     Ok(server.run())
 }
 
-/// The whole application, in three parts tried in order: `/healthz` bare
-/// (a load balancer's probe, unlogged); the protocol endpoints
+/// The whole application, in four parts tried in order: `/healthz` bare
+/// (a load balancer's probe, unlogged and uncounted); `/metrics` behind the
+/// edge alone ([`metrics::endpoint`]); the protocol endpoints
 /// ([`server::protocol_routes`]) behind the edge alone; everything else,
 /// pages and APIs, behind three layers, outside in: the edge (log, head and
 /// body limits, rate limits, body deadline, security headers), the session
@@ -204,8 +206,11 @@ pub fn app(
             ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge(req.path()) }
                 .into()
         }))
-        // Routes are tried in order: the load balancer's probe first, bare.
+        // Routes are tried in order: the load balancer's probe first, bare
+        // (and uncounted: probes would swamp the request metrics, and it stays cheap).
         .service(web::pages::healthz)
+        // A scraper carries no cookie and sees no page: the edge alone, which counts it too.
+        .service(aw::resource(metrics::PATH).wrap(from_fn(edge)).route(aw::get().to(metrics::endpoint)))
         // Machines calling protocol endpoints carry no cookie and see no page:
         // the edge alone, so the hot path pays for no session or page layer.
         .service(

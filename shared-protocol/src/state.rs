@@ -47,6 +47,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// When the database last answered the health check.
     pub db_seen_at: std::sync::atomic::AtomicI64,
+    /// What `/metrics` shows of this instance.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {

@@ -4,7 +4,8 @@
 //! (RFC 7009), introspection (RFC 7662) and calls to the peer's API.
 //!
 //! Every call goes through [`AppState::http`], which has a timeout and never
-//! follows redirects; every failure becomes a [`PeerError`] the user can read.
+//! follows redirects; every failure becomes a [`PeerError`] the user can read;
+//! every call is timed and its failures counted ([`timed`]).
 
 pub mod discovery;
 
@@ -23,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ClientAuth;
 use crate::grant_type::GrantType;
+use crate::metrics::{LinkOutcome, PeerCall};
 use crate::outbound::{read_body, read_json, PeerError};
 use crate::state::AppState;
+use crate::store::Leg;
 use crate::tokens::secrets::{AccessToken, AuthorizationCode, PkceVerifier, RefreshToken};
 use crate::web::form::urlencode;
 
@@ -137,11 +140,14 @@ impl PeerClient {
             }
         }
         let url = format!("{}/.well-known/oauth-authorization-server", app.config.peer_url);
-        let res = app.http.get(&url).send().await.map_err(PeerError::from_reqwest)?;
-        if !res.status().is_success() {
-            return Err(PeerError::Malformed(format!("its metadata answered {}", res.status())));
-        }
-        let m: PeerMetadata = read_json(res).await?;
+        let m: PeerMetadata = timed(app, PeerCall::Metadata, async {
+            let res = app.http.get(&url).send().await.map_err(PeerError::from_reqwest)?;
+            if !res.status().is_success() {
+                return Err(PeerError::Malformed(format!("its metadata answered {}", res.status())));
+            }
+            read_json(res).await
+        })
+        .await?;
         // RFC 8414 3.3: a document naming another issuer must not be used.
         if m.issuer != app.config.peer_url {
             return Err(PeerError::Malformed(format!("its metadata names the issuer {}", m.issuer)));
@@ -198,8 +204,20 @@ impl PeerClient {
         })
     }
 
-    /// RFC 6749 4.1.3: redeems the code of our own authorization request.
+    /// RFC 6749 4.1.3: redeems the code of our own authorization request
+    /// (legs C and D, counted as leg C's outcome).
     pub async fn exchange_code(
+        &self,
+        app: &AppState,
+        code: &AuthorizationCode,
+        verifier: &PkceVerifier,
+    ) -> Result<IssuedTokens, PeerError> {
+        let result = self.exchange_code_once(app, code, verifier).await;
+        app.metrics.link_outcome(Leg::C, LinkOutcome::of(&result));
+        result
+    }
+
+    async fn exchange_code_once(
         &self,
         app: &AppState,
         code: &AuthorizationCode,
@@ -213,7 +231,10 @@ impl PeerClient {
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
-        let response = request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)?;
+        let response = timed(app, PeerCall::Code, async {
+            request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)
+        })
+        .await?;
         Ok(IssuedTokens::from_response(response, &app.config.party.wants_from_peer()))
     }
 
@@ -230,7 +251,10 @@ impl PeerClient {
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
-        let response = request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)?;
+        let response = timed(app, PeerCall::PushedCode, async {
+            request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)
+        })
+        .await?;
         Ok(IssuedTokens::from_response(response, ""))
     }
 
@@ -248,7 +272,10 @@ impl PeerClient {
         for (name, value) in self.assertion_params(app, &m) {
             request = request.add_extra_param(name, value);
         }
-        let response = request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)?;
+        let response = timed(app, PeerCall::Refresh, async {
+            request.request_async(&|r| oauth_http(&app.http, r)).await.map_err(token_error)
+        })
+        .await?;
         Ok(IssuedTokens::from_response(response, scope))
     }
 
@@ -282,11 +309,14 @@ impl PeerClient {
         };
         // The peer redeems the code at our token endpoint (and may fetch our
         // metadata) before it answers: allow for those calls of its own.
-        let res = request.timeout(app.config.peer_timeout * 3).send().await.map_err(PeerError::from_reqwest)?;
-        if res.status().is_success() {
-            return Ok(());
-        }
-        Err(oauth_error_body(res).await)
+        timed(app, PeerCall::Reciprocal, async {
+            let res = request.timeout(app.config.peer_timeout * 3).send().await.map_err(PeerError::from_reqwest)?;
+            if res.status().is_success() {
+                return Ok(());
+            }
+            Err(oauth_error_body(res).await)
+        })
+        .await
     }
 
     /// RFC 7009 2.1: asks the peer to revoke a token it issued to us.
@@ -295,17 +325,16 @@ impl PeerClient {
         let endpoint =
             m.revocation_endpoint.clone().ok_or_else(|| PeerError::Malformed("no revocation endpoint".into()))?;
         let form = vec![("token", token.to_owned()), ("token_type_hint", hint.to_owned())];
-        let res = self
-            .authenticated(app, &m, &endpoint, form)
-            // The peer may revoke its side with us before it answers.
-            .timeout(app.config.peer_timeout * 3)
-            .send()
-            .await
-            .map_err(PeerError::from_reqwest)?;
-        if res.status().is_success() {
-            return Ok(());
-        }
-        Err(oauth_error_body(res).await)
+        // The peer may revoke its side with us before it answers.
+        let request = self.authenticated(app, &m, &endpoint, form).timeout(app.config.peer_timeout * 3);
+        timed(app, PeerCall::Revoke, async {
+            let res = request.send().await.map_err(PeerError::from_reqwest)?;
+            if res.status().is_success() {
+                return Ok(());
+            }
+            Err(oauth_error_body(res).await)
+        })
+        .await
     }
 
     /// RFC 7662 2: whether the peer still honours a token it issued to us.
@@ -313,20 +342,20 @@ impl PeerClient {
         let m = self.metadata(app).await?;
         let endpoint =
             m.introspection_endpoint.clone().ok_or_else(|| PeerError::Malformed("no introspection endpoint".into()))?;
-        let res = self
-            .authenticated(app, &m, &endpoint, vec![("token", token.to_owned())])
-            .send()
-            .await
-            .map_err(PeerError::from_reqwest)?;
-        if !res.status().is_success() {
-            return Err(oauth_error_body(res).await);
-        }
+        let request = self.authenticated(app, &m, &endpoint, vec![("token", token.to_owned())]);
         #[derive(Deserialize)]
         struct Introspection {
             active: bool,
         }
-        let body: Introspection = read_json(res).await?;
-        Ok(body.active)
+        timed(app, PeerCall::Introspect, async {
+            let res = request.send().await.map_err(PeerError::from_reqwest)?;
+            if !res.status().is_success() {
+                return Err(oauth_error_body(res).await);
+            }
+            let body: Introspection = read_json(res).await?;
+            Ok(body.active)
+        })
+        .await
     }
 
     /// A form POST to one of the peer's endpoints, authenticated as this
@@ -404,6 +433,19 @@ impl PeerClient {
         }
         Ok(active)
     }
+}
+
+/// Times one call to the peer and counts its failure by kind
+/// (`peer_call_duration_seconds`, `peer_call_failures_total`).
+pub async fn timed<T>(
+    app: &AppState,
+    call: PeerCall,
+    request: impl std::future::Future<Output = Result<T, PeerError>>,
+) -> Result<T, PeerError> {
+    let started = std::time::Instant::now();
+    let result = request.await;
+    app.metrics.peer_call(call, started.elapsed(), result.as_ref().err());
+    result
 }
 
 /// The `oauth2` crate's HTTP client: [`AppState::http`] (timeouts, no

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use super::trace::{self, Attempt};
 use crate::error::{ApiError, ErrorCode, OAuthError};
 use crate::grant_type::GrantType;
+use crate::metrics::LinkOutcome;
 use crate::outbound::PeerError;
 use crate::server::grants::{Empty, Grant, GrantRequest, GrantResponse};
 use crate::store::Leg;
@@ -54,7 +55,21 @@ impl Grant for LegacyMutual {
     }
 }
 
+/// Leg G at the receiver, counted whatever its end: ok once the peer's
+/// tokens are kept; refused when the push or the peer's answer said no;
+/// failed when the peer could not be asked or storage failed.
 async fn accept(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantResponse, OAuthError> {
+    let result = accept_push(req, access_token).await;
+    let outcome = match &result {
+        Ok(_) => LinkOutcome::Ok,
+        Err(e) if matches!(e.code, ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError) => LinkOutcome::Failed,
+        Err(_) => LinkOutcome::Refused,
+    };
+    req.app.metrics.link_outcome(Leg::G, outcome);
+    result
+}
+
+async fn accept_push(req: &GrantRequest<'_>, access_token: &str) -> Result<GrantResponse, OAuthError> {
     let app = req.app;
     let code = AuthorizationCode::new(req.params.require("code")?);
     // Leg F at the receiver: the access token must be one we issued, still live, to this very client.

@@ -27,6 +27,7 @@ pub mod trace;
 use crate::audit::{self, Direction, EndCause};
 use crate::client::IssuedTokens;
 use crate::config::{ReciprocalForm, ScopeInfo};
+use crate::metrics::{LinkOutcome, PeerCall};
 use crate::outbound::PeerError;
 use crate::server::grants::authorization_code::{mint_code, CodeBinding};
 use crate::server::scope::Scope;
@@ -374,7 +375,9 @@ async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scop
     let legacy = app.config.reciprocal_form == ReciprocalForm::Legacy;
     let form = if legacy { "mutual_authorization_code" } else { "reciprocal grant" };
     trace::sent(app, attempt, Leg::F, &format!("{form}: code (scope {scope}), access_token (redacted)")).await;
-    match app.peer.push_reciprocal(app, &code, &held.access_token, legacy).await {
+    let pushed = app.peer.push_reciprocal(app, &code, &held.access_token, legacy).await;
+    app.metrics.link_outcome(Leg::F, LinkOutcome::of(&pushed));
+    match pushed {
         Ok(()) => {
             trace::received(app, attempt, Leg::F, "200 {}").await;
             if !narrows {
@@ -520,7 +523,10 @@ pub async fn call_peer_api(
     let url = format!("{}{path}", app.config.peer_url);
     let post = |token: PeerToken| {
         let request = app.http.post(&url).bearer_auth(token.access_token.secret()).json(body);
-        async move { request.send().await.map_err(|e| LinkProblem::Unreachable(PeerError::from(e).to_string())) }
+        async move {
+            let sent = crate::client::timed(app, PeerCall::Api, async { Ok(request.send().await?) }).await;
+            sent.map_err(|e| LinkProblem::Unreachable(e.to_string()))
+        }
     };
     let mut res = post(held_token(app, user_id).await?).await?;
     if res.status() == reqwest::StatusCode::UNAUTHORIZED {
@@ -531,6 +537,8 @@ pub async fn call_peer_api(
     if status.is_success() {
         return crate::outbound::read_json(res).await.map_err(|e| LinkProblem::Refused(e.to_string()));
     }
+    // The call was answered (and timed); that it refused counts as its failure.
+    app.metrics.peer_call_failed(PeerCall::Api, "refused");
     let why = match crate::outbound::read_json::<serde_json::Value>(res).await {
         Ok(v) => v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("no details").to_owned(),
         Err(_) => format!("HTTP {status}"),

@@ -20,6 +20,7 @@ use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreResult};
 use crate::tokens::secrets::ClientSecret;
 use crate::web::form::{urldecode, Params};
+use crate::web::limits::LimitKind;
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -236,11 +237,15 @@ pub async fn authenticate(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let limit = &app.limits.client_auth;
     let address = app.limits.client(req);
-    limit.admit(address).map_err(OAuthError::busy)?;
+    let refused = |busy| {
+        app.metrics.rate_limited(LimitKind::ClientAuthFailures);
+        OAuthError::busy(busy)
+    };
+    limit.admit(address).map_err(refused)?;
     let result = authenticate_unlimited(app, req, params).await;
     if let Err(e) = &result {
         if e.code == ErrorCode::InvalidClient {
-            limit.failed(address).map_err(OAuthError::busy)?;
+            limit.failed(address).map_err(refused)?;
         }
     }
     result

@@ -23,9 +23,8 @@ use crate::grant_type::GrantType;
 use crate::state::AppState;
 use crate::store::{ActorRole, AuditEntry, DecidedVia, DeviceDecision, DeviceRequest, DeviceStatus, PendingRequest};
 use crate::tokens::secrets::{digest, new_secret};
-use crate::web::form::urlencode;
-use crate::web::form::{OAuthForm, PageForm, PageQuery};
-use crate::web::limits::ClientKey;
+use crate::web::form::{urlencode, OAuthForm, PageForm, PageQuery};
+use crate::web::limits::{ClientKey, LimitKind};
 use crate::web::pages::{chrome, redirect, render, Chrome, ScopeLine};
 use crate::web::session::SignedIn;
 
@@ -73,6 +72,7 @@ pub async fn device_authorization_endpoint(
     let address = app.limits.client(&req).to_string();
     if app.store.pending_from_address(&address, now).await? >= app.config.device_pending_per_address {
         let wait = app.config.lifetimes.device_code.min(600) as u64;
+        app.metrics.rate_limited(LimitKind::DevicePendingPerAddress);
         return Err(OAuthError::busy(Busy::TooMany { retry_after: wait }));
     }
     if !client.allows_grant(GrantType::DeviceCode) {
@@ -178,6 +178,7 @@ async fn find_for(
     let key = format!("device:{user_id}");
     let now = app.now();
     if let Err(wait) = app.backoff.check(&key, client, now) {
+        app.metrics.rate_limited(LimitKind::UserCodeBackoff);
         return Ok(Err(format!("Too many wrong codes. Try again in {wait} seconds.")));
     }
     let request = match normalize_user_code(typed) {

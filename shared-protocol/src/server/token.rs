@@ -28,6 +28,7 @@ pub async fn token_endpoint(
     }
     let bearer = bearer_token(&req);
     let response = grant.exchange(GrantRequest { app: &app, client: &client, params: &params, bearer }).await?;
+    app.metrics.token_issued(grant_type);
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 

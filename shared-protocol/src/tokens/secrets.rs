@@ -105,6 +105,8 @@ secret_type! {
     ClientSecret;
     /// A PKCE code verifier (RFC 7636 4.1), kept until the code is redeemed.
     PkceVerifier;
+    /// The bearer token a scraper sends to read `/metrics` (`--metrics-token`).
+    MetricsToken;
 }
 
 /// 256 bits of entropy, base64url: 43 characters (RFC 6749 10.10 asks for at least 128).

@@ -26,6 +26,30 @@ use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::clock::Clock;
 use crate::error::Busy;
+use crate::text_enum::text_enum;
+
+text_enum! {
+    /// Each way a request is turned away for asking too often, as
+    /// `rate_limit_refusals_total` labels it.
+    pub enum LimitKind {
+        /// `--rate-sign-in`: sign-in and sign-up attempts.
+        SignIn = "sign_in",
+        /// `--rate-device-authorization`.
+        DeviceAuthorization = "device_authorization",
+        /// `--rate-user-code`: user codes typed at `/device`.
+        UserCode = "user_code",
+        /// `--rate-registration`: dynamic client registrations.
+        Registration = "registration",
+        /// `--rate-client-auth-failures`: a client address that failed authentication too often.
+        ClientAuthFailures = "client_auth_failures",
+        /// `--device-pending-per-address`: too many device requests waiting.
+        DevicePendingPerAddress = "device_pending_per_address",
+        /// The per-account back-off after wrong passwords.
+        SignInBackoff = "sign_in_backoff",
+        /// The per-account back-off after wrong user codes.
+        UserCodeBackoff = "user_code_backoff",
+    }
+}
 
 /// A rate as the flags write it: `20/min` is a burst of 20, refilled evenly
 /// over a minute (one more every 3 seconds).
@@ -266,19 +290,23 @@ impl Limits {
 
     /// The client of `req`, as the limits count it.
     pub fn client(&self, req: &HttpRequest) -> ClientKey {
+        self.client_ip(req).map_or(ClientKey::Unknown, ClientKey::of)
+    }
+
+    /// The client's address ([`client_ip`] behind `--trusted-proxy`), if known.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         client_ip(req.peer_addr().map(|a| a.ip()), req.headers(), &self.trusted_proxies)
-            .map_or(ClientKey::Unknown, ClientKey::of)
     }
 
     /// The limit a request counts against, if any: every request that costs
     /// a password hash, a device request, a user-code lookup or a registration.
-    pub(crate) fn for_request(&self, method: &Method, path: &str, query: &str) -> Option<&Limit> {
+    pub(crate) fn for_request(&self, method: &Method, path: &str, query: &str) -> Option<(LimitKind, &Limit)> {
         match (path, method == Method::POST) {
-            ("/login" | "/signup", true) => Some(&self.sign_in),
-            ("/device_authorization", true) => Some(&self.device_authorization),
-            ("/register", true) => Some(&self.registration),
-            ("/device", true) => Some(&self.user_code),
-            ("/device", false) if query.contains("user_code=") => Some(&self.user_code),
+            ("/login" | "/signup", true) => Some((LimitKind::SignIn, &self.sign_in)),
+            ("/device_authorization", true) => Some((LimitKind::DeviceAuthorization, &self.device_authorization)),
+            ("/register", true) => Some((LimitKind::Registration, &self.registration)),
+            ("/device", true) => Some((LimitKind::UserCode, &self.user_code)),
+            ("/device", false) if query.contains("user_code=") => Some((LimitKind::UserCode, &self.user_code)),
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
 //! What every request passes through, in two layers around the session
-//! cookie: the edge (request log, head and body limits, rate limits, body
+//! cookie: the edge (request log and metrics, head and body limits, rate limits, body
 //! deadline, security headers) and the pages layer (session lifetime,
 //! branded error pages). Each layer of middleware costs a boxed future and a
 //! boxed body per request, so the edge's steps are plain functions called in
@@ -34,7 +34,8 @@ pub const MAX_HEAD: usize = 16 * 1024;
 
 /// The edge, outermost: refuses what is too large or over a rate limit
 /// before anything reads it, gives the body a deadline, adds the security
-/// headers to every answer and logs one line per request.
+/// headers to every answer, logs one line per request and counts it
+/// ([`crate::metrics::Metrics::answered`], the one place requests are counted).
 pub async fn edge(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -54,6 +55,9 @@ pub async fn edge(
         }
     };
     security_headers(res.headers_mut());
+    if let Some(app) = res.request().app_data::<web::Data<AppState>>() {
+        app.metrics.answered(&res, started.elapsed());
+    }
     // Method, path (never the query, which may carry a code), status and
     // latency; bodies and headers are never logged.
     tracing::info!(target: "http", "{method} {path} {} {}µs", res.status().as_u16(), started.elapsed().as_micros());
@@ -130,8 +134,9 @@ fn refusal(req: &HttpRequest, status: StatusCode, title: &'static str, why: Stri
 /// The rate limit this request counts against, if it is over it (429).
 fn over_rate_limit(req: &ServiceRequest) -> Option<HttpResponse> {
     let app = req.app_data::<web::Data<AppState>>()?;
-    let limit = app.limits.for_request(req.method(), req.path(), req.query_string())?;
+    let (kind, limit) = app.limits.for_request(req.method(), req.path(), req.query_string())?;
     let busy = limit.check(app.limits.client(req.request())).err()?;
+    app.metrics.rate_limited(kind);
     Some(error_for(req.request(), PageError::busy(busy), OAuthError::busy(busy)))
 }
 

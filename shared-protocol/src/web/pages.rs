@@ -16,6 +16,7 @@ use crate::state::{AppState, DUMMY_PASSWORD_HASH};
 use crate::store::UserRecord;
 use crate::tokens::secrets::new_id;
 use crate::web::form::{PageForm, PageQuery};
+use crate::web::limits::LimitKind;
 use crate::web::session::{self, CSRF_FIELD};
 
 /// What every page shows: whose site this is, who is signed in, and the CSRF token.
@@ -229,6 +230,7 @@ pub async fn login_submit(
     let failure = if !valid_username(&username) {
         wrong()
     } else if let Err(wait) = app.backoff.check(&username, client, now) {
+        app.metrics.rate_limited(LimitKind::SignInBackoff);
         let why = format!("Too many failed attempts. Try again in {wait} seconds.");
         (why, StatusCode::TOO_MANY_REQUESTS, Some(Busy::TooMany { retry_after: wait as u64 }))
     } else {
