@@ -110,8 +110,19 @@ pub struct Pair {
     pub b: Party,
 }
 
+/// A port no other test of this run was given: the kernel may hand a port
+/// just released to the next bind, and two parties on one port would each
+/// see the other's `/healthz`.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn binary(name: &str) -> PathBuf {
@@ -200,14 +211,19 @@ pub async fn start(
         child,
         extra_args: extra.to_vec(),
     };
-    wait_healthy(&party).await;
+    let mut party = party;
+    wait_healthy(&mut party).await;
     party
 }
 
-async fn wait_healthy(party: &Party) {
+async fn wait_healthy(party: &mut Party) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let http = reqwest::Client::new();
     while Instant::now() < deadline {
+        // Another process answering on this port must not pass for ours.
+        if let Ok(Some(status)) = party.child.try_wait() {
+            panic!("{} exited at start ({status}):\n{}", party.name, party.output());
+        }
         if let Ok(r) = http.get(format!("{}/healthz", party.url)).send().await {
             if r.status().is_success() {
                 return;
