@@ -134,8 +134,12 @@ async fn errors_say_what_to_do_under_the_usual_header() {
     assert!(page.contains("Start linking from your home page."), "{page}");
     assert!(!page.contains("no state"), "no jargon: {page}");
 
-    // A page error before anyone signed in has the header without a name.
+    // A page error before anyone signed in has the header without a name,
+    // and costs no session: nothing is written for a stranger's 404.
     let stranger = browser();
+    let res = stranger.get(format!("{}/no-such-page", pair.a.url)).send().await.unwrap();
+    assert_eq!(header(&res, "set-cookie"), None, "{res:?}");
+    expect_error_page(res, 404).await;
     let res = stranger.get(format!("{}/login?next=a&next=b", pair.a.url)).send().await.unwrap();
     let page = expect_error_page(res, 400).await;
     assert!(!page.contains("Signed in as"), "{page}");

@@ -315,7 +315,7 @@ pub struct Cli {
     pub body_timeout: u64,
 
     /// The token a scraper must send to read /metrics (Authorization: Bearer TOKEN, at least 16
-    /// characters); without it, /metrics answers clients on this host (loopback) only.
+    /// characters); without it, /metrics answers requests straight from this host (loopback, no proxy) only.
     #[arg(long, env = "METRICS_TOKEN", value_parser = metrics_token, hide_env_values = true, help_heading = "Metrics")]
     pub metrics_token: Option<MetricsToken>,
 

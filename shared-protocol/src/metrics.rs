@@ -10,9 +10,12 @@
 //! Counts are per instance and in memory: with several instances, scrape
 //! each one (docs/architecture.md, "Several instances").
 //!
-//! Access ([`access`]): without `--metrics-token`, loopback clients only, the
-//! client as the rate limits see it (so a reverse proxy on the same host does
-//! not make `/metrics` public); with it, `Authorization: Bearer <token>` from anyone.
+//! Access ([`access`]): without `--metrics-token`, clients on this host only,
+//! and only those that reached the party directly: a request naming a
+//! forwarded client (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`), trusted
+//! proxy or not, is refused, so a reverse proxy on the same host never makes
+//! `/metrics` public, whatever it writes in those headers. With the token,
+//! `Authorization: Bearer <token>` from anyone.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -312,8 +315,8 @@ pub enum Access {
 }
 
 /// The access rule: with `configured`, the bearer token must be it, whoever
-/// asks; without, the client address (as [`crate::web::limits::Limits::client_ip`]
-/// finds it behind trusted proxies) must be loopback. No address: refused.
+/// asks; without, the client that reached this party directly
+/// ([`direct_client`]) must be loopback. No such client: refused.
 pub fn access(configured: Option<&MetricsToken>, bearer: Option<&str>, client: Option<IpAddr>) -> Access {
     match (configured, bearer) {
         (Some(token), Some(presented)) => {
@@ -336,6 +339,17 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// The socket's address, for a request that came straight to this party.
+/// One that names a forwarded client came through a proxy, whose own
+/// (perhaps loopback) address says nothing of who is asking: none.
+fn direct_client(req: &HttpRequest) -> Option<IpAddr> {
+    const FORWARDING: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+    if FORWARDING.iter().any(|name| req.headers().contains_key(*name)) {
+        return None;
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
 /// The token of an `Authorization: Bearer` header (RFC 6750 2.1), if any.
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -355,7 +369,7 @@ pub async fn endpoint(req: HttpRequest, app: web::Data<AppState>) -> HttpRespons
         }
         res.body(body)
     };
-    match access(configured, bearer(&req), app.limits.client_ip(&req)) {
+    match access(configured, bearer(&req), direct_client(&req)) {
         Access::Granted => {}
         Access::TokenMissing => {
             return refusal(
@@ -449,6 +463,23 @@ mod tests {
         assert_eq!(access(Some(&token), Some("a-long-enough-metrics-token"), Some(away)), Access::Granted);
     }
 
+    #[test]
+    fn only_a_request_straight_from_this_host_is_local() {
+        use actix_web::test::TestRequest;
+        let local = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(direct_client(&TestRequest::default().peer_addr(local).to_http_request()), Some(local.ip()));
+        for (name, value) in [
+            ("X-Forwarded-For", "127.0.0.1"),
+            ("x-forwarded-for", "203.0.113.7:5555"),
+            ("Forwarded", "for=127.0.0.1"),
+            ("X-Real-IP", "unknown"),
+        ] {
+            let req = TestRequest::default().peer_addr(local).insert_header((name, value)).to_http_request();
+            assert_eq!(direct_client(&req), None, "{name}: {value}");
+        }
+        assert_eq!(direct_client(&TestRequest::default().to_http_request()), None, "no socket address");
+    }
+
     #[actix_web::test]
     async fn labels_come_from_this_code_never_from_the_request() {
         let app = Data::new(state(ManualClock::new(1_000)).await);
@@ -485,9 +516,10 @@ mod tests {
         assert_eq!(away.status, 403);
         assert!(away.body.contains("--metrics-token"), "{}", away.body);
         assert_eq!(send(&svc, TestRequest::get().uri(PATH)).await.status, 403, "no address, no metrics");
-        // A forwarded-for header counts only from a trusted proxy.
-        let forged = TestRequest::get().uri(PATH).peer_addr(loopback()).insert_header(("x-forwarded-for", "1.2.3.4"));
-        assert_eq!(send(&svc, forged).await.status, 200);
+        // A request that came through a proxy is not this host's, whatever the proxy wrote.
+        let proxied = TestRequest::get().uri(PATH).peer_addr(loopback()).insert_header(("x-forwarded-for", "1.2.3.4"));
+        assert_eq!(send(&svc, proxied).await.status, 403);
+        assert_eq!(send(&svc, TestRequest::get().uri(PATH).peer_addr(loopback())).await.status, 200);
     }
 
     #[actix_web::test]

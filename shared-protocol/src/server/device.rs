@@ -12,7 +12,7 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, Client};
 use super::scope::Scope;
 use super::token::no_store;
 use crate::accounts::valid_username;
@@ -203,11 +203,21 @@ async fn find_for(
 /// The name a device is shown by. A name a device chose for itself is its
 /// own claim: say so (RFC 7591 5).
 async fn device_name(app: &AppState, client_id: &str) -> Result<String, PageError> {
-    Ok(match app.client(client_id).await? {
+    Ok(shown_name(app.client(client_id).await?.as_deref(), client_id))
+}
+
+/// The name of a device as this party stored it, without resolving a
+/// metadata document again: for lists of past decisions.
+async fn stored_device_name(app: &AppState, client_id: &str) -> Result<String, PageError> {
+    Ok(shown_name(app.store.client(client_id).await?.map(Client::from).as_ref(), client_id))
+}
+
+fn shown_name(client: Option<&Client>, client_id: &str) -> String {
+    match client {
         Some(c) if c.registered => format!("{} (registered itself)", c.name),
         Some(c) => c.name.clone(),
         None => client_id.to_owned(),
-    })
+    }
 }
 
 /// The account holder's decision.
@@ -382,7 +392,7 @@ pub async fn kiosk(
     for e in app.store.recent_device_audit(20).await? {
         audit.push(AuditLine {
             at: e.at,
-            device: device_name(&app, &e.client_id).await?,
+            device: stored_device_name(&app, &e.client_id).await?,
             user_code: display_user_code(&e.user_code),
             account: e.account,
             actor: format!("{} ({})", e.actor, e.actor_role),

@@ -155,6 +155,12 @@ mod tests {
                 let refused = sqlx::query(change).execute(&store.pool).await.unwrap_err();
                 assert!(refused.to_string().contains("append-only"), "{change}: {refused}");
             }
+            if store.postgres_url.is_none() {
+                // SQLite's REPLACE removes the row in its way without a DELETE trigger.
+                let replace = "INSERT OR REPLACE INTO audit_events (seq, stream, prev, digest, kid, at, set_jwt) \
+                               VALUES (1, 'u', '', 'forged', 'k', 1, 'a.b.c')";
+                sqlx::query(replace).execute(&store.pool).await.unwrap();
+            }
             assert_eq!(store.audit_events(None, 0, 10).await.unwrap(), vec![row]);
         }
     }

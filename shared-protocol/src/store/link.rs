@@ -235,14 +235,18 @@ impl Store {
     /// the link they were about has changed since, so their questions are
     /// void. Their place in time is kept, so the newest attempt stays newest.
     pub async fn close_waiting_flows(&self, user_id: &str, message: &str) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE link_flows SET step = $2, message = $3 WHERE user_id = $1 AND step IN ($4, $5)")
-            .bind(user_id)
-            .bind(FlowStep::Done)
-            .bind(message)
-            .bind(FlowStep::Consent)
-            .bind(FlowStep::Failed)
-            .execute(&self.pool)
-            .await?;
+        // A failed attempt waits only when its second direction may be sent again (it holds a scope).
+        let done = sqlx::query(
+            "UPDATE link_flows SET step = $2, message = $3
+             WHERE user_id = $1 AND (step = $4 OR (step = $5 AND reciprocal_scope IS NOT NULL))",
+        )
+        .bind(user_id)
+        .bind(FlowStep::Done)
+        .bind(message)
+        .bind(FlowStep::Consent)
+        .bind(FlowStep::Failed)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -337,6 +341,31 @@ mod tests {
             let f = store.flow_by_state("sd-f1").await.unwrap().unwrap();
             assert_eq!(f.step, sending);
             assert_eq!(store.latest_flow("u1").await.unwrap().unwrap().id, "f1");
+        }
+    }
+
+    #[actix_web::test]
+    async fn only_attempts_that_wait_for_the_user_are_closed_and_keep_their_place() {
+        for store in stores().await {
+            let scoped = |id: &str, step| LinkFlow { reciprocal_scope: Some("a".into()), ..flow(id, step) };
+            let flows = [
+                (scoped("asking", FlowStep::Consent), FlowStep::Done),
+                (scoped("retryable", FlowStep::Failed), FlowStep::Done),
+                (flow("failed-at-start", FlowStep::Failed), FlowStep::Failed),
+                (flow("at-the-peer", FlowStep::Authorizing), FlowStep::Authorizing),
+                (scoped("sending", FlowStep::Sending), FlowStep::Sending),
+            ];
+            for (f, _) in &flows {
+                store.insert_flow(f).await.unwrap();
+            }
+            assert_eq!(store.close_waiting_flows("u1", "Replaced.").await.unwrap(), 2);
+            for (f, after) in &flows {
+                let now = store.flow(&f.id).await.unwrap().unwrap();
+                assert_eq!(now.step, *after, "{}", f.id);
+                assert_eq!(now.updated_at, f.updated_at, "{} keeps its place in time", f.id);
+                let closed = now.step != f.step;
+                assert_eq!(now.message.as_deref() == Some("Replaced."), closed, "{}", f.id);
+            }
         }
     }
 

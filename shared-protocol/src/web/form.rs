@@ -161,7 +161,7 @@ impl FromRequest for PageForm {
         let fut = read_form(req, payload);
         let session = req.get_session();
         Box::pin(async move {
-            let params = fut.await.map_err(|e| PageError::bad_request(e.describe()))?;
+            let params = fut.await.map_err(|e| unreadable_form(&e))?;
             check_csrf(&session, &params)?;
             Ok(PageForm(params))
         })
@@ -183,7 +183,7 @@ impl FromRequest for ScopeForm {
         let fut = read_form_with_list(req, payload, Some("scope"));
         let session = req.get_session();
         Box::pin(async move {
-            let (params, scopes) = fut.await.map_err(|e| PageError::bad_request(e.describe()))?;
+            let (params, scopes) = fut.await.map_err(|e| unreadable_form(&e))?;
             check_csrf(&session, &params)?;
             Ok(ScopeForm { params, scopes })
         })
@@ -198,12 +198,22 @@ impl FromRequest for PageQuery {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(
-            Params::parse(req.query_string().as_bytes())
-                .map(PageQuery)
-                .map_err(|e| PageError::bad_request(e.describe())),
-        )
+        std::future::ready(Params::parse(req.query_string().as_bytes()).map(PageQuery).map_err(|e| {
+            PageError::bad_request(format!(
+                "This address cannot be read ({}). Check the link, or start again from the home page.",
+                e.describe()
+            ))
+        }))
     }
+}
+
+/// What a browser user reads when a form's body cannot be used: what is
+/// wrong, and what to do about it.
+fn unreadable_form(e: &ParseError) -> PageError {
+    PageError::bad_request(format!(
+        "This form could not be read ({}). Go back, reload the page and try again.",
+        e.describe()
+    ))
 }
 
 #[cfg(test)]

@@ -150,7 +150,9 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
         .map(str::trim)
         .collect();
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        // Some proxies append the client's port too ("203.0.113.7:5555", "[2001:db8::1]:443").
+        let address = hop.parse::<IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
+        match address {
             Ok(ip) if trusted.contains(&ip) => continue,
             Ok(ip) => return Some(ip),
             // A hop that is not an address: count the proxy that sent it.
@@ -419,6 +421,12 @@ mod tests {
         assert_eq!(client_ip(Some(other), &headers, &[proxy]), Some(other), "anyone can write the header");
         headers.insert(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_static("1.2.3.4, 10.0.0.1"));
         assert_eq!(client_ip(Some(proxy), &headers, &[proxy]), client, "chained trusted proxies are skipped");
+        headers.insert(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_static("1.2.3.4:5555"));
+        assert_eq!(client_ip(Some(proxy), &headers, &[proxy]), client, "a hop with its port");
+        headers.insert(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_static("[2001:db8::1]:443"));
+        assert_eq!(client_ip(Some(proxy), &headers, &[proxy]), "2001:db8::1".parse().ok(), "an IPv6 hop with its port");
+        headers.insert(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_static("unknown"));
+        assert_eq!(client_ip(Some(proxy), &headers, &[proxy]), Some(proxy), "no address: the proxy counts");
     }
 
     #[test]

@@ -221,11 +221,13 @@ pub async fn pages_layer(
             let (req, old) = res.into_parts();
             let session = req.get_session();
             let user_id = session::user_id(&session);
+            // Nobody signed in: nothing to look up, and no CSRF token to mint (no form is drawn).
             // A page that failed on storage may fail to name the user too: then it names nobody.
-            let chrome = match pages::chrome(&app, &session, "error", user_id).await {
-                Ok(chrome) => chrome,
-                Err(_) => pages::Chrome::anonymous(&app, "error"),
-            };
+            let chrome = match user_id {
+                Some(id) => pages::chrome(&app, &session, "error", Some(id)).await.ok(),
+                None => None,
+            }
+            .unwrap_or_else(|| pages::Chrome::anonymous(&app, "error"));
             let mut page = pages::error_page(chrome, &err);
             // Keep headers the handler set (e.g. Set-Cookie from the session).
             for (name, value) in old.headers() {

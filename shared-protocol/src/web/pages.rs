@@ -360,8 +360,12 @@ pub async fn revoke_consent(
     session: Session,
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let user_id = session::user_id(&session).ok_or_else(|| PageError::bad_request("Sign in first."))?;
-    let client_id = form.get("client_id").ok_or_else(|| PageError::bad_request("Which application?"))?;
+    let user_id = session::user_id(&session).ok_or_else(|| {
+        PageError::bad_request("You are signed out. Sign in, then remove the access from your home page.")
+    })?;
+    let client_id = form.get("client_id").ok_or_else(|| {
+        PageError::bad_request("The form did not say which application. Use the button on your home page.")
+    })?;
     app.store.delete_consent(&user_id, client_id).await?;
     audit::record(&app, Some(&user_id), None, Event::ConsentWithdrawn { client_id }).await;
     for grant_id in app.store.live_grants(&user_id, client_id).await? {
