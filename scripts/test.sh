@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test in the workspace: formatting, lints, unit tests, and the
+# Runs every test in the workspace: formatting, lints, docs, unit tests, and the
 # end-to-end tests against the real binaries, browser tests included
 # (scripts/with-chromedriver.sh installs chromium and chromium-driver when
 # missing and runs chromedriver for the run). Set
@@ -13,6 +13,7 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 echo "== tests (browser screenshots: target/e2e-artifacts/)"
 scripts/with-chromedriver.sh cargo test --workspace

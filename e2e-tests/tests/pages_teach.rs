@@ -173,6 +173,19 @@ async fn the_now_playing_card_goes_with_the_music_services_access() {
     let alice = linked_alice(&pair).await;
     play_from_a(&alice, &pair, "jazz").await;
     assert_eq!(now_playing_at_a(&alice, &pair).await["now_playing"]["title"], "So What");
+    // Tempo Music may no longer show cards (it keeps announcements): its card goes.
+    let settings_at_a = format!("{}/link/settings", pair.a.url);
+    let (_, settings) = page(&alice, &settings_at_a).await;
+    let (_, outcome) = submit(&alice, &settings_at_a, &settings, &[("scope", "assistant:announce")]).await;
+    assert_eq!(flow_step(&outcome), "done", "{outcome}");
+    assert_eq!(now_playing_at_a(&alice, &pair).await["now_playing"], serde_json::Value::Null);
+    // Allowed again, it posts the next one.
+    let (_, settings) = page(&alice, &settings_at_a).await;
+    let both = [("scope", "assistant:announce"), ("scope", "assistant:notify")];
+    let (_, outcome) = submit(&alice, &settings_at_a, &settings, &both).await;
+    assert_eq!(flow_step(&outcome), "done", "{outcome}");
+    play_from_a(&alice, &pair, "jazz").await;
+    assert_eq!(now_playing_at_a(&alice, &pair).await["now_playing"]["title"], "So What");
     // Unlinked at B: A hears of it (RFC 7009) and forgets the card B posted.
     login(&alice, &pair.b.url, "alice", "wonderland").await;
     let (_, home) = page(&alice, &format!("{}/", pair.b.url)).await;

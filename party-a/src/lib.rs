@@ -4,7 +4,7 @@
 pub mod assistant;
 pub mod now_playing;
 
-use shared_protocol::config::{ApiInfo, Defaults, DemoUser, Offers, Party, PeerProfile, ScopeInfo};
+use shared_protocol::config::{ApiInfo, Defaults, DemoUser, FromPeer, Offers, Party, PeerProfile, ScopeInfo};
 
 pub static PARTY: Party = Party {
     id: "party-a",
@@ -31,7 +31,7 @@ pub static PARTY: Party = Party {
         ],
     },
     home_panel: Some(assistant::panel),
-    from_peer: &[now_playing::CARD],
+    from_peer: &[FromPeer { kind: now_playing::CARD, scope: "assistant:notify" }],
     demo_users: &[
         DemoUser { username: "alice", password: "wonderland", role: "user" },
         DemoUser { username: "bob", password: "builder", role: "user" },

@@ -51,13 +51,21 @@ pub struct Party {
     /// What the signed-in home page shows of the party's own product (the
     /// assistant's play box, say), rendered by the party.
     pub home_panel: Option<HomePanel>,
-    /// The kinds of product state the peer writes here with its access (the
-    /// assistant's now-playing card): forgotten when that access ends.
-    pub from_peer: &'static [&'static str],
+    /// What the peer writes here with its access (the assistant's
+    /// now-playing card): forgotten when the peer no longer holds the scope
+    /// it was written with.
+    pub from_peer: &'static [FromPeer],
     pub demo_users: &'static [DemoUser],
     pub defaults: Defaults,
     /// The party's own routes (its resource API and pages).
     pub routes: fn(&mut ServiceConfig),
+}
+
+/// A kind of product state the peer writes here, and the scope it writes with.
+pub struct FromPeer {
+    /// The kind, as `Store::product_state` names it.
+    pub kind: &'static str,
+    pub scope: &'static str,
 }
 
 /// What a party offers, to its peer and to other clients.

@@ -316,7 +316,7 @@ pub enum Access {
 
 /// The access rule: with `configured`, the bearer token must be it, whoever
 /// asks; without, the client that reached this party directly
-/// ([`direct_client`]) must be loopback. No such client: refused.
+/// (`direct_client`) must be loopback. No such client: refused.
 pub fn access(configured: Option<&MetricsToken>, bearer: Option<&str>, client: Option<IpAddr>) -> Access {
     match (configured, bearer) {
         (Some(token), Some(presented)) => {

@@ -351,6 +351,7 @@ async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scop
             app.revoke_grant(id).await.map_err(storage)?;
         }
         app.store.save_consent(user_id, party.peer.client_id, &scope.to_string(), app.now()).await.map_err(storage)?;
+        forget_what_the_peer_no_longer_may_write(app, user_id, scope).await.map_err(storage)?;
     }
     let withdrew_earlier = narrows && !before.is_empty();
     let held = held_token(app, user_id).await.map_err(|problem| LinkError::Held { problem, withdrew_earlier })?;
@@ -449,11 +450,21 @@ pub async fn withdraw_peer_access(app: &AppState, user_id: &str, cause: EndCause
         app.revoke_grant(&id).await?;
     }
     app.store.delete_consent(user_id, client).await?;
-    for kind in app.config.party.from_peer {
-        app.store.clear_product_state(kind, user_id).await?;
-    }
+    forget_what_the_peer_no_longer_may_write(app, user_id, &Scope::default()).await?;
     audit::link_direction(app, user_id, Direction::Inbound, None, cause).await;
     everywhere.release().await
+}
+
+/// Forgets what the peer wrote here with a scope it no longer holds
+/// (`Party::from_peer`): the card it posted with `assistant:notify` goes
+/// with that scope.
+async fn forget_what_the_peer_no_longer_may_write(app: &AppState, user_id: &str, holds: &Scope) -> StoreResult<()> {
+    for written in app.config.party.from_peer {
+        if !Scope::parse(written.scope).is_subset(holds) {
+            app.store.clear_product_state(written.kind, user_id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Drops the tokens held from the peer for the user and asks the peer to
