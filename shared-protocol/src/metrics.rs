@@ -36,6 +36,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::error::ErrorCode;
 use crate::grant_type::GrantType;
 use crate::outbound::PeerError;
+use crate::server::token::bearer_token;
 use crate::state::AppState;
 use crate::store::Leg;
 use crate::text_enum::text_enum;
@@ -350,13 +351,6 @@ fn direct_client(req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 2.1), if any.
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
 /// `GET /metrics`: the text format to those [`access`] admits; a short
 /// plain-text refusal saying what to do to everyone else.
 pub async fn endpoint(req: HttpRequest, app: web::Data<AppState>) -> HttpResponse {
@@ -369,7 +363,7 @@ pub async fn endpoint(req: HttpRequest, app: web::Data<AppState>) -> HttpRespons
         }
         res.body(body)
     };
-    match access(configured, bearer(&req), direct_client(&req)) {
+    match access(configured, bearer_token(&req), direct_client(&req)) {
         Access::Granted => {}
         Access::TokenMissing => {
             return refusal(

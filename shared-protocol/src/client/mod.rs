@@ -309,14 +309,7 @@ impl PeerClient {
         };
         // The peer redeems the code at our token endpoint (and may fetch our
         // metadata) before it answers: allow for those calls of its own.
-        timed(app, PeerCall::Reciprocal, async {
-            let res = request.timeout(app.config.peer_timeout * 3).send().await.map_err(PeerError::from_reqwest)?;
-            if res.status().is_success() {
-                return Ok(());
-            }
-            Err(oauth_error_body(res).await)
-        })
-        .await
+        timed(app, PeerCall::Reciprocal, succeeds(request.timeout(app.config.peer_timeout * 3))).await
     }
 
     /// RFC 7009 2.1: asks the peer to revoke a token it issued to us.
@@ -327,14 +320,7 @@ impl PeerClient {
         let form = vec![("token", token.to_owned()), ("token_type_hint", hint.to_owned())];
         // The peer may revoke its side with us before it answers.
         let request = self.authenticated(app, &m, &endpoint, form).timeout(app.config.peer_timeout * 3);
-        timed(app, PeerCall::Revoke, async {
-            let res = request.send().await.map_err(PeerError::from_reqwest)?;
-            if res.status().is_success() {
-                return Ok(());
-            }
-            Err(oauth_error_body(res).await)
-        })
-        .await
+        timed(app, PeerCall::Revoke, succeeds(request)).await
     }
 
     /// RFC 7662 2: whether the peer still honours a token it issued to us.
@@ -433,6 +419,16 @@ impl PeerClient {
         }
         Ok(active)
     }
+}
+
+/// Sends `request`: any 2xx answer is success, anything else the peer's
+/// RFC 6749 5.2 error.
+async fn succeeds(request: reqwest::RequestBuilder) -> Result<(), PeerError> {
+    let res = request.send().await.map_err(PeerError::from_reqwest)?;
+    if res.status().is_success() {
+        return Ok(());
+    }
+    Err(oauth_error_body(res).await)
 }
 
 /// Times one call to the peer and counts its failure by kind

@@ -314,18 +314,24 @@ pub async fn waiting_for_user(app: &AppState, user_id: &str) -> Result<Option<No
     let peer = app.config.party.peer.name;
     Ok(match flow.step {
         FlowStep::Consent => Some(Notice {
-            text: format!("{peer} asked to use your {} account too, and waits for your answer.", app.config.party.name),
+            text: asks_back(app),
             action: Some(Action {
                 href: format!("/link/reciprocal?flow={}", flow.id),
                 label: format!("Answer {peer}'s request"),
             }),
         }),
-        FlowStep::Failed if flow.reciprocal_scope.is_some() => Some(Notice {
+        FlowStep::Failed if flow.can_retry() => Some(Notice {
             text: flow.message.unwrap_or_default(),
             action: Some(Action { href: format!("/link/outcome?flow={}", flow.id), label: "Try again".to_owned() }),
         }),
         _ => None,
     })
+}
+
+/// A reciprocal request that waits for the user's answer, in words.
+fn asks_back(app: &AppState) -> String {
+    let party = app.config.party;
+    format!("{} asked to use your {} account too, and waits for your answer.", party.peer.name, party.name)
 }
 
 /// What became of a link attempt, with a retry where one makes sense.
@@ -356,10 +362,10 @@ pub async fn outcome_page(
         FlowStep::Authorizing => {
             format!("You have not come back from {peer} yet. If you closed that page, start linking again.")
         }
-        FlowStep::Consent => format!("{peer} asked to use your {party} account too, and waits for your answer."),
+        FlowStep::Consent => asks_back(&app),
         _ => format!("{party} is talking to {peer}. This page checks again every two seconds."),
     });
-    let can_retry = flow.step == FlowStep::Failed && flow.reciprocal_scope.is_some();
+    let can_retry = flow.can_retry();
     let chrome = chrome(&app, &session, "link-outcome", Some(user_id)).await?;
     let page =
         OutcomePage { chrome, peer_name: peer, flow_id: flow.id, step: flow.step, heading, message, link, can_retry };

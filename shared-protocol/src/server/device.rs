@@ -12,7 +12,7 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client_auth::{authenticate, Client};
+use super::client_auth::authenticate;
 use super::scope::Scope;
 use super::token::no_store;
 use crate::accounts::valid_username;
@@ -201,23 +201,13 @@ async fn find_for(
 }
 
 /// The name a device is shown by. A name a device chose for itself is its
-/// own claim: say so (RFC 7591 5).
+/// own claim: say so (RFC 7591 5), as the store's lists do.
 async fn device_name(app: &AppState, client_id: &str) -> Result<String, PageError> {
-    Ok(shown_name(app.client(client_id).await?.as_deref(), client_id))
-}
-
-/// The name of a device as this party stored it, without resolving a
-/// metadata document again: for lists of past decisions.
-async fn stored_device_name(app: &AppState, client_id: &str) -> Result<String, PageError> {
-    Ok(shown_name(app.store.client(client_id).await?.map(Client::from).as_ref(), client_id))
-}
-
-fn shown_name(client: Option<&Client>, client_id: &str) -> String {
-    match client {
+    Ok(match app.client(client_id).await? {
         Some(c) if c.registered => format!("{} (registered itself)", c.name),
         Some(c) => c.name.clone(),
         None => client_id.to_owned(),
-    }
+    })
 }
 
 /// The account holder's decision.
@@ -236,7 +226,7 @@ pub async fn device_decision(
         Ok(view) => {
             let by =
                 DecidedBy { account_id: &user_id, actor_id: &user_id, role: ActorRole::User, via: DecidedVia::Device };
-            decide(&app, &view.request, by, decision).await?.text
+            decide(&app, &view.request, &view.client_name, by, decision).await?.text
         }
     };
     let chrome = chrome(&app, &session, "device", Some(user_id)).await?;
@@ -274,10 +264,12 @@ impl Notice {
     }
 }
 
-/// Records a decision on `request`, with its audit entry in the same transaction.
+/// Records a decision on `request` (from the device `name`), with its audit
+/// entry in the same transaction.
 async fn decide(
     app: &AppState,
     request: &DeviceRequest,
+    name: &str,
     by: DecidedBy<'_>,
     decision: DeviceDecision,
 ) -> Result<Notice, PageError> {
@@ -314,7 +306,6 @@ async fn decide(
         let scope = previous.map(|p| Scope::parse(&p)).unwrap_or_default().union(&Scope::parse(&request.scope));
         app.store.save_consent(account_id, &request.client_id, &scope.to_string(), now).await?;
     }
-    let name = device_name(app, &request.client_id).await?;
     let shown = display_user_code(code);
     Ok(Notice::done(match approved {
         true => format!("Approved: {name}, the device showing {shown}, can now finish signing in."),
@@ -388,18 +379,21 @@ pub async fn kiosk(
         },
         false => None,
     };
-    let mut audit = Vec::new();
-    for e in app.store.recent_device_audit(20).await? {
-        audit.push(AuditLine {
+    let audit = app
+        .store
+        .recent_device_audit(20)
+        .await?
+        .into_iter()
+        .map(|e| AuditLine {
             at: e.at,
-            device: stored_device_name(&app, &e.client_id).await?,
+            device: e.device,
             user_code: display_user_code(&e.user_code),
             account: e.account,
             actor: format!("{} ({})", e.actor, e.actor_role),
             via: e.via,
             decision: e.decision,
-        });
-    }
+        })
+        .collect();
     let (notice, user_code) = match flash {
         Some(f) => (Some(f.notice), f.user_code),
         None => (None, String::new()),
@@ -441,7 +435,7 @@ pub async fn kiosk_decision(
                 role: ActorRole::Staff,
                 via: DecidedVia::Kiosk,
             };
-            decide(&app, &r, by, decision).await?
+            decide(&app, &r, &device_name(&app, &r.client_id).await?, by, decision).await?
         }
         _ => Notice::problem(
             "No device is waiting with that code for that account. Check the account name against the ID, \

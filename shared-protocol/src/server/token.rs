@@ -39,7 +39,7 @@ pub fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
 }
 
 /// The token of an `Authorization: Bearer` header (RFC 6750 2.1), if any.
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())

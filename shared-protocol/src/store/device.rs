@@ -97,7 +97,8 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NamedAuditEntry {
     pub at: i64,
-    pub client_id: String,
+    /// The device's name (`DEVICE_NAME`), or its client id once the client is gone.
+    pub device: String,
     pub user_code: String,
     pub actor_role: ActorRole,
     pub via: DecidedVia,
@@ -105,6 +106,10 @@ pub struct NamedAuditEntry {
     pub account: String,
     pub actor: String,
 }
+
+/// A device's name as the kiosk shows it, from the `clients` row `c`: a
+/// name a device chose for itself is its own claim, and says so (RFC 7591 5).
+const DEVICE_NAME: &str = "CASE WHEN c.registered_at IS NULL THEN c.name ELSE c.name || ' (registered itself)' END";
 
 const COLUMNS: &str = "device_code_digest, user_code, client_id, scope, hint_user_id, status, user_id, expires_at, \
      redeem_by, poll_interval, last_poll_at, created_at, decided_at, client_address";
@@ -280,13 +285,12 @@ impl Store {
 
     /// The requests waiting for one account, newest first, for the kiosk.
     pub async fn pending_for_account(&self, user_id: &str, now: i64, limit: i64) -> StoreResult<Vec<PendingRequest>> {
-        Ok(sqlx::query_as(
-            "SELECT CASE WHEN c.registered_at IS NULL THEN c.name ELSE c.name || ' (registered itself)' END
-                    AS client_name, d.scope, d.created_at, d.expires_at
+        Ok(sqlx::query_as(&format!(
+            "SELECT {DEVICE_NAME} AS client_name, d.scope, d.created_at, d.expires_at
              FROM device_requests d JOIN clients c ON c.client_id = d.client_id
              WHERE d.hint_user_id = $1 AND d.status = 'pending' AND d.expires_at > $2
-             ORDER BY d.created_seq DESC LIMIT $3",
-        )
+             ORDER BY d.created_seq DESC LIMIT $3"
+        ))
         .bind(user_id)
         .bind(now)
         .bind(limit)
@@ -313,11 +317,13 @@ impl Store {
 
     /// The most recent decisions, newest first, with account and actor names.
     pub async fn recent_device_audit(&self, limit: i64) -> StoreResult<Vec<NamedAuditEntry>> {
-        Ok(sqlx::query_as(
-            "SELECT a.at, a.client_id, a.user_code, a.actor_role, a.via, a.decision, acc.username AS account, act.username AS actor
+        Ok(sqlx::query_as(&format!(
+            "SELECT a.at, COALESCE({DEVICE_NAME}, a.client_id) AS device, a.user_code, a.actor_role, a.via, a.decision,
+                    acc.username AS account, act.username AS actor
              FROM device_audit a JOIN users acc ON acc.id = a.account_id JOIN users act ON act.id = a.actor_id
-             ORDER BY a.at DESC, a.seq DESC LIMIT $1",
-        )
+             LEFT JOIN clients c ON c.client_id = a.client_id
+             ORDER BY a.at DESC, a.seq DESC LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

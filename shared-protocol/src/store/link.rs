@@ -66,6 +66,14 @@ pub struct LinkFlow {
     pub updated_at: i64,
 }
 
+impl LinkFlow {
+    /// A failed attempt whose second direction may be sent again: it holds
+    /// the scope the user consented to ([`Store::ask_consent`]).
+    pub fn can_retry(&self) -> bool {
+        self.step == FlowStep::Failed && self.reciprocal_scope.is_some()
+    }
+}
+
 /// One protocol message of a link attempt, as shown on `/link/trace`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TraceEvent {

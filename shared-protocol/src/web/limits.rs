@@ -292,12 +292,8 @@ impl Limits {
 
     /// The client of `req`, as the limits count it.
     pub fn client(&self, req: &HttpRequest) -> ClientKey {
-        self.client_ip(req).map_or(ClientKey::Unknown, ClientKey::of)
-    }
-
-    /// The client's address ([`client_ip`] behind `--trusted-proxy`), if known.
-    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         client_ip(req.peer_addr().map(|a| a.ip()), req.headers(), &self.trusted_proxies)
+            .map_or(ClientKey::Unknown, ClientKey::of)
     }
 
     /// The limit a request counts against, if any: every request that costs

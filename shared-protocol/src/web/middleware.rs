@@ -55,12 +55,13 @@ pub async fn edge(
         }
     };
     security_headers(res.headers_mut());
+    let elapsed = started.elapsed();
     if let Some(app) = res.request().app_data::<web::Data<AppState>>() {
-        app.metrics.answered(&res, started.elapsed());
+        app.metrics.answered(&res, elapsed);
     }
     // Method, path (never the query, which may carry a code), status and
     // latency; bodies and headers are never logged.
-    tracing::info!(target: "http", "{method} {path} {} {}µs", res.status().as_u16(), started.elapsed().as_micros());
+    tracing::info!(target: "http", "{method} {path} {} {}µs", res.status().as_u16(), elapsed.as_micros());
     Ok(res)
 }
 

@@ -39,14 +39,8 @@ pub async fn chrome(
         Some(id) => app.store.user_by_id(&id).await?.map(|u| u.username),
         None => None,
     };
-    Ok(Chrome {
-        party_name: app.config.party.name,
-        tagline: app.config.party.tagline,
-        page,
-        username,
-        csrf: session::csrf_token(session, app.entropy.as_ref())?,
-        csrf_field: CSRF_FIELD,
-    })
+    let csrf = session::csrf_token(session, app.entropy.as_ref())?;
+    Ok(Chrome { username, csrf, ..Chrome::anonymous(app, page) })
 }
 
 impl Chrome {
