@@ -50,8 +50,16 @@ async fn session_cookie(base: &str, user: &str) -> String {
 
 /// Runs `party-a audit verify ARGS`: (succeeded, stdout + stderr).
 async fn verify(bin: &str, args: &[&str]) -> (bool, String) {
+    verify_as(bin, None, args).await
+}
+
+/// [`verify`] with the party's `PUBLIC_URL` set, as where the party is deployed.
+async fn verify_as(bin: &str, public_url: Option<&str>, args: &[&str]) -> (bool, String) {
     let mut command = std::process::Command::new(binary(bin));
     command.arg("audit").arg("verify").args(args);
+    if let Some(url) = public_url {
+        command.env("PUBLIC_URL", url);
+    }
     let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
@@ -230,12 +238,18 @@ async fn a_row_edited_deleted_or_reordered_in_the_database_is_named() {
     let (ok, out) = verify("party-a", &[&url, "--cookie", &cookie]).await;
     assert!(!ok && out.contains("entry seq 3 (line 2) fails") && out.contains("moved"), "reordered: {out}");
 
-    // A saved copy verifies on its own, against the JWKS it names.
+    // A saved copy verifies on its own, against the issuer named, or else the party's own.
     restore(&pool, &original).await;
     let (text, _) = entries(&alice, &pair.a.url).await;
     let file = scratch_dir().join("audit.jsonl");
     std::fs::write(&file, text).unwrap();
-    let (ok, out) = verify("party-a", &[file.to_str().unwrap()]).await;
+    let (ok, out) = verify("party-a", &[file.to_str().unwrap(), "--issuer", &pair.a.url]).await;
     assert!(ok && out.contains("head digest: "), "{out}");
+    let (ok, out) = verify_as("party-a", Some(&pair.a.url), &[file.to_str().unwrap()]).await;
+    assert!(ok && out.contains(&format!("from {}", pair.a.url)), "{out}");
+    // Party B's verifier takes a file to be B's log: A's is refused at its first entry.
+    let (ok, out) = verify_as("party-b", Some(&pair.b.url), &[file.to_str().unwrap()]).await;
+    let named = format!("party-b audit verify: line 1 fails: names issuer \"{}\", not {}", pair.a.url, pair.b.url);
+    assert!(!ok && out.contains(&named), "{out}");
     pool.close().await;
 }

@@ -174,18 +174,28 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Checks every entry's signature against the party's JWKS and every
+    /// Checks every entry's signature against the issuer's JWKS and every
     /// chain, and names the first entry that fails (exit status 1).
-    Verify {
-        /// The log: a URL (`…/audit/events`, its `rel="next"` pages followed) or a file of JSON lines.
-        source: String,
-        /// The party's JWKS, as a URL or a file [default: found through the issuer's metadata].
-        #[arg(long)]
-        jwks: Option<String>,
-        /// A session cookie (`NAME=VALUE`) to read a URL as that signed-in user.
-        #[arg(long)]
-        cookie: Option<String>,
-    },
+    Verify(VerifyArgs),
+}
+
+/// `audit verify`: the log, and whom it must come from (docs/audit.md, "Verifying").
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The log: a URL (`…/audit/events`, its `rel="next"` pages followed) or a file of JSON lines.
+    pub source: String,
+    /// The issuer every entry must name [default: the origin of a URL source; for a file, this party's --public-url].
+    #[arg(long, value_parser = http_url)]
+    pub issuer: Option<String>,
+    /// The issuer's JWKS, as a URL or a file [default: found through the issuer's metadata].
+    #[arg(long)]
+    pub jwks: Option<String>,
+    /// A session cookie (`NAME=VALUE`) to read a URL as that signed-in user; sent only to the URL's origin.
+    #[arg(long)]
+    pub cookie: Option<String>,
+    /// The most pages of a URL source to read before giving up.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pages: u32,
 }
 
 /// The command line of each party; defaults come from its [`Party`] profile.

@@ -248,8 +248,8 @@ pub fn session_cookie_name(config: &Config) -> String {
 pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
     memory::return_freed_memory_promptly();
     let cli = Cli::parse_for(party);
-    if let Some(Command::Audit(AuditCommand::Verify { source, jwks, cookie })) = &cli.command {
-        return match audit::verify::run(source, jwks.as_deref(), cookie.as_deref()).await {
+    if let Some(Command::Audit(AuditCommand::Verify(args))) = &cli.command {
+        return match audit::verify::run(args, &cli.public_url).await {
             Ok(report) => {
                 println!("{report}");
                 Ok(())

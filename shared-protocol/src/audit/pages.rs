@@ -44,6 +44,8 @@ struct AuditPage {
     total_shown: usize,
     binary: &'static str,
     events_url: String,
+    /// The issuer the verifier is told to trust, so a log of anyone else is refused.
+    issuer: String,
     cookie_name: String,
 }
 
@@ -80,6 +82,7 @@ pub async fn audit_page(app: web::Data<AppState>, session: Session) -> Result<Ht
             events,
             binary: app.config.party.id,
             events_url: format!("{}/audit/events", app.config.public_url),
+            issuer: app.config.issuer().to_owned(),
             cookie_name: crate::startup::session_cookie_name(&app.config),
         },
     )

@@ -1,9 +1,10 @@
-//! Checking an audit log (docs/audit.md, "Verifying"): every entry's
-//! signature against the party's JWKS, or against a key an entry signed by a
-//! newer key vouches for (a rotation); and every chain, entry by entry. The
-//! first entry that fails is named with its line and why.
+//! Checking an audit log (docs/audit.md, "Verifying"): every entry names
+//! the issuer the caller trusts; every entry's signature checks against that
+//! issuer's JWKS, or against a key an entry signed by a newer key vouches for
+//! (a rotation); and every chain, entry by entry. The first entry that fails
+//! is named with its line and why.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::Jwk;
@@ -11,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::{SetClaims, SET_TYP};
+use crate::config::VerifyArgs;
 use crate::tokens::secrets::digest;
 
 /// What a log that verified holds.
@@ -50,6 +52,8 @@ struct Entry {
     line: usize,
     jwt: String,
     kid: String,
+    /// The `iss` it claims, read before its key is known so a foreign entry is named as such.
+    iss: Option<String>,
     claims: Option<SetClaims>,
 }
 
@@ -80,7 +84,8 @@ fn entries(text: &str) -> Result<Vec<Entry>, Failure> {
             return Err(Failure { line, seq: None, reason: format!("not an ES256 `{SET_TYP}` (RFC 8417 2.3)") });
         }
         let kid = header.kid.ok_or_else(|| Failure { line, seq: None, reason: "names no key (`kid`)".into() })?;
-        out.push(Entry { line, jwt, kid, claims: None });
+        let iss = claimed_issuer(&jwt);
+        out.push(Entry { line, jwt, kid, iss, claims: None });
     }
     Ok(out)
 }
@@ -131,6 +136,14 @@ pub fn verify_log(text: &str, jwks: &Value, issuer: Option<&str>) -> Result<Veri
     let mut keys: Vec<String> = Vec::new();
     for entry in &entries {
         let fail = |seq, reason: String| Failure { line: entry.line, seq, reason };
+        // Checked before the key: a foreign issuer's entry is named as foreign, whatever signed it.
+        let Some(claimed) = entry.iss.as_deref() else {
+            return Err(fail(None, "names no issuer (`iss`)".into()));
+        };
+        let expected = issuer.get_or_insert_with(|| claimed.to_owned());
+        if claimed != expected {
+            return Err(fail(None, format!("names issuer {claimed:?}, not {expected}")));
+        }
         let Some(key) = trusted.get(&entry.kid) else {
             return Err(fail(
                 None,
@@ -148,10 +161,6 @@ pub fn verify_log(text: &str, jwks: &Value, issuer: Option<&str>) -> Result<Veri
             },
         };
         let seq = Some(claims.seq);
-        let expected = issuer.get_or_insert_with(|| claims.iss.clone());
-        if claims.iss != *expected {
-            return Err(fail(seq, format!("names issuer {}, not {expected}", claims.iss)));
-        }
         if claims.seq <= last_seq {
             return Err(fail(seq, format!("comes after seq {last_seq}: entries were reordered")));
         }
@@ -197,32 +206,37 @@ pub fn verify_log(text: &str, jwks: &Value, issuer: Option<&str>) -> Result<Veri
 const MAX_FETCH: usize = 256 * 1024 * 1024;
 
 /// `party audit verify SOURCE`: reads the log from a URL (following
-/// `Link: <…>; rel="next"` pages) or a file, fetches the JWKS (from `jwks`,
-/// else through the issuer's RFC 8414 metadata) and verifies.
-pub async fn run(source: &str, jwks: Option<&str>, cookie: Option<&str>) -> Result<String, String> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let text = match is_url(source) {
-        true => fetch_log(&http, source, cookie).await?,
-        false => std::fs::read_to_string(source).map_err(|e| format!("cannot read {source}: {e}"))?,
+/// `Link: <…>; rel="next"` pages on its origin) or a file, takes the keys of
+/// the issuer the caller trusts (`--jwks`, else that issuer's RFC 8414
+/// metadata) and verifies that every entry is that issuer's.
+///
+/// The issuer is `--issuer`, else the origin of a URL source (a party's
+/// public URL is its origin), else `public_url`: a file handed to
+/// `party-b audit verify` is party B's log unless said otherwise.
+pub async fn run(args: &VerifyArgs, public_url: &str) -> Result<String, String> {
+    let http = crate::outbound::http_client(Duration::from_secs(30));
+    let source = match is_url(&args.source) {
+        true => Some(reqwest::Url::parse(&args.source).map_err(|e| format!("{}: {e}", args.source))?),
+        false => None,
     };
-    let jwks = match jwks {
+    let issuer = match (&args.issuer, &source) {
+        (Some(issuer), _) => issuer.trim_end_matches('/').to_owned(),
+        (None, Some(url)) => url.origin().ascii_serialization(),
+        (None, None) => public_url.trim_end_matches('/').to_owned(),
+    };
+    let text = match &source {
+        Some(url) => fetch_log(&http, url, args.cookie.as_deref(), args.max_pages).await?,
+        None => std::fs::read_to_string(&args.source).map_err(|e| format!("cannot read {}: {e}", args.source))?,
+    };
+    let jwks = match args.jwks.as_deref() {
         Some(j) if is_url(j) => fetch_json(&http, j).await?,
         Some(j) => {
             let file = std::fs::read_to_string(j).map_err(|e| format!("cannot read {j}: {e}"))?;
             serde_json::from_str(&file).map_err(|e| format!("{j} is not a JWKS: {e}"))?
         }
-        None => {
-            let issuer = first_issuer(&text).ok_or("the log holds no entry naming its issuer; pass --jwks")?;
-            let metadata = fetch_json(&http, &format!("{issuer}/.well-known/oauth-authorization-server")).await?;
-            let uri = metadata["jwks_uri"].as_str().ok_or(format!("{issuer}'s metadata names no jwks_uri"))?;
-            fetch_json(&http, uri).await?
-        }
+        None => issuer_jwks(&http, &issuer).await?,
     };
-    let v = verify_log(&text, &jwks, None).map_err(|f| f.to_string())?;
+    let v = verify_log(&text, &jwks, Some(&issuer)).map_err(|f| f.to_string())?;
     Ok(format!(
         "verified: {} entries in {} chains from {}, signed by {} key(s): {}\nhead digest: {}",
         v.entries,
@@ -238,20 +252,52 @@ fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-/// The `iss` the first entry claims (read without verifying: only to find the JWKS).
-fn first_issuer(text: &str) -> Option<String> {
-    let first = entries(text).ok()?.into_iter().next()?;
-    let payload = first.jwt.split('.').nth(1)?;
+/// The `iss` a SET claims, read without verifying it.
+fn claimed_issuer(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    Some(claims["iss"].as_str()?.trim_end_matches('/').to_owned())
+    Some(claims["iss"].as_str()?.to_owned())
 }
 
-async fn fetch_log(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> Result<String, String> {
+/// The JWKS of `issuer`, through its metadata only: the metadata must name
+/// the same issuer (RFC 8414 3.3) and a `jwks_uri` on the issuer's origin.
+async fn issuer_jwks(http: &reqwest::Client, issuer: &str) -> Result<Value, String> {
+    let origin = reqwest::Url::parse(issuer).map_err(|e| format!("the issuer {issuer}: {e}"))?.origin();
+    let metadata = fetch_json(http, &format!("{issuer}/.well-known/oauth-authorization-server")).await?;
+    let named = metadata["issuer"].as_str().unwrap_or_default();
+    if named.trim_end_matches('/') != issuer {
+        return Err(format!("{issuer}'s metadata names issuer {named:?}, not {issuer} (RFC 8414 3.3): refused"));
+    }
+    let uri = metadata["jwks_uri"].as_str().ok_or(format!("{issuer}'s metadata names no jwks_uri"))?;
+    match reqwest::Url::parse(uri) {
+        Ok(url) if url.origin() == origin => fetch_json(http, uri).await,
+        _ => Err(format!("{issuer}'s metadata names its keys at {uri}, not on its own origin: refused")),
+    }
+}
+
+/// The log's pages from `first` on: `rel="next"` is followed only on
+/// `first`'s origin (the only one `cookie` goes to), never to a page already
+/// read, and for at most `max_pages` pages.
+async fn fetch_log(
+    http: &reqwest::Client,
+    first: &reqwest::Url,
+    cookie: Option<&str>,
+    max_pages: u32,
+) -> Result<String, String> {
     let mut text = String::new();
-    let mut next = Some(reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?);
+    let mut read = HashSet::new();
+    let mut next = Some(first.clone());
     while let Some(url) = next.take() {
+        if read.len() >= max_pages as usize {
+            return Err(format!(
+                "{first} has more pages than the limit (--max-pages {max_pages}): stopped before {url}"
+            ));
+        }
+        if !read.insert(url.clone()) {
+            return Err(format!("{url} is named as the next page but was read before: stopped"));
+        }
         let mut request = http.get(url.clone());
         if let Some(cookie) = cookie {
             request = request.header(reqwest::header::COOKIE, cookie);
@@ -265,6 +311,9 @@ async fn fetch_log(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> R
             status => return Err(format!("{url} answered {status}")),
         }
         next = next_page(&url, response.headers());
+        if let Some(other) = next.as_ref().filter(|n| n.origin() != first.origin()) {
+            return Err(format!("{url} names its next page on another origin ({other}): not followed"));
+        }
         text.push_str(&body(response).await?);
         text.push('\n');
         if text.len() > MAX_FETCH {
