@@ -331,6 +331,10 @@ pub struct Cli {
     /// Seconds a request body may take to arrive; a stalled one is answered 408 and the connection closed.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 10, help_heading = "Limits")]
     pub body_timeout: u64,
+    /// Seconds a stop (SIGTERM or Ctrl-C) waits for requests in flight to finish before it cuts
+    /// their connections; then background work ends and the database is closed.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 5, help_heading = "Limits")]
+    pub shutdown_grace: u64,
 
     /// The token a scraper must send to read /metrics (Authorization: Bearer TOKEN, at least 16
     /// characters); without it, /metrics answers requests straight from this host (loopback, no proxy) only.
@@ -438,6 +442,8 @@ pub struct Config {
     pub max_registered_clients: i64,
     pub max_connections: usize,
     pub body_timeout: std::time::Duration,
+    /// How long a stop waits for requests in flight (`--shutdown-grace`).
+    pub shutdown_grace: std::time::Duration,
     pub sessions: SessionLifetimes,
     /// Who may read `/metrics` ([`crate::metrics::access`]): loopback only when `None`.
     pub metrics_token: Option<MetricsToken>,
@@ -497,6 +503,7 @@ impl Config {
             insecure_client_metadata: cli.insecure_client_metadata,
             max_connections: cli.max_connections.max(1),
             body_timeout: std::time::Duration::from_secs(cli.body_timeout.max(1)),
+            shutdown_grace: std::time::Duration::from_secs(cli.shutdown_grace),
             sessions: SessionLifetimes {
                 idle: cli.session_idle_timeout.max(60),
                 absolute: cli.session_lifetime.max(60),

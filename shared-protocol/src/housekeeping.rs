@@ -2,25 +2,53 @@
 //! learning of other instances' revocations, keeping the signing keys in
 //! step, and forgetting what has passed its use. Each task is safe to run on
 //! every instance at once (see docs/architecture.md, "Several instances").
+//! A stop ends them all and waits for each ([`Housekeeping::stop`]).
 
 use std::time::Duration;
 
+use actix_web::rt::task::JoinHandle;
 use actix_web::web as aw;
+use tokio::sync::watch;
 
 use crate::state::AppState;
 use crate::{audit, memory};
 
+/// The background tasks of one instance, until [`Housekeeping::stop`].
+pub struct Housekeeping {
+    stop: watch::Sender<bool>,
+    tasks: [JoinHandle<()>; 2],
+}
+
 /// Starts the housekeeping loop and, on PostgreSQL, the revocation listener.
-pub fn start(app: aw::Data<AppState>) {
-    run_every_second(app.clone());
-    listen_for_revocations(app);
+pub fn start(app: aw::Data<AppState>) -> Housekeeping {
+    let (stop, stopping) = watch::channel(false);
+    let tasks = [run_every_second(app.clone(), stopping.clone()), listen_for_revocations(app, stopping)];
+    Housekeeping { stop, tasks }
+}
+
+impl Housekeeping {
+    /// Ends every task between two pieces of work and waits for each, so the
+    /// connections they hold are closed while the runtime still runs.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a background task ended abnormally");
+            }
+        }
+    }
+}
+
+/// Resolves once a stop is asked for (or nobody is left to ask).
+async fn stop_asked(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// On PostgreSQL, learns of another instance's revocation as it commits
 /// (`LISTEN`), so a revoked token stops working everywhere within
 /// milliseconds; the once-a-second pull stays for notices missed while the
 /// listener reconnects.
-fn listen_for_revocations(app: aw::Data<AppState>) {
+fn listen_for_revocations(app: aw::Data<AppState>, mut stopping: watch::Receiver<bool>) -> JoinHandle<()> {
     actix_web::rt::spawn(async move {
         let mut listener = match app.store.revocation_listener().await {
             Ok(Some(listener)) => listener,
@@ -32,15 +60,22 @@ fn listen_for_revocations(app: aw::Data<AppState>) {
         };
         loop {
             // `recv` reconnects after a lost connection; what was sent meanwhile the pull finds.
-            match listener.recv().await {
-                Ok(notice) => app.revocations.note(notice.payload(), app.now()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "revocation listener");
-                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
-                }
+            tokio::select! {
+                () = stop_asked(&mut stopping) => break,
+                notice = listener.recv() => match notice {
+                    Ok(notice) => app.revocations.note(notice.payload(), app.now()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revocation listener");
+                        tokio::select! {
+                            () = stop_asked(&mut stopping) => break,
+                            () = actix_web::rt::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                },
             }
         }
-    });
+        listener.close().await;
+    })
 }
 
 /// The loop: every second, learn of revocations made by
@@ -50,12 +85,16 @@ fn listen_for_revocations(app: aw::Data<AppState>) {
 /// every thirty, vouch in the audit log for a new signing key;
 /// every hour, prune the rest that has passed its use (expired codes, refresh
 /// tokens, grants never redeemed, sessions, and link history past its retention).
-fn run_every_second(app: aw::Data<AppState>) {
+fn run_every_second(app: aw::Data<AppState>, mut stopping: watch::Receiver<bool>) -> JoinHandle<()> {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
         let mut ticks: u64 = 0;
         loop {
-            tick.tick().await;
+            // A stop waits for the round under way, so no round is cut halfway.
+            tokio::select! {
+                () = stop_asked(&mut stopping) => return,
+                _ = tick.tick() => {}
+            }
             let now = app.now();
             if ticks.is_multiple_of(3600) {
                 prune(&app, now).await;
@@ -85,7 +124,7 @@ fn run_every_second(app: aw::Data<AppState>) {
                 }
             }
         }
-    });
+    })
 }
 
 /// Deletes rows past their use (the hourly part of the housekeeping loop).

@@ -144,13 +144,18 @@ async fn session_key(app: &AppState) -> Result<Key, StoreError> {
     Ok(Key::from(&bytes))
 }
 
-/// Starts serving `state` on `listener`; the server stops on Ctrl-C or SIGTERM.
-pub async fn serve(app: AppState, listener: TcpListener) -> Result<Server, Box<dyn std::error::Error>> {
+/// Starts serving `state` on `listener`, with the background work beside it;
+/// [`Serving::until_stopped`] serves until SIGTERM or Ctrl-C.
+pub async fn serve(app: AppState, listener: TcpListener) -> Result<Serving, Box<dyn std::error::Error>> {
     let key = session_key(&app).await?;
     let workers = app.config.workers;
     let max_connections = app.config.max_connections;
+    let grace = app.config.shutdown_grace;
+    // Listening from here on: a signal that comes before the server runs still stops it in order.
+    let stop = StopSignals::listen()?;
     let app = aw::Data::new(app);
-    housekeeping::start(app.clone());
+    let housekeeping = housekeeping::start(app.clone());
+    let data = app.clone();
     let mut server = HttpServer::new(move || self::app(app.clone(), key.clone()))
         // Explicit bounds on connections: how many, how fast they may open, how
         // long a head may take (a slow head is cut), how long idle keep-alive lasts.
@@ -160,12 +165,88 @@ pub async fn serve(app: AppState, listener: TcpListener) -> Result<Server, Box<d
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(15))
-        .shutdown_timeout(10)
+        // The signals are ours: actix-web would cut requests at once on Ctrl-C, and stop before the background work.
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs())
         .listen(listener)?;
     if let Some(n) = workers {
         server = server.workers(n);
     }
-    Ok(server.run())
+    Ok(Serving { server: server.run(), stop, housekeeping, app: data })
+}
+
+/// A party serving, with its background work ([`serve`]).
+pub struct Serving {
+    server: Server,
+    stop: StopSignals,
+    housekeeping: housekeeping::Housekeeping,
+    app: aw::Data<AppState>,
+}
+
+impl Serving {
+    /// Serves until SIGTERM or SIGINT (Ctrl-C), then stops in order: no new
+    /// connections; requests in flight finish (up to `--shutdown-grace`);
+    /// the background tasks end; the database is closed (on SQLite after a
+    /// checkpoint); the log says the party stopped. Each step waits for the
+    /// one before, so nothing holding a connection outlives the runtime.
+    pub async fn until_stopped(self) -> std::io::Result<()> {
+        let Self { server, mut stop, housekeeping, app } = self;
+        let id = app.config.party.id;
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            signal = stop.next() => {
+                let grace = app.config.shutdown_grace.as_secs();
+                tracing::info!("{id} stopping ({signal}): finishing the requests in flight (at most {grace} s)");
+                // Sent now; the server carries it out as it is awaited.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
+        housekeeping.stop().await;
+        if let Err(e) = app.store.close().await {
+            tracing::warn!(error = %e, "closing the database");
+        }
+        tracing::info!("{id} stopped");
+        served
+    }
+}
+
+/// SIGTERM and SIGINT, listened for from [`StopSignals::listen`] on.
+struct StopSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The name of the next signal to arrive.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }
 
 /// The whole application, in four parts tried in order: `/healthz` bare
@@ -269,10 +350,10 @@ pub async fn run_party(party: &'static Party) -> std::io::Result<()> {
     let app = build_state(config, Arc::new(SystemClock), Arc::new(OsEntropy))
         .await
         .map_err(|e| std::io::Error::other(format!("{} ({}) cannot start: {e}", party.name, party.id)))?;
-    let server = serve(app, listener).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let serving = serve(app, listener).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     // The banner is for the person at the terminal (stdout); logs go to stderr.
     println!("{banner}");
-    server.await
+    serving.until_stopped().await
 }
 
 fn banner(config: &Config, addr: std::net::SocketAddr) -> String {

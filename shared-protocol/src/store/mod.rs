@@ -267,11 +267,32 @@ impl Store {
 
     /// On PostgreSQL, a listener for the revocations every instance
     /// announces ([`Store::revoke_grant`]); `None` on SQLite (one instance).
-    pub async fn revocation_listener(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+    pub(crate) async fn revocation_listener(&self) -> StoreResult<Option<RevocationListener>> {
         let Some(url) = &self.postgres_url else { return Ok(None) };
-        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        // A pool of its own (one connection, no timeouts: it only reconnects), so closing it waits for that connection.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect(url)
+            .await?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
         listener.listen(REVOCATIONS_CHANNEL).await?;
-        Ok(Some(listener))
+        Ok(Some(RevocationListener { listener, pool }))
+    }
+
+    /// Closes the pool once nothing else uses it (the server and the
+    /// background work have stopped). On SQLite it first moves the
+    /// write-ahead log into the database file, so the `.db` file alone is the
+    /// whole database (a copy of it is a backup).
+    pub(crate) async fn close(&self) -> StoreResult<()> {
+        let checkpoint = match self.postgres_url {
+            Some(_) => Ok(()),
+            None => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map(drop),
+        };
+        // Closed even when the checkpoint failed: closing the last connection checkpoints too.
+        self.pool.close().await;
+        Ok(checkpoint?)
     }
 
     /// Holds `kind` for `user_id` against every other instance until the
@@ -294,6 +315,26 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// The `LISTEN` for revocations ([`Store::revocation_listener`]).
+pub(crate) struct RevocationListener {
+    listener: sqlx::postgres::PgListener,
+    pool: sqlx::PgPool,
+}
+
+impl RevocationListener {
+    /// The next revocation announced, reconnecting first if the connection was lost.
+    pub(crate) async fn recv(&mut self) -> StoreResult<sqlx::postgres::PgNotification> {
+        Ok(self.listener.recv().await?)
+    }
+
+    /// Ends the `LISTEN` and waits until its connection is closed: sqlx
+    /// closes it on a task of its own, which must run before the runtime ends.
+    pub(crate) async fn close(self) {
+        drop(self.listener);
+        self.pool.close().await;
     }
 }
 
