@@ -333,13 +333,13 @@ pub struct Cli {
     #[arg(long, env = "METRICS_TOKEN", value_parser = metrics_token, hide_env_values = true, help_heading = "Metrics")]
     pub metrics_token: Option<MetricsToken>,
 
-    /// Seconds a session may go unused before it ends (at least 60).
+    /// Seconds a session may go unused before it ends (at least 60, at most a year).
     #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value_t = 7_200,
-          value_parser = clap::value_parser!(i64).range(60..), help_heading = "Sessions")]
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000), help_heading = "Sessions")]
     pub session_idle_timeout: i64,
-    /// Seconds a session lasts at most, however busy (at least 60).
+    /// Seconds a session lasts at most, however busy (at least 60, at most a year).
     #[arg(long, env = "SESSION_LIFETIME", default_value_t = 43_200,
-          value_parser = clap::value_parser!(i64).range(60..), help_heading = "Sessions")]
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000), help_heading = "Sessions")]
     pub session_lifetime: i64,
 }
 
@@ -588,11 +588,11 @@ mod tests {
         for flag in ["--session-idle-timeout", "--session-lifetime"] {
             let err = parse([flag, "59"]).err().unwrap_or_else(|| panic!("{flag} 59 is refused"));
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
-            assert!(err.to_string().contains("60..") && err.to_string().contains(flag), "{err}");
+            assert!(err.to_string().contains("60..=31536000") && err.to_string().contains(flag), "{err}");
             assert!(parse([flag, "60"]).is_ok(), "{flag} 60 is the minimum");
         }
         let help = Cli::command().render_long_help().to_string();
-        assert!(help.matches("(at least 60)").count() >= 2, "{help}");
+        assert_eq!(help.matches("(at least 60, at most a year)").count(), 2, "{help}");
     }
 
     #[test]
