@@ -136,6 +136,33 @@ async fn a_registration_is_read_and_deleted_with_its_token_and_deleting_ends_its
 }
 
 #[tokio::test]
+async fn a_registered_client_authenticates_only_with_the_method_it_registered() {
+    let pair = spawn_pair().await;
+    let token = format!("{}/token", pair.b.url);
+    let by_post = |id: &str, secret: &str| {
+        let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+        http().post(&token).form(&form).send()
+    };
+    let basic = registered(&pair, json!({"grant_types": ["client_credentials"]})).await;
+    let (id, secret) = (basic["client_id"].as_str().unwrap(), basic["client_secret"].as_str().unwrap());
+    json_ok(client_credentials(&pair.b.url, id, secret, &[]).await).await;
+    let (error, why) = oauth_error_parts(by_post(id, secret).await.unwrap(), 401).await;
+    assert_eq!(error, "invalid_client");
+    assert!(why.contains("client_secret_basic"), "{why}");
+
+    let post = registered(
+        &pair,
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}),
+    )
+    .await;
+    let (id, secret) = (post["client_id"].as_str().unwrap(), post["client_secret"].as_str().unwrap());
+    json_ok(by_post(id, secret).await.unwrap()).await;
+    let res = client_credentials(&pair.b.url, id, secret, &[]).await;
+    assert!(header(&res, "www-authenticate").is_some_and(|h| h.starts_with("Basic")), "RFC 6749 5.2");
+    expect_oauth_error(res, 401, "invalid_client").await;
+}
+
+#[tokio::test]
 async fn a_device_registers_its_own_key_and_authenticates_with_assertions() {
     let pair = spawn_pair().await;
     let key = ClientKey::generate("device-key-1");

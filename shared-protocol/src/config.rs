@@ -307,9 +307,15 @@ pub struct Cli {
     /// Dynamic client registrations of all clients together.
     #[arg(long, env = "RATE_REGISTRATION_GLOBAL", default_value = "5/s", help_heading = "Limits")]
     pub rate_registration_global: Rate,
-    /// Clients registered at once; beyond, 503 until unused ones are pruned (a day after registering).
+    /// Clients registered at once; beyond, 503 until unused ones are pruned (see
+    /// --registered-client-idle-days; one that never got a grant goes a day after registering).
     #[arg(long, env = "MAX_REGISTERED_CLIENTS", default_value_t = 10_000, help_heading = "Limits")]
     pub max_registered_clients: i64,
+    /// Days a registered client may go unused (no token request, no authorization) before it is
+    /// forgotten with its grants and tokens (at least 1).
+    #[arg(long, env = "REGISTERED_CLIENT_IDLE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(1..=3650), help_heading = "Limits")]
+    pub registered_client_idle_days: i64,
     /// Proxies whose X-Forwarded-For names the client (comma-separated addresses); others are the client.
     #[arg(long, env = "TRUSTED_PROXY", value_delimiter = ',', help_heading = "Limits")]
     pub trusted_proxy: Vec<std::net::IpAddr>,
@@ -341,11 +347,13 @@ pub struct Cli {
     #[arg(long, env = "METRICS_TOKEN", value_parser = metrics_token, hide_env_values = true, help_heading = "Metrics")]
     pub metrics_token: Option<MetricsToken>,
 
-    /// Seconds a session may go unused before it ends.
-    #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value_t = 7_200, help_heading = "Sessions")]
+    /// Seconds a session may go unused before it ends (at least 60, at most a year).
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value_t = 7_200,
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000), help_heading = "Sessions")]
     pub session_idle_timeout: i64,
-    /// Seconds a session lasts at most, however busy.
-    #[arg(long, env = "SESSION_LIFETIME", default_value_t = 43_200, help_heading = "Sessions")]
+    /// Seconds a session lasts at most, however busy (at least 60, at most a year).
+    #[arg(long, env = "SESSION_LIFETIME", default_value_t = 43_200,
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000), help_heading = "Sessions")]
     pub session_lifetime: i64,
 }
 
@@ -440,6 +448,8 @@ pub struct Config {
     pub device_pending_per_address: i64,
     pub insecure_client_metadata: bool,
     pub max_registered_clients: i64,
+    /// Seconds a registered client may go unused before it is pruned.
+    pub registered_client_idle: i64,
     pub max_connections: usize,
     pub body_timeout: std::time::Duration,
     /// How long a stop waits for requests in flight (`--shutdown-grace`).
@@ -500,14 +510,12 @@ impl Config {
             device_pending_per_account: cli.device_pending_per_account.max(1),
             device_pending_per_address: cli.device_pending_per_address.max(1),
             max_registered_clients: cli.max_registered_clients.max(0),
+            registered_client_idle: cli.registered_client_idle_days * 86_400,
             insecure_client_metadata: cli.insecure_client_metadata,
             max_connections: cli.max_connections.max(1),
             body_timeout: std::time::Duration::from_secs(cli.body_timeout.max(1)),
             shutdown_grace: std::time::Duration::from_secs(cli.shutdown_grace),
-            sessions: SessionLifetimes {
-                idle: cli.session_idle_timeout.max(60),
-                absolute: cli.session_lifetime.max(60),
-            },
+            sessions: SessionLifetimes { idle: cli.session_idle_timeout, absolute: cli.session_lifetime },
             metrics_token: cli.metrics_token,
         }
     }
@@ -577,5 +585,38 @@ impl Config {
     }
     pub fn offers_scope(&self, scope: &str) -> bool {
         self.party.offers.scopes.iter().any(|s| s.name == scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    fn parse(extra: [&str; 2]) -> Result<Cli, clap::Error> {
+        let required = ["p", "--listen", "x", "--public-url", "http://localhost:1", "--peer-url", "http://localhost:2"];
+        let secrets = ["--database-url", "sqlite::memory:", "--peer-client-secret", "s", "--client-secret", "t"];
+        Cli::try_parse_from(required.into_iter().chain(secrets).chain(extra))
+    }
+
+    #[test]
+    fn session_lifetimes_under_a_minute_are_refused_and_the_minimum_is_documented() {
+        for flag in ["--session-idle-timeout", "--session-lifetime"] {
+            let err = parse([flag, "59"]).err().unwrap_or_else(|| panic!("{flag} 59 is refused"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(err.to_string().contains("60..=31536000") && err.to_string().contains(flag), "{err}");
+            assert!(parse([flag, "60"]).is_ok(), "{flag} 60 is the minimum");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert_eq!(help.matches("(at least 60, at most a year)").count(), 2, "{help}");
+    }
+
+    #[test]
+    fn the_registered_client_idle_time_is_days_of_at_least_one() {
+        let cli = parse(["--registered-client-idle-days", "2"]).unwrap();
+        assert_eq!(cli.registered_client_idle_days, 2);
+        assert!(parse(["--registered-client-idle-days", "0"]).is_err());
+        assert_eq!(parse(["--session-lifetime", "60"]).unwrap().registered_client_idle_days, 30, "the default");
     }
 }

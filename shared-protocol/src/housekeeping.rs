@@ -134,7 +134,13 @@ pub async fn prune(app: &AppState, now: i64) {
         ("link history", app.store.prune_link_history(now - 7 * 86_400, now - 30 * 86_400).await),
         ("sessions", app.store.prune_sessions(now - sessions.absolute, now - sessions.idle).await.map(drop)),
         ("codes and refresh tokens", app.store.prune_authorizations(now).await.map(drop)),
-        ("unused client registrations", app.store.prune_unused_registrations(now - 86_400).await.map(drop)),
+        (
+            "unused client registrations",
+            app.store
+                .prune_unused_registrations(now - app.config.registered_client_idle, now - 86_400, now)
+                .await
+                .map(drop),
+        ),
     ];
     for (what, result) in results {
         if let Err(e) = result {

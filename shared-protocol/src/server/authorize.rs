@@ -24,6 +24,7 @@ use crate::error::{ErrorCode, OAuthError, PageError};
 use crate::grant_type::GrantType;
 use crate::state::AppState;
 use crate::web::form::{urlencode, PageForm, PageQuery, Params};
+use crate::web::limits::ClientKey;
 use crate::web::pages::{self, ConsentPage, ScopeLine};
 use crate::web::session;
 
@@ -61,11 +62,11 @@ impl From<PageError> for Rejection {
 }
 
 /// RFC 6749 4.1.1 and RFC 7636 4.3, as a decision without I/O beyond the client lookup.
-pub async fn validate(app: &AppState, p: &Params) -> Result<AuthorizationRequest, Rejection> {
+pub async fn validate(app: &AppState, p: &Params, requester: ClientKey) -> Result<AuthorizationRequest, Rejection> {
     let refuse = |msg: &'static str| Rejection::Page(PageError::bad_request(msg));
     let client_id =
         p.get("client_id").ok_or_else(|| refuse("The application that sent you here did not say who it is."))?;
-    let client = app.client(client_id).await?.ok_or_else(|| {
+    let client = app.client(client_id, requester).await?.ok_or_else(|| {
         refuse(
             "The application that sent you here is not registered with us, or its client metadata could not be used.",
         )
@@ -124,10 +125,11 @@ pub async fn authorize_endpoint(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let PageQuery(params) = PageQuery::extract(&req).await?;
-    let request = match validate(&app, &params).await {
+    let request = match validate(&app, &params, app.limits.client(&req)).await {
         Ok(r) => r,
         Err(rejection) => return reject(&app, rejection, StatusCode::FOUND),
     };
+    app.note_client_use(&request.client).await;
     let Some(user_id) = session::user_id(&session) else {
         let here = format!("/authorize?{}", req.query_string());
         return Ok(pages::redirect(&format!("/login?next={}", urlencode(&here))));
@@ -154,6 +156,7 @@ pub async fn authorize_endpoint(
 /// The user's answer on the consent page.
 #[post("/authorize")]
 pub async fn consent_decision(
+    req: HttpRequest,
     app: web::Data<AppState>,
     session: Session,
     PageForm(params): PageForm,
@@ -165,7 +168,7 @@ pub async fn consent_decision(
             "Your session ended before you answered. Start again from the application.",
         )
     })?;
-    let request = match validate(&app, &params).await {
+    let request = match validate(&app, &params, app.limits.client(&req)).await {
         Ok(r) => r,
         Err(rejection) => return reject(&app, rejection, StatusCode::SEE_OTHER),
     };

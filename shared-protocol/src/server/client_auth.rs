@@ -3,6 +3,7 @@
 //! clients identified by `client_id` alone.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use actix_web::http::header::AUTHORIZATION;
@@ -20,7 +21,7 @@ use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreResult};
 use crate::tokens::secrets::ClientSecret;
 use crate::web::form::{urldecode, Params};
-use crate::web::limits::LimitKind;
+use crate::web::limits::{ClientKey, LimitKind};
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -44,6 +45,9 @@ pub struct Client {
     pub registered: bool,
     /// The `token_endpoint_auth_method` a registered client chose.
     pub auth_method: Option<String>,
+    /// When a registered (or metadata document) client was last used, as
+    /// far as this instance knows; `None` for configured clients.
+    last_used_at: Option<Arc<AtomicI64>>,
 }
 
 impl From<ClientRecord> for Client {
@@ -61,6 +65,7 @@ impl From<ClientRecord> for Client {
             jwks: r.jwks.and_then(|j| serde_json::from_str(&j).ok()),
             registered: r.registered_at.is_some(),
             auth_method: r.auth_method,
+            last_used_at: r.last_used_at.map(|at| Arc::new(AtomicI64::new(at))),
         }
     }
 }
@@ -212,6 +217,41 @@ pub enum AuthMethod {
     None,
 }
 
+impl AuthMethod {
+    /// The method's RFC 7591 2 `token_endpoint_auth_method` name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How stale a client's recorded last use may get: it is written at most
+/// this often per client and instance, not on every request.
+const USE_RECORDED_EVERY: i64 = 3600;
+
+impl AppState {
+    /// Records that `client` was used (authenticated, or started an
+    /// authorization), for the idle prune of registered clients; a write at
+    /// most once an hour, and none for configured clients.
+    pub(crate) async fn note_client_use(&self, client: &Client) {
+        let Some(last) = &client.last_used_at else { return };
+        let now = self.now();
+        let seen = last.load(Ordering::Relaxed);
+        if now - seen < USE_RECORDED_EVERY
+            || last.compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        if let Err(e) = self.store.note_client_used(&client.id, now).await {
+            tracing::warn!(error = %e, "recording a client's use failed");
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub client: Arc<Client>,
@@ -242,19 +282,32 @@ pub async fn authenticate(
         OAuthError::busy(busy)
     };
     limit.admit(address).map_err(refused)?;
-    let result = authenticate_unlimited(app, req, params).await;
-    if let Err(e) = &result {
-        if e.code == ErrorCode::InvalidClient {
-            limit.failed(address).map_err(refused)?;
-        }
+    let result = authenticate_unlimited(app, req, params, address).await.and_then(with_registered_method);
+    match &result {
+        Ok(authenticated) => app.note_client_use(&authenticated.client).await,
+        Err(e) if e.code == ErrorCode::InvalidClient => limit.failed(address).map_err(refused)?,
+        Err(_) => {}
     }
     result
+}
+
+/// RFC 7591 2: a client that registered a `token_endpoint_auth_method` uses
+/// that one; a configured client (none recorded) any it holds credentials for.
+fn with_registered_method(authenticated: AuthenticatedClient) -> Result<AuthenticatedClient, OAuthError> {
+    match authenticated.auth_method.as_deref() {
+        Some(registered) if registered != authenticated.method.as_str() => {
+            Err(OAuthError::invalid_client(format!("this client is registered to authenticate with {registered}"))
+                .with_basic_challenge(authenticated.method == AuthMethod::ClientSecretBasic))
+        }
+        _ => Ok(authenticated),
+    }
 }
 
 async fn authenticate_unlimited(
     app: &AppState,
     req: &HttpRequest,
     params: &Params,
+    address: ClientKey,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = basic_credentials(req)?;
     let assertion = params.get("client_assertion");
@@ -263,7 +316,7 @@ async fn authenticate_unlimited(
     if methods > 1 {
         return Err(OAuthError::invalid_request("use exactly one client authentication method"));
     }
-    let lookup = |id: String| async move { app.client(&id).await.map_err(OAuthError::from) };
+    let lookup = |id: String| async move { app.client(&id, address).await.map_err(OAuthError::from) };
 
     if let Some((id, secret)) = basic {
         let fail = || OAuthError::invalid_client("client authentication failed").with_basic_challenge(true);
@@ -282,7 +335,7 @@ async fn authenticate_unlimited(
         if params.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
             return Err(OAuthError::invalid_request(format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
         }
-        let client = verify_assertion(app, assertion, params).await?;
+        let client = verify_assertion(app, assertion, params, address).await?;
         return Ok(AuthenticatedClient { client, method: AuthMethod::PrivateKeyJwt });
     }
     let id = params
@@ -354,7 +407,12 @@ impl Audience {
 
 /// RFC 7523 3: the JWT's `iss` and `sub` are the client, `aud` is this
 /// server, it has not expired, and its `jti` has not been seen.
-async fn verify_assertion(app: &AppState, assertion: &str, params: &Params) -> Result<Arc<Client>, OAuthError> {
+async fn verify_assertion(
+    app: &AppState,
+    assertion: &str,
+    params: &Params,
+    address: ClientKey,
+) -> Result<Arc<Client>, OAuthError> {
     let bad = |why: &'static str| OAuthError::invalid_client(why);
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| bad("the client assertion is not a JWT"))?;
     // Read `sub` before verifying only to find whose keys verify it.
@@ -368,7 +426,7 @@ async fn verify_assertion(app: &AppState, assertion: &str, params: &Params) -> R
         return Err(OAuthError::invalid_request("client_id does not match the client assertion"));
     }
     let now = app.now();
-    let client = app.client(&unverified.sub).await?.ok_or_else(|| bad("client authentication failed"))?;
+    let client = app.client(&unverified.sub, address).await?.ok_or_else(|| bad("client authentication failed"))?;
     use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
     if ![ES256, ES384, EdDSA, RS256, PS256].contains(&header.alg) {
         return Err(bad("the client assertion must use an asymmetric signature"));
@@ -453,6 +511,85 @@ mod tests {
         assert_eq!(none.code, ErrorCode::InvalidClient, "a confidential client must authenticate");
         let two = auth(&app, basic("peer", "s"), "client_id=peer&client_secret=s").await.unwrap_err();
         assert_eq!(two.code, ErrorCode::InvalidRequest, "only one method per request");
+    }
+
+    /// A client registered (RFC 7591) at `at` for `method`, with secret "s2".
+    async fn registered(app: &AppState, id: &str, method: &str, at: i64) {
+        let record = ClientRecord {
+            client_id: id.into(),
+            name: "App".into(),
+            secret_digest: Some(ClientSecret::new("s2").digest()),
+            grant_types: "client_credentials".into(),
+            scope: "player:read".into(),
+            auth_method: Some(method.into()),
+            registration_digest: Some("d".into()),
+            registered_at: Some(at),
+            last_used_at: Some(at),
+            ..Default::default()
+        };
+        assert!(app.store.insert_registered_client(&record, 10).await.unwrap());
+    }
+
+    #[actix_web::test]
+    async fn a_registered_client_authenticates_with_its_registered_method_only() {
+        let app = state(ManualClock::new(1_000)).await;
+        registered(&app, "dyn-basic", "client_secret_basic", 1_000).await;
+        registered(&app, "dyn-post", "client_secret_post", 1_000).await;
+        assert!(auth(&app, basic("dyn-basic", "s2"), "").await.is_ok());
+        let post = auth(&app, TestRequest::default(), "client_id=dyn-basic&client_secret=s2").await.unwrap_err();
+        assert_eq!(post.code, ErrorCode::InvalidClient);
+        assert_eq!(post.description, "this client is registered to authenticate with client_secret_basic");
+
+        assert!(auth(&app, TestRequest::default(), "client_id=dyn-post&client_secret=s2").await.is_ok());
+        let by_basic = auth(&app, basic("dyn-post", "s2"), "").await.unwrap_err();
+        assert_eq!(by_basic.code, ErrorCode::InvalidClient);
+        assert!(by_basic.basic_challenge, "a refused Basic attempt gets the Basic challenge");
+        // A wrong secret says nothing of the method.
+        let wrong = auth(&app, basic("dyn-post", "x"), "").await.unwrap_err();
+        assert_eq!(wrong.description, "client authentication failed");
+    }
+
+    #[actix_web::test]
+    async fn a_registered_clients_use_is_recorded_at_most_hourly() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        registered(&app, "dyn-1", "client_secret_basic", 1_000).await;
+        let last_used = || async { app.store.client("dyn-1").await.unwrap().unwrap().last_used_at };
+        clock.advance(USE_RECORDED_EVERY - 1);
+        auth(&app, basic("dyn-1", "s2"), "").await.unwrap();
+        assert_eq!(last_used().await, Some(1_000), "not written within the hour");
+        clock.advance(1);
+        auth(&app, basic("dyn-1", "s2"), "").await.unwrap();
+        assert_eq!(last_used().await, Some(1_000 + USE_RECORDED_EVERY));
+        // A failed attempt is no use.
+        clock.advance(2 * USE_RECORDED_EVERY);
+        auth(&app, basic("dyn-1", "x"), "").await.unwrap_err();
+        assert_eq!(last_used().await, Some(1_000 + USE_RECORDED_EVERY));
+        // The configured peer has nothing to record.
+        auth(&app, basic("peer", "s"), "").await.unwrap();
+        assert_eq!(app.store.client("peer").await.unwrap().unwrap().last_used_at, None);
+    }
+
+    #[actix_web::test]
+    async fn a_registered_client_goes_once_unused_for_the_idle_days_and_use_keeps_it() {
+        const DAY: i64 = 86_400;
+        let clock = ManualClock::new(DAY);
+        let app = crate::test_support::unit::state_with(clock.clone(), &["--registered-client-idle-days", "2"]).await;
+        registered(&app, "dyn-1", "client_secret_basic", DAY).await;
+        let grant = crate::test_support::unit::user_grant(&app, "g1").await;
+        let theirs = crate::store::GrantRecord { id: "g2".into(), client_id: "dyn-1".into(), ..grant };
+        app.store.insert_grant(&theirs).await.unwrap();
+        let exists = || async { app.store.client("dyn-1").await.unwrap().is_some() };
+        clock.advance(DAY + DAY / 2);
+        auth(&app, basic("dyn-1", "s2"), "").await.unwrap();
+        clock.advance(DAY + DAY / 2);
+        crate::housekeeping::prune(&app, app.now()).await;
+        assert!(exists().await, "used a day and a half ago");
+        clock.advance(DAY / 2 + 1);
+        crate::housekeeping::prune(&app, app.now()).await;
+        assert!(!exists().await, "unused for two days");
+        assert!(app.store.grant("g2").await.unwrap().is_none(), "with its grant");
+        assert!(app.store.grant("g1").await.unwrap().is_some(), "another client's grant stays");
     }
 
     struct Signer {

@@ -195,15 +195,15 @@ async fn find_for(
         ));
     }
     // Not reset on success: a code of one's own must not buy more guesses.
-    let client_name = device_name(app, &request.client_id).await?;
+    let client_name = device_name(app, &request.client_id, client).await?;
     let scopes = Scope::parse(&request.scope).iter().map(|s| ScopeLine::describe(&app.config, s)).collect();
     Ok(Ok(RequestView { user_code: display_user_code(&request.user_code), request, client_name, scopes }))
 }
 
 /// The name a device is shown by. A name a device chose for itself is its
 /// own claim: say so (RFC 7591 5), as the store's lists do.
-async fn device_name(app: &AppState, client_id: &str) -> Result<String, PageError> {
-    Ok(match app.client(client_id).await? {
+async fn device_name(app: &AppState, client_id: &str, asking: ClientKey) -> Result<String, PageError> {
+    Ok(match app.client(client_id, asking).await? {
         Some(c) if c.registered => format!("{} (registered itself)", c.name),
         Some(c) => c.name.clone(),
         None => client_id.to_owned(),
@@ -405,6 +405,7 @@ pub async fn kiosk(
 /// After checking the person's ID, staff approve or deny for that account.
 #[post("/kiosk")]
 pub async fn kiosk_decision(
+    req: HttpRequest,
     app: web::Data<AppState>,
     session: Session,
     SignedIn(user_id): SignedIn,
@@ -435,7 +436,8 @@ pub async fn kiosk_decision(
                 role: ActorRole::Staff,
                 via: DecidedVia::Kiosk,
             };
-            decide(&app, &r, &device_name(&app, &r.client_id).await?, by, decision).await?
+            let name = device_name(&app, &r.client_id, app.limits.client(&req)).await?;
+            decide(&app, &r, &name, by, decision).await?
         }
         _ => Notice::problem(
             "No device is waiting with that code for that account. Check the account name against the ID, \

@@ -7,8 +7,9 @@
 //! reciprocal one), only scopes this party offers, only redirect URIs that
 //! are `https` or loopback `http` (RFC 8252 7.3), keys only inline. It is
 //! rate-limited per address (`--rate-registration`), capped in number
-//! (`--max-registered-clients`) and forgotten a day after registering if it
-//! never got a grant.
+//! (`--max-registered-clients`), forgotten a day after registering if it
+//! never got a grant and once unused for `--registered-client-idle-days`
+//! ([`crate::store::Store::prune_unused_registrations`]).
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
@@ -120,8 +121,10 @@ pub(crate) fn check(config: &Config, m: Metadata) -> Result<Checked, OAuthError>
     }
     let name = match m.client_name.as_deref().map(str::trim) {
         None | Some("") => "Unnamed application".to_owned(),
-        Some(n) if n.chars().count() > MAX_NAME_LENGTH || n.chars().any(|c| c.is_control() || is_format(c)) => {
-            return Err(metadata_error("client_name must be at most 100 characters, without control characters"))
+        Some(n) if n.chars().count() > MAX_NAME_LENGTH || !n.chars().all(shows_plainly) => {
+            return Err(metadata_error(
+                "client_name must be at most 100 characters, without control, format or invisible characters",
+            ))
         }
         Some(n) => n.to_owned(),
     };
@@ -146,10 +149,25 @@ pub(crate) fn check(config: &Config, m: Metadata) -> Result<Checked, OAuthError>
     Ok(Checked { redirect_uris, auth_method, grant_types, name, scope, jwks })
 }
 
-/// Unicode format characters (bidirectional overrides, zero-width joiners)
-/// can make a name read as another on the consent page.
-fn is_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+/// Whether `c` may appear in a client name shown on the consent page: no
+/// character that is invisible or changes how its neighbours read (Unicode
+/// general categories Cc, Cf (bidirectional marks and overrides, zero-width
+/// joiners, soft hyphen, tags), Zl, Zp), none without an agreed look
+/// (unassigned, private use), and not the Hangul fillers, letters (Lo) that
+/// render as blank space.
+fn shows_plainly(c: char) -> bool {
+    use unicode_properties::general_category::{GeneralCategory as G, UnicodeGeneralCategory};
+    let hidden = matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::Unassigned
+            | G::PrivateUse
+            | G::Surrogate
+    );
+    !hidden && !matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
 }
 
 /// Exact URIs only (RFC 9700 2.1): `https`, or `http` on a loopback address
@@ -246,6 +264,7 @@ pub async fn registration_endpoint(
         auth_method: Some(checked.auth_method.to_owned()),
         registration_digest: Some(registration_token.digest()),
         registered_at: Some(now),
+        last_used_at: Some(now),
     };
     if !app.store.insert_registered_client(&record, app.config.max_registered_clients).await? {
         return Err(OAuthError::busy(Busy::AtCapacity { retry_after: 3600 }));
@@ -405,6 +424,40 @@ mod tests {
         ] {
             let err = check(&app.config, metadata(bad.clone())).unwrap_err();
             assert_eq!(code(err), ErrorCode::InvalidClientMetadata, "{bad}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_client_name_holds_only_characters_that_show() {
+        let app = state(ManualClock::new(1_000)).await;
+        let named = |name: &str| {
+            check(&app.config, metadata(json!({"redirect_uris": ["https://a.example/cb"], "client_name": name})))
+        };
+        for hidden in [
+            '\u{061C}',
+            '\u{00AD}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{180E}',
+            '\u{FFF9}',
+            '\u{FFFB}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{200E}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{0085}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{FFA0}',
+            '\u{E000}',
+        ] {
+            let err = named(&format!("Tempo{hidden}Music")).unwrap_err();
+            assert_eq!(code(err), ErrorCode::InvalidClientMetadata, "U+{:04X}", hidden as u32);
+        }
+        for shown in ["Café Müller", "音楽プレーヤー", "Tempo — Music 🎵", "موسيقى", "Zoë & Co."] {
+            assert_eq!(named(shown).unwrap().name, shown);
         }
     }
 

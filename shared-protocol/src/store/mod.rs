@@ -156,6 +156,12 @@ const MIGRATIONS: &[SchemaChange] = &[
         sql: include_str!("../../migrations/0010_audit_append_only.sqlite.sql"),
         postgres: Some(include_str!("../../migrations/0010_audit_append_only.postgres.sql")),
     },
+    SchemaChange {
+        version: 12,
+        description: "client last used",
+        sql: include_str!("../../migrations/0012_client_last_used.sql"),
+        postgres: None,
+    },
 ];
 
 #[derive(Clone)]
