@@ -7,7 +7,10 @@
 //! For crash tests it can lose one answer on purpose
 //! ([`RoundRobin::lose_answer_to`]): the request reaches its backend, which
 //! does the work, and the client sees the connection close instead of the
-//! reply — what a client sees when an instance dies between the two.
+//! reply — what a client sees when an instance dies between the two. Or it
+//! can hold one answer back ([`RoundRobin::hold_answer_to`]), the client
+//! left waiting, so that a test can kill the instance that sent the request
+//! while it waits.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +42,8 @@ struct Shared {
 struct Trap {
     marker: Vec<u8>,
     sprung: oneshot::Sender<usize>,
+    /// The answer is held back (the client keeps waiting) rather than the connection closed.
+    hold: bool,
 }
 
 impl RoundRobin {
@@ -67,9 +72,20 @@ impl RoundRobin {
     /// closed. Resolves to the index of that backend once its answer has
     /// started to come back, that is once it has done the work.
     pub fn lose_answer_to(&self, marker: &str) -> oneshot::Receiver<usize> {
+        self.arm(marker, false)
+    }
+
+    /// As [`Self::lose_answer_to`], but the connection to the client stays
+    /// open and silent until the client closes it: the client waits as for an
+    /// instance that hangs.
+    pub fn hold_answer_to(&self, marker: &str) -> oneshot::Receiver<usize> {
+        self.arm(marker, true)
+    }
+
+    fn arm(&self, marker: &str, hold: bool) -> oneshot::Receiver<usize> {
         assert!(marker.len() <= CARRY, "a marker is at most {CARRY} bytes");
         let (sprung, caught) = oneshot::channel();
-        *self.shared.trap.lock().unwrap() = Some(Trap { marker: marker.as_bytes().to_vec(), sprung });
+        *self.shared.trap.lock().unwrap() = Some(Trap { marker: marker.as_bytes().to_vec(), sprung, hold });
         caught
     }
 
@@ -116,16 +132,21 @@ async fn relay(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
     server.set_nodelay(true)?;
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
-    // Set when a request of this connection sprang the trap: its answer is lost.
-    let doomed: Mutex<Option<oneshot::Sender<usize>>> = Mutex::new(None);
+    // Set when a request of this connection sprang the trap: its answer is lost (or held).
+    let doomed: Mutex<Option<(oneshot::Sender<usize>, bool)>> = Mutex::new(None);
+    // Told when the client closes its side (a held answer waits for that).
+    let client_gone = tokio::sync::Notify::new();
 
     let up = async {
         let (mut buf, mut seen) = (vec![0u8; 16 * 1024], Vec::with_capacity(2 * CARRY));
         loop {
-            let n = from_client.read(&mut buf).await?;
-            if n == 0 {
-                return to_server.shutdown().await;
-            }
+            let n = match from_client.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    client_gone.notify_one();
+                    return to_server.shutdown().await;
+                }
+                Ok(n) => n,
+            };
             let carried = seen.len();
             seen.extend_from_slice(&buf[..n]);
             spring(shared, &seen, carried, &doomed);
@@ -141,8 +162,12 @@ async fn relay(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             if n == 0 {
                 return to_client.shutdown().await;
             }
-            if let Some(sprung) = doomed.lock().unwrap().take() {
+            let caught = doomed.lock().unwrap().take();
+            if let Some((sprung, hold)) = caught {
                 let _ = sprung.send(index);
+                if hold {
+                    client_gone.notified().await;
+                }
                 return Err(std::io::Error::other("answer lost on purpose"));
             }
             to_client.write_all(&buf[..n]).await?;
@@ -153,12 +178,12 @@ async fn relay(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
 }
 
 /// Takes the armed trap if `seen` holds its marker ending in the new bytes (after `carried`).
-fn spring(shared: &Shared, seen: &[u8], carried: usize, doomed: &Mutex<Option<oneshot::Sender<usize>>>) {
+fn spring(shared: &Shared, seen: &[u8], carried: usize, doomed: &Mutex<Option<(oneshot::Sender<usize>, bool)>>) {
     let mut trap = shared.trap.lock().unwrap();
     let Some(armed) = trap.as_ref() else { return };
     let m = armed.marker.len();
     let hit = seen.windows(m).enumerate().any(|(at, w)| w == armed.marker.as_slice() && at + m > carried);
     if hit {
-        *doomed.lock().unwrap() = trap.take().map(|t| t.sprung);
+        *doomed.lock().unwrap() = trap.take().map(|t| (t.sprung, t.hold));
     }
 }

@@ -92,6 +92,7 @@ impl Party {
         *self = again;
     }
 
+    /// Kills the process (SIGKILL: no clean stop, as in a crash) and waits for it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -113,6 +114,11 @@ impl Party {
             assert!(Instant::now() < deadline, "{} still runs after {within:?}:\n{}", self.name, self.output());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
@@ -815,4 +821,67 @@ pub async fn serve_http(status: &str, headers: &str, body: impl FnOnce(&str) -> 
 /// [`serve_http`] with a JSON `body`, at once.
 pub async fn serve_json(body: serde_json::Value) -> String {
     serve_http("200 OK", "Content-Type: application/json\r\n", move |_| body.to_string(), Duration::ZERO).await
+}
+
+/// What a user does after a link attempt from `from` broke off: "Try again"
+/// on the latest attempt's outcome page when it offers it, the peer's
+/// request when it still waits for an answer, and otherwise a new link.
+/// Returns the outcome page it ends on.
+pub async fn retry_link(user: &reqwest::Client, from: &str, to: &str, name: &str, password: &str) -> String {
+    let (_, latest) = page(user, &format!("{from}/link/outcome")).await;
+    if data_page(&latest).as_deref() == Some("link-outcome") {
+        // Nothing runs any more: an attempt still "talking to" the peer was left by a dead instance.
+        assert_ne!(flow_step(&latest), "sending", "the user is left waiting on an attempt nobody carries on: {latest}");
+        if latest.contains("value=\"retry\"") {
+            let flow = input_value(&latest, "flow").expect("the retry form names its flow");
+            let (_, outcome) =
+                submit(user, &format!("{from}/link/reciprocal"), &latest, &[("flow", &flow), ("decision", "retry")])
+                    .await;
+            return outcome;
+        }
+        if flow_step(&latest) == "consent" {
+            let flow = input_value(&latest, "flow").unwrap_or_default();
+            let (_, consent) = page(user, &format!("{from}/link/reciprocal?flow={flow}")).await;
+            if data_page(&consent).as_deref() == Some("reciprocal-consent") {
+                return answer_reciprocal(user, from, &consent, "approve").await;
+            }
+        }
+    }
+    link(user, from, to, name, password, "approve").await
+}
+
+/// Whether `username`'s link is whole at both parties of the cluster, read
+/// from the databases of `a` and `b`: each holds an unbroken token from the
+/// other, and exactly one live grant of the other's client, the one that token belongs to.
+pub async fn link_is_whole(a: &Party, b: &Party, username: &str) -> Result<(), String> {
+    for (here, there, client) in [(a, b, B_CLIENT), (b, a, A_CLIENT)] {
+        let grants = live_grants(here, username, client).await;
+        if grants != 1 {
+            return Err(format!("{}: {grants} live grants of {client} for {username}", here.name));
+        }
+        let held = held_token(there, username).await.ok_or(format!("{} holds no token for {username}", there.name))?;
+        let pool = database(there).await;
+        let (broken,): (Option<String>,) =
+            sqlx::query_as("SELECT p.broken FROM peer_tokens p JOIN users u ON u.id = p.user_id WHERE u.username = $1")
+                .bind(username)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        if let Some(why) = broken {
+            return Err(format!("{}'s token for {username} is marked broken: {why}", there.name));
+        }
+        let gid = jwt_claims(&held)["gid"].as_str().unwrap_or_default().to_owned();
+        let pool = database(here).await;
+        let (live,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM grants WHERE id = $1 AND revoked_at IS NULL")
+            .bind(&gid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        if live != 1 {
+            return Err(format!("{} holds a token of grant {gid} that {} does not keep live", there.name, here.name));
+        }
+    }
+    Ok(())
 }

@@ -321,24 +321,47 @@ async fn refresh_now(app: &AppState, user_id: &str) -> Result<PeerToken, LinkPro
     refresh(app, user_id).await
 }
 
+/// The user's update lock: one change of what the peer may do here at a
+/// time (link, retry, settings, withdrawal), in this process and, on
+/// PostgreSQL, across instances. A flow at `sending` whose lock is free has
+/// no sender left: its instance died mid-call.
+pub(crate) struct UpdateLock {
+    _here: tokio::sync::OwnedMutexGuard<()>,
+    everywhere: crate::store::UserLock,
+}
+
+impl UpdateLock {
+    /// Waits for the user's update lock.
+    pub(crate) async fn take(app: &AppState, user_id: &str) -> StoreResult<Self> {
+        let here = app.peer.update_locks.of(user_id).lock_owned().await;
+        let everywhere = app.store.lock_user(LockKind::Update, user_id).await?;
+        Ok(Self { _here: here, everywhere })
+    }
+
+    /// The user's update lock if nobody holds it now.
+    pub(crate) async fn try_take(app: &AppState, user_id: &str) -> StoreResult<Option<Self>> {
+        let Ok(here) = app.peer.update_locks.of(user_id).try_lock_owned() else { return Ok(None) };
+        let everywhere = app.store.try_lock_user(LockKind::Update, user_id).await?;
+        Ok(everywhere.map(|everywhere| Self { _here: here, everywhere }))
+    }
+
+    pub(crate) async fn release(self) -> StoreResult<()> {
+        self.everywhere.release().await
+    }
+}
+
 /// Leg F (and the authorization update): mints a code for the peer's
 /// client, for this user and exactly `scope`, and pushes it to the peer with
 /// the access token the peer issued to us. On success the peer holds a token
 /// for exactly `scope` and every older grant of the peer here is revoked; on
-/// failure nothing the peer could use is left behind.
-pub async fn send_reciprocal(app: &AppState, attempt: Attempt<'_>, scope: &Scope) -> Result<(), LinkError> {
-    let user_id = attempt.user_id;
-    let storage = LinkError::Storage;
-    let lock = app.peer.update_locks.of(user_id);
-    let _one_change_at_a_time_here = lock.lock().await;
-    let everywhere = app.store.lock_user(LockKind::Update, user_id).await.map_err(storage)?;
-    let outcome = send_reciprocal_held(app, attempt, scope).await;
-    everywhere.release().await.map_err(storage)?;
-    outcome
-}
-
-/// [`send_reciprocal`] once the user's update lock is held.
-async fn send_reciprocal_held(app: &AppState, attempt: Attempt<'_>, scope: &Scope) -> Result<(), LinkError> {
+/// failure nothing the peer could use is left behind. The caller holds the
+/// user's [`UpdateLock`] from before its flow moved to `sending`.
+pub(crate) async fn send_reciprocal(
+    app: &AppState,
+    _held: &UpdateLock,
+    attempt: Attempt<'_>,
+    scope: &Scope,
+) -> Result<(), LinkError> {
     let user_id = attempt.user_id;
     let party = app.config.party;
     let storage = LinkError::Storage;
@@ -442,9 +465,7 @@ impl LinkError {
 /// Withdraws everything the peer may do here for the user (authorization
 /// update to no scope, deny, or unlink), in turn with any other change.
 pub async fn withdraw_peer_access(app: &AppState, user_id: &str, cause: EndCause) -> StoreResult<()> {
-    let lock = app.peer.update_locks.of(user_id);
-    let _one_change_at_a_time_here = lock.lock().await;
-    let everywhere = app.store.lock_user(LockKind::Update, user_id).await?;
+    let held = UpdateLock::take(app, user_id).await?;
     let client = app.config.party.peer.client_id;
     for id in app.store.live_grants(user_id, client).await? {
         app.revoke_grant(&id).await?;
@@ -452,7 +473,7 @@ pub async fn withdraw_peer_access(app: &AppState, user_id: &str, cause: EndCause
     app.store.delete_consent(user_id, client).await?;
     forget_what_the_peer_no_longer_may_write(app, user_id, &Scope::default()).await?;
     audit::link_direction(app, user_id, Direction::Inbound, None, cause).await;
-    everywhere.release().await
+    held.release().await
 }
 
 /// Forgets what the peer wrote here with a scope it no longer holds

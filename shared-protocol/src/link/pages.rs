@@ -140,33 +140,50 @@ pub async fn callback(
         let why = format!("{peer} sent you back without an answer. Start linking again.");
         return fail(&app, &flow, FlowStep::Authorizing, &why).await;
     };
+    // Held while the flow is at `sending`, so one whose lock is free has no sender left.
+    let held = super::UpdateLock::take(&app, &user_id).await?;
+    let redeemed = redeem(&app, &flow, code, q.get("reciprocal")).await;
+    held.release().await?;
+    redeemed
+}
+
+/// Legs C–D of [`callback`], under the user's update lock.
+async fn redeem(
+    app: &AppState,
+    flow: &LinkFlow,
+    code: &str,
+    in_authorization_response: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let (party, user_id) = (app.config.party, &flow.user_id);
+    let peer = party.peer.name;
     // Take the step before redeeming, so a second callback cannot redeem twice.
     if !app.store.advance_flow(&flow.id, FlowStep::Authorizing, FlowStep::Sending, None, app.now()).await? {
         return Ok(outcome(&flow.id));
     }
-    trace::received(&app, attempt(&flow), Leg::B, "authorization response: code (redacted), state, iss").await;
-    trace::sent(&app, attempt(&flow), Leg::C, "POST /token authorization_code: code, code_verifier (redacted)").await;
+    trace::received(app, attempt(flow), Leg::B, "authorization response: code (redacted), state, iss").await;
+    trace::sent(app, attempt(flow), Leg::C, "POST /token authorization_code: code, code_verifier (redacted)").await;
     let verifier = flow.pkce_verifier.clone().unwrap_or_else(|| PkceVerifier::new(""));
-    let tokens = match app.peer.exchange_code(&app, &AuthorizationCode::new(code), &verifier).await {
+    let tokens = match app.peer.exchange_code(app, &AuthorizationCode::new(code), &verifier).await {
         Ok(t) => t,
         Err(e) => {
-            trace::received(&app, attempt(&flow), Leg::D, &e.to_string()).await;
+            trace::received(app, attempt(flow), Leg::D, &e.to_string()).await;
             let why = match e {
                 PeerError::Unreachable(_) => format!("{peer} gave {e} when asked for the access. Start again."),
                 _ => format!("{peer} did not give the access: {e}. Start again."),
             };
-            return fail(&app, &flow, FlowStep::Sending, &why).await;
+            return fail(app, flow, FlowStep::Sending, &why).await;
         }
     };
-    let asked = tokens.reciprocal.as_deref().or(q.get("reciprocal"));
+    let asked = tokens.reciprocal.as_deref().or(in_authorization_response);
     let summary =
         format!("access and refresh token (scope {}), reciprocal: {}", tokens.scope, asked.unwrap_or("(none)"));
-    trace::received(&app, attempt(&flow), Leg::D, &summary).await;
+    trace::received(app, attempt(flow), Leg::D, &summary).await;
     // The link is named by this first token, which the peer issued and holds too.
-    audit::link_began(&app, &user_id, tokens.access_token.secret()).await;
-    super::keep_peer_tokens(&app, &user_id, &tokens).await?;
+    audit::link_began(app, user_id, tokens.access_token.secret()).await;
+    super::keep_peer_tokens(app, user_id, &tokens).await?;
 
-    let reciprocal = super::reciprocal_request(tokens.reciprocal.as_deref(), q.get("reciprocal"), party.offers.to_peer);
+    let reciprocal =
+        super::reciprocal_request(tokens.reciprocal.as_deref(), in_authorization_response, party.offers.to_peer);
     if reciprocal.is_empty() {
         let why = format!("Linked one way: {} may now use {peer}. {peer} asked for nothing in return.", party.name);
         app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Done, Some(&why), app.now()).await?;
@@ -220,7 +237,7 @@ pub async fn reciprocal_decision(
     let party = app.config.party;
     let peer = party.peer.name;
     let now = app.now();
-    interrupt_if_stale(&app, &flow).await?;
+    interrupt_if_abandoned(&app, &flow).await?;
     let from = match form.get("decision") {
         Some("approve") => FlowStep::Consent,
         Some("retry") => FlowStep::Failed,
@@ -243,15 +260,18 @@ pub async fn reciprocal_decision(
     let Some(scope) = flow.reciprocal_scope.as_deref().map(Scope::parse).filter(|s| !s.is_empty()) else {
         return Ok(outcome(&flow.id));
     };
+    // Held from before the flow is at `sending`, so a `sending` flow whose lock is free has no sender.
+    let held = super::UpdateLock::take(&app, &user_id).await?;
     // A double submit or the back button finds the step already taken.
     if !app.store.advance_flow(&flow.id, from, FlowStep::Sending, None, now).await? {
+        held.release().await?;
         return Ok(outcome(&flow.id));
     }
     if from == FlowStep::Consent {
         record_reciprocal_answer(&app, &user_id, &flow, true).await;
         trace::from_user(&app, attempt(&flow), Leg::E, &format!("approved: {scope}")).await;
     }
-    push(&app, &flow, &scope).await
+    push(&app, held, &flow, &scope).await
 }
 
 /// The user's answer to the peer's request for access back, in the audit
@@ -267,19 +287,26 @@ async fn record_reciprocal_answer(app: &AppState, user_id: &str, flow: &LinkFlow
     audit::record(app, Some(user_id), link.as_deref(), event).await;
 }
 
-/// Leg F and the outcome, for consent, retry and settings alike.
-async fn push(app: &AppState, flow: &LinkFlow, scope: &Scope) -> Result<HttpResponse, PageError> {
+/// Leg F and the outcome, for consent, retry and settings alike; `held`
+/// is released once the flow has left `sending`.
+async fn push(
+    app: &AppState,
+    held: super::UpdateLock,
+    flow: &LinkFlow,
+    scope: &Scope,
+) -> Result<HttpResponse, PageError> {
     let peer = app.config.party.peer.name;
     // A flow with a state went through the peer's /authorize: a new link; one without is a settings change.
     let what = match flow.state_digest {
         Some(_) => "Both ways: you allowed",
         None => "Saved: you allowed",
     };
-    let (to, message) = match super::send_reciprocal(app, attempt(flow), scope).await {
+    let (to, message) = match super::send_reciprocal(app, &held, attempt(flow), scope).await {
         Ok(()) => (FlowStep::Done, format!("{what} {peer} to {}.", sentence(scope, app))),
         Err(e) => (FlowStep::Failed, e.describe(peer)),
     };
     app.store.advance_flow(&flow.id, FlowStep::Sending, to, Some(&message), app.now()).await?;
+    held.release().await?;
     Ok(outcome(&flow.id))
 }
 
@@ -310,7 +337,11 @@ struct OutcomePage {
 /// request not yet answered, or a second direction that may be sent again.
 /// Anything else was said on its outcome page and is not repeated.
 pub async fn waiting_for_user(app: &AppState, user_id: &str) -> Result<Option<Notice>, PageError> {
-    let Some(flow) = app.store.latest_flow(user_id).await? else { return Ok(None) };
+    let Some(mut flow) = app.store.latest_flow(user_id).await? else { return Ok(None) };
+    // An attempt whose instance died mid-call waits for the user too: to try again.
+    if interrupt_if_abandoned(app, &flow).await? {
+        flow = own_flow(app, user_id, Some(&flow.id)).await?;
+    }
     let peer = app.config.party.peer.name;
     Ok(match flow.step {
         FlowStep::Consent => Some(Notice {
@@ -343,7 +374,7 @@ pub async fn outcome_page(
     PageQuery(q): PageQuery,
 ) -> Result<HttpResponse, PageError> {
     let flow = own_flow(&app, &user_id, q.get("flow")).await?;
-    let flow = match interrupt_if_stale(&app, &flow).await? {
+    let flow = match interrupt_if_abandoned(&app, &flow).await? {
         true => own_flow(&app, &user_id, Some(&flow.id)).await?,
         false => flow,
     };
@@ -457,9 +488,10 @@ pub async fn settings_save(
         trace::from_user(&app, attempt(&flow), Leg::E, "withdrew every scope").await;
         return Ok(outcome(&flow.id));
     }
+    let held = super::UpdateLock::take(&app, &user_id).await?;
     app.store.insert_flow(&flow).await?;
     trace::from_user(&app, attempt(&flow), Leg::E, &format!("changed to: {chosen}")).await;
-    push(&app, &flow, &chosen).await
+    push(&app, held, &flow, &chosen).await
 }
 
 /// Unlink at this party removes both directions (docs/protocol.md, "Unlink").
@@ -484,16 +516,27 @@ pub async fn unlink(
     Ok(outcome(&flow.id))
 }
 
-/// A flow left talking to the peer far longer than any call may take was
-/// interrupted (a restart, a crash): it becomes failed, so it can be retried.
-async fn interrupt_if_stale(app: &AppState, flow: &LinkFlow) -> Result<bool, PageError> {
+/// A flow left at `sending` with nobody sending any more (its instance
+/// died mid-call, or restarted) becomes failed, so the user can go on: at
+/// once, since every sender holds the user's update lock while its flow is
+/// at `sending` and a dead instance's lock is free; and, should a sender
+/// hang while holding it, once the flow is far older than any call may take.
+async fn interrupt_if_abandoned(app: &AppState, flow: &LinkFlow) -> Result<bool, PageError> {
+    if flow.step != FlowStep::Sending {
+        return Ok(false);
+    }
     // The longest a send may take: metadata, a refresh, then the push (allowed three timeouts).
-    let limit = 6 * app.config.peer_timeout.as_secs() as i64;
-    if flow.step != FlowStep::Sending || app.now() - flow.updated_at <= limit {
+    let stale = app.now() - flow.updated_at > 6 * app.config.peer_timeout.as_secs() as i64;
+    let idle = super::UpdateLock::try_take(app, &flow.user_id).await?;
+    if idle.is_none() && !stale {
         return Ok(false);
     }
     let why = format!("Talking to {} was interrupted. Try again.", app.config.party.peer.name);
-    Ok(app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Failed, Some(&why), app.now()).await?)
+    let moved = app.store.advance_flow(&flow.id, FlowStep::Sending, FlowStep::Failed, Some(&why), app.now()).await?;
+    if let Some(idle) = idle {
+        idle.release().await?;
+    }
+    Ok(moved)
 }
 
 #[derive(Template)]

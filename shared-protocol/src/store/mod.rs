@@ -306,16 +306,29 @@ impl Store {
     /// advisory lock, taken on a connection of its own. SQLite is one
     /// instance, so there the guard is empty (callers hold an in-process lock too).
     pub async fn lock_user(&self, kind: LockKind, user_id: &str) -> StoreResult<UserLock> {
+        let held = self.advisory_lock(kind, user_id, "SELECT true FROM (SELECT pg_advisory_xact_lock($1)) l").await?;
+        Ok(held.unwrap_or(UserLock(None)))
+    }
+
+    /// [`Store::lock_user`] without waiting: `None` while another instance
+    /// holds it. A lock held by an instance that died is free again, since
+    /// PostgreSQL ends a dead connection's transaction.
+    pub async fn try_lock_user(&self, kind: LockKind, user_id: &str) -> StoreResult<Option<UserLock>> {
+        self.advisory_lock(kind, user_id, "SELECT pg_try_advisory_xact_lock($1)").await
+    }
+
+    /// Runs `take` (answering whether the lock on `$1` was taken) in a transaction of its own.
+    async fn advisory_lock(&self, kind: LockKind, user_id: &str, take: &str) -> StoreResult<Option<UserLock>> {
         if self.postgres_url.is_none() {
-            return Ok(UserLock(None));
+            return Ok(Some(UserLock(None)));
         }
         let slot = self.lock_slots[kind as usize].clone().acquire_owned().await.expect("the semaphore is never closed");
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        let (taken,): (bool,) = sqlx::query_as(&take.replace("$1", "hashtextextended($1, 0)"))
             .bind(format!("{kind:?}:{user_id}"))
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(UserLock(Some((tx, slot))))
+        Ok(taken.then_some(UserLock(Some((tx, slot)))))
     }
 
     pub async fn ping(&self) -> StoreResult<()> {
@@ -414,6 +427,33 @@ pub(crate) mod testing {
             assert_eq!(max(&Store::connect(&url, None).await.unwrap()), Store::DEFAULT_MAX_CONNECTIONS_POSTGRES);
             assert_eq!(max(&Store::connect(&url, Some(3)).await.unwrap()), 3);
         }
+    }
+
+    /// On PostgreSQL a user lock asked for without waiting is refused while
+    /// another instance holds it, and free once that instance's connections
+    /// are gone, as when it is killed: what tells a flow left at `sending` by
+    /// a dead instance from one still being sent.
+    #[actix_web::test]
+    async fn a_user_lock_is_free_again_once_its_holder_is_gone() {
+        let Some(url) = postgres_schema_url().await else { return };
+        let (one, two) = (Store::connect(&url, None).await.unwrap(), Store::connect(&url, None).await.unwrap());
+        let held = one.lock_user(LockKind::Update, "u1").await.unwrap();
+        assert!(two.try_lock_user(LockKind::Update, "u1").await.unwrap().is_none(), "held by the first instance");
+        let other = two.try_lock_user(LockKind::Refresh, "u1").await.unwrap().expect("another kind is free");
+        other.release().await.unwrap();
+        // The first instance dies: its transaction is never committed, its connections close.
+        drop(held);
+        one.pool.close().await;
+        let mut free = None;
+        for _ in 0..100 {
+            free = two.try_lock_user(LockKind::Update, "u1").await.unwrap();
+            if free.is_some() {
+                break;
+            }
+            // PostgreSQL ends the closed session's backend on its own schedule.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        free.expect("the lock is free once its holder is gone").release().await.unwrap();
     }
 
     /// A URL to a new, empty schema in the test database.
