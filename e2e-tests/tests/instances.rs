@@ -319,7 +319,7 @@ async fn two_updates_for_one_user_at_two_instances_take_turns() {
         let file = scratch_dir().join(format!("{bin}-audit.jsonl"));
         std::fs::write(&file, &log).unwrap();
         let mut verify = std::process::Command::new(binary(bin));
-        verify.args(["audit", "verify"]).arg(&file);
+        verify.args(["audit", "verify"]).arg(&file).arg("--issuer").arg(base);
         // The proxies answer the verifier's metadata and JWKS requests on this runtime.
         let out = tokio::task::spawn_blocking(move || verify.output().unwrap()).await.unwrap();
         assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
