@@ -11,6 +11,11 @@
 # parties (one worker each, one core each) and the p50/p99 of the server-side
 # reciprocal part (legs E-G).
 #   DURATION=10s CONNECTIONS=64 RATIO_ROUNDS=6 RATIO_DURATION=4s LINK_USERS=200 LINK_CONCURRENCY=16 scripts/bench.sh
+# With SCALE_USERS=N, the scale phase runs instead (scripts/bench-scale.sh):
+# party B on PostgreSQL with the demo data and with N users' worth of rows
+# seeded by SQL, each page and endpoint on both in alternating rounds, and
+# the prune pass and its statements at that size.
+#   SCALE_USERS=1000000 SCALE_ROUNDS=3 SCALE_DURATION=3s scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,22 +35,20 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 
 work="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18002)
-B="http://127.0.0.1:$port"
-taskset -c 0 "$bin/party-b" --listen "127.0.0.1:$port" --public-url "$B" --peer-url http://127.0.0.1:9 \
-  --database-url "sqlite://$work/b.db" --workers 1 >"$work/out.log" 2>"$work/err.log" &
-server=$!
-pids="$server"
+pids=""
 trap 'kill $pids 2>/dev/null; wait $pids 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.1; done
 
+field() { grep -o "name=\"$1\" value=\"[^\"]*\"" | head -n1 | sed 's/.*value="//; s/"$//'; }
+# Signs alice in at $1, keeping the session cookie in the jar $2.
+sign_in() {
+  local csrf; csrf=$(curl -s -c "$2" -b "$2" "$1/login" | field csrf_token)
+  curl -s -c "$2" -b "$2" -o /dev/null --data-urlencode "csrf_token=$csrf" -d username=alice -d password=wonderland "$1/login"
+}
 # A user's access token at $1 through the real code flow (login, consent,
-# PKCE), for the resource $2 (default: $1).
+# PKCE), for the resource $2 (default: $1); the jar $3 keeps alice's session.
 user_token() {
-  local B="$1" resource="${2:-$1}" jar; jar=$(mktemp -p "$work")
-  field() { grep -o "name=\"$1\" value=\"[^\"]*\"" | head -n1 | sed 's/.*value="//; s/"$//'; }
-  csrf=$(curl -s -c "$jar" -b "$jar" "$B/login" | field csrf_token)
-  curl -s -c "$jar" -b "$jar" -o /dev/null --data-urlencode "csrf_token=$csrf" -d username=alice -d password=wonderland "$B/login"
+  local B="$1" resource="${2:-$1}" jar="${3:-$(mktemp -p "$work")}"
+  sign_in "$B" "$jar"
   verifier=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
   challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=\n')
   redirect="http://127.0.0.1:9/link/callback"
@@ -66,7 +69,6 @@ user_token() {
     || { echo "the API refused the token" >&2; exit 1; }
   echo "$token"
 }
-token=$(user_token "$B")
 
 cat >"$work/token.lua" <<'LUA'
 wrk.method = "POST"
@@ -87,6 +89,23 @@ run() { # name, wrk args...
   RPS="$rps"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+if [ -n "${SCALE_USERS:-}" ]; then
+  # shellcheck source=scripts/bench-scale.sh
+  . scripts/bench-scale.sh
+  scale_phase
+  exit 0
+fi
+
+port=$(free_port)
+B="http://127.0.0.1:$port"
+taskset -c 0 "$bin/party-b" --listen "127.0.0.1:$port" --public-url "$B" --peer-url http://127.0.0.1:9 \
+  --database-url "sqlite://$work/b.db" --workers 1 >"$work/out.log" 2>"$work/err.log" &
+server=$!
+pids="$server"
+for _ in $(seq 1 100); do curl -sf "$B/healthz" >/dev/null && break; sleep 0.1; done
+token=$(user_token "$B")
 
 echo "== load (server: 1 worker on core 0; wrk: 1 thread, $CONNECTIONS connections on core 1; $DURATION each)"
 run "GET /healthz" "$B/healthz"
@@ -106,7 +125,6 @@ pids="$pids $bare"
 for _ in $(seq 1 100); do curl -sf "$T/healthz" >/dev/null && break; sleep 0.1; done
 curl -s -u voice-assistant:voice-assistant-dev-secret -d grant_type=client_credentials -d scope=player:read "$T/token" \
   | grep -q '"access_token":"ey' || { echo "bare-token did not answer a token" >&2; exit 1; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rounds="${RATIO_ROUNDS:-6}"
 compare() { # name, path, wrk args...
   local name="$1" path="$2"; shift 2

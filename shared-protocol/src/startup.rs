@@ -48,7 +48,7 @@ pub async fn build_state(
     let grants = GrantRegistry::standard().with(link::grant::grants());
     register_clients(&config, &store, &grants).await?;
     let hasher = accounts::Hasher::new(config.hash_concurrency, config.hash_queue);
-    if config.demo_data && store.user_count().await? == 0 {
+    if config.demo_data && !store.has_users().await? {
         seed_demo_users(&config, &store, &hasher, clock.now()).await?;
         // Three hashes' worth of memory, no longer needed.
         memory::give_back_freed_memory();

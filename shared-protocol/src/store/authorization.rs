@@ -160,11 +160,11 @@ impl Store {
 
     /// Live grants of a user to a client that produced tokens (a code of
     /// theirs was redeemed): what that client may do for the user right now.
+    /// Read from the grants alone, so pruning redeemed codes changes nothing here.
     pub async fn redeemed_grants(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<GrantRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, client_id, user_id, scope, audience, created_at, revoked_at FROM grants g
-             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL
-               AND EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = g.id AND c.consumed_at IS NOT NULL)
+            "SELECT id, client_id, user_id, scope, audience, created_at, revoked_at FROM grants
+             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL AND redeemed_at IS NOT NULL
              ORDER BY created_at",
         )
         .bind(user_id)
@@ -189,27 +189,60 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Forgets what can no longer be used or matter, a day past its end:
-    /// grants whose codes were never redeemed (and that hold no refresh
-    /// token), codes that expired unused, and refresh tokens past expiry.
-    /// Redeemed codes stay: they say which grants produced tokens.
+    /// Forgets what can no longer be used or matter, a day past its end, in
+    /// batches each driven by an expiry index: codes (a redeemed one is kept
+    /// until then, so a replay within its life still revokes what it issued,
+    /// RFC 6749 4.1.2), with the grants of those never redeemed (unless they
+    /// hold a refresh token), and refresh tokens.
     pub async fn prune_authorizations(&self, now: i64) -> StoreResult<u64> {
         let before = now - 86_400;
-        let mut tx = self.pool.begin().await?;
         let mut pruned = 0;
-        for sql in [
-            "DELETE FROM grants WHERE revoked_at IS NULL
-               AND EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id)
-               AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id
-                                 AND (c.consumed_at IS NOT NULL OR c.expires_at >= $1))
-               AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)",
-            "DELETE FROM authorization_codes WHERE consumed_at IS NULL AND expires_at < $1",
-            "DELETE FROM refresh_tokens WHERE expires_at < $1",
-        ] {
-            pruned += sqlx::query(sql).bind(before).execute(&mut *tx).await?.rows_affected();
+        loop {
+            let batch: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT digest, grant_id FROM authorization_codes WHERE expires_at < $1
+                 ORDER BY expires_at LIMIT {}",
+                super::PRUNE_BATCH
+            ))
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await?;
+            if batch.is_empty() {
+                break;
+            }
+            pruned += self.forget_codes(&batch, before).await?;
+            if (batch.len() as u64) < super::PRUNE_BATCH {
+                break;
+            }
         }
+        let expired = "expires_at < $1";
+        Ok(pruned + self.delete_in_batches("refresh_tokens", "digest", expired, "expires_at", before).await?)
+    }
+
+    /// Deletes the codes `(digest, grant id)` and, in the same transaction,
+    /// those of their grants that never produced tokens and have no code left
+    /// alive (a second instance pruning the same batch finds nothing to do).
+    async fn forget_codes(&self, codes: &[(String, String)], before: i64) -> StoreResult<u64> {
+        let list = |from: usize| (from..from + codes.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let grants = format!(
+            "DELETE FROM grants WHERE id IN ({}) AND redeemed_at IS NULL AND revoked_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
+               AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id AND c.expires_at >= $1)",
+            list(2)
+        );
+        let digests = format!("DELETE FROM authorization_codes WHERE digest IN ({})", list(1));
+        let mut tx = self.pool.begin().await?;
+        let mut query = sqlx::query(&grants).bind(before);
+        for (_, grant_id) in codes {
+            query = query.bind(grant_id);
+        }
+        let mut deleted = query.execute(&mut *tx).await?.rows_affected();
+        let mut query = sqlx::query(&digests);
+        for (digest, _) in codes {
+            query = query.bind(digest);
+        }
+        deleted += query.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
-        Ok(pruned)
+        Ok(deleted)
     }
 
     pub async fn insert_code(&self, c: &NewCode<'_>) -> StoreResult<()> {
@@ -232,9 +265,10 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the code consumed in one atomic step, so two concurrent
-    /// redemptions cannot both succeed.
+    /// Marks the code consumed, and its grant redeemed, in one atomic step,
+    /// so two concurrent redemptions cannot both succeed.
     pub async fn redeem_code(&self, digest: &str, client_id: &str, now: i64) -> StoreResult<RedeemOutcome> {
+        let mut tx = self.pool.begin().await?;
         let fresh: Option<CodeRecord> = sqlx::query_as(
             "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL AND client_id = $3
              RETURNING grant_id, client_id, user_id, redirect_uri, scope, audience, code_challenge, expires_at",
@@ -242,11 +276,18 @@ impl Store {
         .bind(digest)
         .bind(now)
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(code) = fresh {
+            sqlx::query("UPDATE grants SET redeemed_at = $2 WHERE id = $1 AND redeemed_at IS NULL")
+                .bind(&code.grant_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             return Ok(RedeemOutcome::Redeemed(code));
         }
+        tx.rollback().await?;
         let seen: Option<(String, String, Option<i64>)> =
             sqlx::query_as("SELECT grant_id, client_id, consumed_at FROM authorization_codes WHERE digest = $1")
                 .bind(digest)
@@ -491,13 +532,78 @@ mod tests {
                 0,
                 "nothing is a day past its end yet"
             );
-            assert_eq!(store.prune_authorizations(200 + day + 1).await.unwrap(), 3 + 1, "g1, codes d1 and d3, r-old");
+            assert_eq!(
+                store.prune_authorizations(200 + day + 1).await.unwrap(),
+                1 + 3 + 1,
+                "g1, codes d1, d2 and d3, r-old"
+            );
             assert!(store.grant("g1").await.unwrap().is_none(), "never redeemed");
             assert!(store.grant("g2").await.unwrap().is_some(), "redeemed: it says the client had tokens");
             assert!(store.grant("g3").await.unwrap().is_some(), "a live refresh token");
             assert_eq!(store.redeemed_grants("u", "c").await.unwrap().len(), 1);
             assert!(store.refresh_token_grant("r-old").await.unwrap().is_none());
             assert!(store.refresh_token_grant("r-live").await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_takes_codes_in_batches_and_keeps_a_redeemed_one_for_replays_and_the_view() {
+        for store in stores().await {
+            let day = 86_400;
+            async fn code(store: &Store, digest: &str, grant_id: &str, expires_at: i64) {
+                store.insert_grant(&grant(grant_id)).await.unwrap();
+                let new = NewCode {
+                    digest,
+                    grant_id,
+                    client_id: "c",
+                    user_id: "u",
+                    redirect_uri: None,
+                    scope: "s",
+                    audience: "http://rs",
+                    code_challenge: None,
+                    expires_at,
+                };
+                store.insert_code(&new).await.unwrap();
+            }
+            // More codes than fit in a batch, issued at 0 and expired at 600, never redeemed.
+            let stale = 3 * super::super::PRUNE_BATCH as usize + 1;
+            for i in 0..stale {
+                code(&store, &format!("stale-{i}"), &format!("g-stale-{i}"), 600).await;
+            }
+            // Redeemed long ago; redeemed just now (its code lives until 2 * day + 600).
+            code(&store, "old", "g-old", 600).await;
+            code(&store, "recent", "g-recent", 2 * day + 600).await;
+            for digest in ["old", "recent"] {
+                assert!(matches!(store.redeem_code(digest, "c", 500).await.unwrap(), RedeemOutcome::Redeemed(_)));
+            }
+            let view = |grants: Vec<GrantRecord>| grants.into_iter().map(|g| g.id).collect::<Vec<_>>();
+            let before = view(store.redeemed_grants("u", "c").await.unwrap());
+            assert_eq!(before, ["g-old", "g-recent"]);
+
+            let now = 2 * day + 300;
+            assert_eq!(
+                store.prune_authorizations(now).await.unwrap(),
+                2 * stale as u64 + 1,
+                "the stale grants and codes, and the old code"
+            );
+            for i in 0..stale {
+                assert!(store.grant(&format!("g-stale-{i}")).await.unwrap().is_none());
+                assert!(matches!(
+                    store.redeem_code(&format!("stale-{i}"), "c", now).await.unwrap(),
+                    RedeemOutcome::Unknown
+                ));
+            }
+            assert_eq!(
+                view(store.redeemed_grants("u", "c").await.unwrap()),
+                before,
+                "the home page's view is unchanged"
+            );
+            assert!(
+                matches!(store.redeem_code("recent", "c", now).await.unwrap(), RedeemOutcome::AlreadyUsed { grant_id } if grant_id == "g-recent"),
+                "a code within its life is kept, so its replay is still recognised"
+            );
+            assert!(matches!(store.redeem_code("old", "c", now).await.unwrap(), RedeemOutcome::Unknown));
+            assert_eq!(store.prune_authorizations(now).await.unwrap(), 0, "a second pass finds nothing");
         }
     }
 }

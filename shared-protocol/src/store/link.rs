@@ -295,13 +295,13 @@ impl Store {
     }
 
     /// Forgets trace events recorded before `trace_before` and finished
-    /// flows last touched before `flows_before`.
+    /// flows last touched before `flows_before`, in batches.
     pub async fn prune_link_history(&self, trace_before: i64, flows_before: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM link_trace WHERE at < $1").bind(trace_before).execute(&self.pool).await?;
-        sqlx::query("DELETE FROM link_flows WHERE updated_at < $1 AND step IN ('done', 'failed')")
-            .bind(flows_before)
-            .execute(&self.pool)
-            .await?;
+        // Trace events have no key of their own: a batch takes every event of the seconds it selects.
+        self.delete_in_batches("link_trace", "at", "at < $1", "at", trace_before).await?;
+        // The same terms as the partial index `link_flows_finished`, so both backends use it.
+        let finished = "step IN ('done', 'failed') AND updated_at < $1";
+        self.delete_in_batches("link_flows", "id", finished, "updated_at", flows_before).await?;
         Ok(())
     }
 
@@ -388,6 +388,50 @@ mod tests {
             store.insert_flow(&flow("f2", FlowStep::Failed)).await.unwrap();
             assert!(!store.ask_consent("f2", "a", 12).await.unwrap());
             assert_eq!(store.flow("f2").await.unwrap().unwrap().reciprocal_scope, None);
+        }
+    }
+
+    #[actix_web::test]
+    async fn link_history_is_pruned_in_batches_and_unfinished_flows_stay() {
+        for store in stores().await {
+            // More events than fit in a batch, several within one second, some past the retention.
+            let batch = crate::store::PRUNE_BATCH as i64;
+            for seq in 0..3 * batch {
+                let event = TraceEvent {
+                    seq,
+                    user_id: "u1".into(),
+                    attempt: "a1".into(),
+                    leg: Leg::A,
+                    sender: "here".into(),
+                    receiver: "peer".into(),
+                    summary: "GET /authorize".into(),
+                    at: 100 + seq / 2,
+                };
+                store.insert_trace(&event).await.unwrap();
+            }
+            let at = |id: &str, step, updated_at| LinkFlow { updated_at, ..flow(id, step) };
+            for f in [
+                at("done-old", FlowStep::Done, 10),
+                at("failed-old", FlowStep::Failed, 11),
+                at("pending-old", FlowStep::Authorizing, 10),
+                at("done-new", FlowStep::Done, 500),
+            ] {
+                store.insert_flow(&f).await.unwrap();
+            }
+            for f in 0..batch {
+                store.insert_flow(&at(&format!("done-{f}"), FlowStep::Done, 12 + f)).await.unwrap();
+            }
+            let cutoff = 100 + batch;
+            store.prune_link_history(cutoff, 400).await.unwrap();
+            let left = store.trace_of("u1", 10 * batch).await.unwrap();
+            assert_eq!(left.len() as i64, batch, "the events of the seconds before the cutoff are gone");
+            assert!(left.iter().all(|e| e.at >= cutoff));
+            for gone in ["done-old", "failed-old", "done-0"] {
+                assert!(store.flow(gone).await.unwrap().is_none(), "{gone}");
+            }
+            for kept in ["pending-old", "done-new"] {
+                assert!(store.flow(kept).await.unwrap().is_some(), "{kept}");
+            }
         }
     }
 

@@ -157,12 +157,23 @@ const MIGRATIONS: &[SchemaChange] = &[
         postgres: Some(include_str!("../../migrations/0010_audit_append_only.postgres.sql")),
     },
     SchemaChange {
+        version: 11,
+        description: "scale",
+        sql: include_str!("../../migrations/0011_scale.sql"),
+        postgres: None,
+    },
+    SchemaChange {
         version: 12,
         description: "client last used",
         sql: include_str!("../../migrations/0012_client_last_used.sql"),
         postgres: None,
     },
 ];
+
+/// How many rows one prune statement deletes at most: each batch is its own
+/// short statement, so pruning never holds locks the hot paths need for long.
+/// (Tests use a small batch, so a few rows exercise several.)
+const PRUNE_BATCH: u64 = if cfg!(test) { 4 } else { 1_000 };
 
 #[derive(Clone)]
 pub struct Store {
@@ -329,6 +340,38 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         Ok(taken.then_some(UserLock(Some((tx, slot)))))
+    }
+
+    /// Deletes the rows of `table` that `filter` (binding `$1` to `bound`)
+    /// selects, oldest (`order`) first, [`PRUNE_BATCH`] keys per statement,
+    /// each statement its own transaction; `filter` and `order` name an
+    /// indexed column, so each batch reads an index range, never the table.
+    /// A `key` that is not unique deletes every row sharing a selected value.
+    async fn delete_in_batches(
+        &self,
+        table: &str,
+        key: &str,
+        filter: &str,
+        order: &str,
+        bound: i64,
+    ) -> StoreResult<u64> {
+        let batch = format!("SELECT {key} FROM {table} WHERE {filter} ORDER BY {order} LIMIT {PRUNE_BATCH}");
+        // PostgreSQL may join `IN (subquery)` by reading the whole table; an
+        // array of the batch's keys it looks up through the key's index.
+        let sql = if self.postgres_url.is_some() {
+            format!("DELETE FROM {table} WHERE {key} = ANY(ARRAY({batch}))")
+        } else {
+            format!("DELETE FROM {table} WHERE {key} IN ({batch})")
+        };
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(&sql).bind(bound).execute(&self.pool).await?.rows_affected();
+            deleted += done;
+            // Fewer than a batch: the selection ran out.
+            if done < PRUNE_BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 
     pub async fn ping(&self) -> StoreResult<()> {

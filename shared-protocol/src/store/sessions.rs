@@ -42,14 +42,14 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets sessions created before `created_before` or idle since `idle_before`.
+    /// Forgets sessions created before `created_before` or idle since
+    /// `idle_before`, in batches (each condition through its own index).
     pub async fn prune_sessions(&self, created_before: i64, idle_before: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE created_at < $1 OR last_seen_at < $2")
-            .bind(created_before)
-            .bind(idle_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        let old =
+            self.delete_in_batches("sessions", "id_digest", "created_at < $1", "created_at", created_before).await?;
+        let idle =
+            self.delete_in_batches("sessions", "id_digest", "last_seen_at < $1", "last_seen_at", idle_before).await?;
+        Ok(old + idle)
     }
 }
 
@@ -64,7 +64,13 @@ mod tests {
             store.insert_session("idle", "u", 1_000).await.unwrap();
             store.insert_session("busy", "u", 1_000).await.unwrap();
             store.touch_session("busy", 5_000).await.unwrap();
-            assert_eq!(store.prune_sessions(500, 4_000).await.unwrap(), 2);
+            // More than a batch of each kind.
+            let batch = crate::store::PRUNE_BATCH as i64;
+            for i in 0..2 * batch {
+                store.insert_session(&format!("old-{i}"), "u", 100 + i).await.unwrap();
+                store.insert_session(&format!("idle-{i}"), "u", 1_000 + i).await.unwrap();
+            }
+            assert_eq!(store.prune_sessions(500, 4_000).await.unwrap(), 2 + 4 * batch as u64);
             assert!(store.session("old").await.unwrap().is_none());
             assert!(store.session("idle").await.unwrap().is_none());
             assert_eq!(store.session("busy").await.unwrap().unwrap().last_seen_at, 5_000);

@@ -41,8 +41,25 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn user_count(&self) -> StoreResult<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
-        Ok(n)
+    /// Whether any account exists: one index probe, where a count would read them all.
+    pub async fn has_users(&self) -> StoreResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM users LIMIT 1").fetch_optional(&self.pool).await?.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::stores;
+
+    #[tokio::test]
+    async fn an_empty_database_has_no_users_and_a_populated_one_has() {
+        for store in stores().await {
+            assert!(!store.has_users().await.unwrap());
+            let user =
+                UserRecord { id: "u1".into(), username: "zoe".into(), password_hash: "h".into(), role: "user".into() };
+            assert!(store.insert_user(&user, 1).await.unwrap());
+            assert!(store.has_users().await.unwrap());
+        }
     }
 }

@@ -170,6 +170,43 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn a_replay_after_the_hourly_prune_still_revokes_while_the_code_is_kept() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        mint(&app, "c6").await;
+        redeem(&app, &body("c6", VERIFIER)).await.unwrap();
+        let peer = app.config.party.peer.client_id;
+        // Past the code's life, within the day pruning waits after it.
+        clock.advance(app.config.lifetimes.authorization_code + 3_600);
+        crate::housekeeping::prune(&app, app.now()).await;
+        assert_eq!(app.store.redeemed_grants("user-1", peer).await.unwrap().len(), 1);
+        let replay = redeem(&app, &body("c6", VERIFIER)).await.unwrap_err();
+        assert_eq!(replay.code, crate::error::ErrorCode::InvalidGrant);
+        let grant = app.store.grant("g-c6").await.unwrap().unwrap();
+        assert_eq!(grant.revoked_at, Some(app.now()), "the replay revokes what the code issued");
+        assert!(app.store.redeemed_grants("user-1", peer).await.unwrap().is_empty());
+    }
+
+    #[actix_web::test]
+    async fn what_the_home_page_shows_survives_the_pruning_of_the_code() {
+        let clock = ManualClock::new(1_000);
+        let app = state(clock.clone()).await;
+        mint(&app, "c7").await;
+        redeem(&app, &body("c7", VERIFIER)).await.unwrap();
+        // What the home and link pages show the peer may do here (`link::peer_scope_here`).
+        let peer = app.config.party.peer.client_id;
+        let shown =
+            |grants: Vec<crate::store::GrantRecord>| grants.into_iter().map(|g| (g.id, g.scope)).collect::<Vec<_>>();
+        let before = shown(app.store.redeemed_grants("user-1", peer).await.unwrap());
+        assert_eq!(before, [("g-c7".to_owned(), "player:read".to_owned())]);
+        clock.advance(app.config.lifetimes.authorization_code + 2 * 86_400);
+        crate::housekeeping::prune(&app, app.now()).await;
+        let replay = redeem(&app, &body("c7", VERIFIER)).await.unwrap_err();
+        assert_eq!(replay.description, "the authorization code is not valid", "the code itself is gone");
+        assert_eq!(shown(app.store.redeemed_grants("user-1", peer).await.unwrap()), before);
+    }
+
+    #[actix_web::test]
     async fn a_code_expires_after_its_lifetime() {
         let clock = ManualClock::new(1_000);
         let app = state(clock.clone()).await;
