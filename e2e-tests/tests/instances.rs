@@ -370,10 +370,12 @@ struct KillPoint {
     marker: &'static str,
     hold: bool,
     victim: Victim,
+    /// The issuer's grant of the broken attempt is gone before the user does anything.
+    nothing_left: bool,
 }
 
 const fn kill(between: &'static str, doing: Doing, on_b: bool, marker: &'static str) -> KillPoint {
-    KillPoint { between, doing, on_b, marker, hold: false, victim: Victim::Served }
+    KillPoint { between, doing, on_b, marker, hold: false, victim: Victim::Served, nothing_left: false }
 }
 
 /// Where an instance of either party can die in a link (legs A–G of
@@ -381,7 +383,10 @@ const fn kill(between: &'static str, doing: Doing, on_b: bool, marker: &'static 
 const KILL_POINTS: &[KillPoint] = &[
     kill("A–B: A sent the user to B", Doing::Linking, false, "POST /link/start"),
     kill("B–C: B minted the code for A", Doing::Linking, true, "decision=approve"),
-    kill("C–D: B issued A's tokens", Doing::Linking, true, "grant_type=authorization_code"),
+    KillPoint {
+        nothing_left: true,
+        ..kill("C–D: B issued A's tokens", Doing::Linking, true, "grant_type=authorization_code")
+    },
     kill("D–E: A kept B's tokens, the consent not shown", Doing::Linking, false, "GET /link/callback"),
     KillPoint {
         hold: true,
@@ -472,6 +477,12 @@ async fn every_kill_point_mid_link_is_recovered_by_the_users_retry() {
         }
 
         let (live_a, live_b) = (running(&mut cluster.a), running(&mut cluster.b));
+        if point.nothing_left {
+            // A presented the code again: a replay, so B revoked what it had issued for it.
+            let orphans = live_grants(&cluster.b[live_b], &name, A_CLIENT).await;
+            assert_eq!(orphans, 0, "{}: B's grant for the lost answer", point.between);
+            assert_eq!(link_state(&user, &b).await, "none", "{}: B's home", point.between);
+        }
         if point.doing == Doing::Unlinking {
             unlink_and_expect_none(&user, &a, &b).await;
         } else {

@@ -212,7 +212,14 @@ impl PeerClient {
         code: &AuthorizationCode,
         verifier: &PkceVerifier,
     ) -> Result<IssuedTokens, PeerError> {
-        let result = self.exchange_code_once(app, code, verifier).await;
+        let mut result = self.exchange_code_once(app, code, verifier).await;
+        if let Err(lost @ PeerError::Unreachable(_)) = result {
+            // The answer, not the request, may be what was lost (RFC 6749 4.1.2):
+            // presented again, the code either is redeemed now or is refused
+            // as a replay, and the issuer revokes what its first redemption
+            // issued, so no grant is left whose tokens nobody holds.
+            result = self.exchange_code_once(app, code, verifier).await.map_err(|_| lost);
+        }
         app.metrics.link_outcome(Leg::C, LinkOutcome::of(&result));
         result
     }
