@@ -441,6 +441,21 @@ mod tests {
         }
     }
 
+    /// A code of grant `grant_id` for client `c` and user `u`, expiring at `expires_at`.
+    fn new_code<'a>(digest: &'a str, grant_id: &'a str, expires_at: i64) -> NewCode<'a> {
+        NewCode {
+            digest,
+            grant_id,
+            client_id: "c",
+            user_id: "u",
+            redirect_uri: None,
+            scope: "s",
+            audience: "http://rs",
+            code_challenge: None,
+            expires_at,
+        }
+    }
+
     #[tokio::test]
     async fn a_code_is_redeemed_once_then_reported_used() {
         for store in stores().await {
@@ -506,17 +521,7 @@ mod tests {
     #[tokio::test]
     async fn pruning_forgets_unredeemed_grants_expired_codes_and_refresh_tokens_and_keeps_the_rest() {
         for store in stores().await {
-            let code = |digest: &'static str, grant_id: &'static str| NewCode {
-                digest,
-                grant_id,
-                client_id: "c",
-                user_id: "u",
-                redirect_uri: None,
-                scope: "s",
-                audience: "http://rs",
-                code_challenge: None,
-                expires_at: 100,
-            };
+            let code = |digest, grant_id| new_code(digest, grant_id, 100);
             // g1 never redeemed; g2 redeemed (tokens issued); g3 holds a live refresh token.
             for (g, d) in [("g1", "d1"), ("g2", "d2"), ("g3", "d3")] {
                 store.insert_grant(&grant(g)).await.unwrap();
@@ -552,18 +557,7 @@ mod tests {
             let day = 86_400;
             async fn code(store: &Store, digest: &str, grant_id: &str, expires_at: i64) {
                 store.insert_grant(&grant(grant_id)).await.unwrap();
-                let new = NewCode {
-                    digest,
-                    grant_id,
-                    client_id: "c",
-                    user_id: "u",
-                    redirect_uri: None,
-                    scope: "s",
-                    audience: "http://rs",
-                    code_challenge: None,
-                    expires_at,
-                };
-                store.insert_code(&new).await.unwrap();
+                store.insert_code(&new_code(digest, grant_id, expires_at)).await.unwrap();
             }
             // More codes than fit in a batch, issued at 0 and expired at 600, never redeemed.
             let stale = 3 * super::super::PRUNE_BATCH as usize + 1;
