@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::locks;
 use crate::store::{KeyRecord, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +133,7 @@ impl SigningKeys {
     /// Makes `ring`, as read at `now`, the one this instance signs and verifies with.
     fn install(&self, ring: KeyRing, now: i64) -> Arc<KeyRing> {
         let ring = Arc::new(ring);
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring.clone();
+        *locks::write(&self.ring) = ring.clone();
         self.read_at.store(now, Ordering::Relaxed);
         ring
     }
@@ -145,7 +146,7 @@ impl SigningKeys {
 
     /// The ring as this instance knows it now.
     pub fn current(&self) -> Arc<KeyRing> {
-        self.ring.read().unwrap_or_else(PoisonError::into_inner).clone()
+        locks::read(&self.ring).clone()
     }
 
     pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {
@@ -258,6 +259,10 @@ impl KeyRing {
 
     /// Signs `claims` as a compact JWS (RFC 7515 7.1) with header `typ`
     /// (e.g. `at+jwt`, RFC 9068 2.1), ES256 with the fixed `r || s` encoding (RFC 7518 3.4).
+    #[allow(
+        clippy::expect_used,
+        reason = "claims are this crate's plain structs, which serialize; ES256 fails only without the system RNG"
+    )]
     pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {
         // `typ` is one of this crate's constants and `kid` a base64url thumbprint: nothing to escape.
         let header = format!(r#"{{"typ":"{typ}","alg":"ES256","kid":"{}"}}"#, self.kid);
@@ -355,6 +360,7 @@ fn xy(pair: &EcdsaKeyPair) -> (String, String) {
 }
 
 /// A new P-256 key of `generation` whose `kid` is its JWK thumbprint (RFC 7638).
+#[allow(clippy::expect_used, reason = "generation fails only without the system RNG; a fresh key parses")]
 fn generate_key(now: i64, generation: i64) -> KeyRecord {
     let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
         .expect("P-256 key generation");
