@@ -1,6 +1,8 @@
 //! Access-token signing and verification (ES256, RFC 9068), the crypto on
 //! the token endpoint's and the API's hot paths.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark that fails has nothing to measure")]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use shared_protocol::config::{Cli, Config};
 use shared_protocol::test_support::TEST_PARTY;

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::UnixTime;
 use crate::error::Busy;
+use crate::locks;
 use crate::web::limits::ClientKey;
 
 /// Password hashing with a bound: at most `concurrency` argon2id
@@ -98,7 +99,7 @@ impl SignInBackoff {
 
     /// `Err(seconds to wait)` while `account` may not be tried from `client`.
     pub fn check(&self, account: &str, client: ClientKey, now: UnixTime) -> Result<(), i64> {
-        let map = self.inner.lock().expect("backoff lock");
+        let map = locks::lock(&self.inner);
         if let Some(f) = map.pairs.get(&(account.to_owned(), client)) {
             if f.count >= Self::FREE_FAILURES {
                 let wait = (1i64 << (f.count - Self::FREE_FAILURES).min(20)).min(Self::MAX_WAIT);
@@ -118,7 +119,7 @@ impl SignInBackoff {
     }
 
     pub fn record_failure(&self, account: &str, client: ClientKey, now: UnixTime) {
-        let mut map = self.inner.lock().expect("backoff lock");
+        let mut map = locks::lock(&self.inner);
         let known = map.is_known(account, client, now);
         bump(&mut map.pairs, (account.to_owned(), client), now);
         if !known {
@@ -127,7 +128,7 @@ impl SignInBackoff {
     }
 
     pub fn record_success(&self, account: &str, client: ClientKey, now: UnixTime) {
-        let mut map = self.inner.lock().expect("backoff lock");
+        let mut map = locks::lock(&self.inner);
         map.pairs.remove(&(account.to_owned(), client));
         if !map.known.contains_key(account) && map.known.len() >= Self::MAX_ENTRIES {
             map.known.retain(|_, seen| seen.iter().any(|(_, at)| now - at < Self::KNOWN_FOR));
@@ -145,7 +146,7 @@ impl SignInBackoff {
 
     #[cfg(test)]
     fn entries(&self) -> usize {
-        let map = self.inner.lock().expect("backoff lock");
+        let map = locks::lock(&self.inner);
         map.pairs.len() + map.accounts.len()
     }
 }

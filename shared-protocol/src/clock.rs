@@ -84,6 +84,7 @@ impl Entropy for OsEntropy {
     fn fill(&self, buf: &mut [u8]) {
         use aws_lc_rs::rand::SecureRandom;
         // The system RNG failing is unrecoverable: nothing secure can be minted.
+        #[allow(clippy::expect_used, reason = "no secret can be minted without the system RNG")]
         let draw = |into: &mut [u8]| {
             aws_lc_rs::rand::SystemRandom::new()
                 .fill(into)

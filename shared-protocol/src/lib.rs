@@ -29,6 +29,7 @@ pub mod error;
 pub mod grant_type;
 pub mod housekeeping;
 pub mod link;
+mod locks;
 pub mod logs;
 pub mod memory;
 pub mod metrics;

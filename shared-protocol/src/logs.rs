@@ -11,10 +11,11 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::locks;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -47,7 +48,7 @@ struct Buffer {
 
 impl Buffer {
     fn append(&self, line: &[u8]) {
-        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lines = locks::lock(&self.lines);
         if lines.len() + line.len() > MAX_BUFFERED {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -58,7 +59,7 @@ impl Buffer {
     /// Swaps the buffered lines into `spare` (so both allocations are reused).
     fn take(&self, spare: &mut Vec<u8>) {
         spare.clear();
-        std::mem::swap(&mut *self.lines.lock().unwrap_or_else(PoisonError::into_inner), spare);
+        std::mem::swap(&mut *locks::lock(&self.lines), spare);
     }
 }
 

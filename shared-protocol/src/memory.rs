@@ -10,6 +10,8 @@
 //! collects once a second. Measured with `scripts/stress.sh`: idle after a
 //! first start 18 MB (45 MB without them), and back to 30 MB after a flood.
 
+#![allow(unsafe_code, reason = "mimalloc's options and collection are C functions, called through FFI")]
+
 /// Positions in mimalloc's `mi_option_e` (v3, which libmimalloc-sys builds by default;
 /// `mimalloc.h`), which libmimalloc-sys does not name; the test below checks them against their
 /// documented defaults.

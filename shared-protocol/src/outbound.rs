@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 /// The client for every outbound call; `timeout` bounds each whole call.
+#[allow(clippy::expect_used, reason = "the builder fails only if rustls cannot start, at start-up, before serving")]
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)

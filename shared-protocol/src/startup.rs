@@ -283,6 +283,7 @@ pub fn app(
         .app_data(app)
         .app_data(aw::PayloadConfig::new(MAX_BODY))
         .app_data(aw::JsonConfig::default().limit(MAX_BODY).error_handler(|err, req| {
+            #[allow(clippy::expect_used, reason = "registered on the line above")]
             let app = req.app_data::<aw::Data<AppState>>().expect("AppState is registered");
             ApiRejection { error: ApiError::BadRequest(err.to_string().into()), challenge: app.challenge(req.path()) }
                 .into()

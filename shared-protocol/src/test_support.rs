@@ -2,6 +2,13 @@
 //! small party profile, checks of a party binary's command line, and (for
 //! this crate's unit tests) a whole party in process.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "support for tests and benchmarks, where a failure is a failed test"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

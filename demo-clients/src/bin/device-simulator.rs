@@ -63,14 +63,14 @@ impl DeviceKey {
     }
 
     /// A one-minute RFC 7523 assertion for `audience`, with a fresh `jti`.
-    fn assertion(&self, client_id: &str, audience: &str) -> String {
+    fn assertion(&self, client_id: &str, audience: &str) -> Result<String, String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("device-1".into());
         let claims = json!({"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 60,
             "jti": uuid::Uuid::new_v4().to_string()});
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8))
-            .expect("an ES256 key signs")
+            .map_err(|e| format!("cannot sign a client assertion: {e}"))
     }
 }
 
@@ -109,15 +109,15 @@ async fn run(args: Args) -> Result<(), String> {
     let client_id = field(&client, "client_id")?.to_owned();
     println!("registered as {client_id} (\"{}\")", args.name);
 
-    let form = |extra: Vec<(&'static str, String)>| {
+    let form = |extra: Vec<(&'static str, String)>| -> Result<_, String> {
         let mut f = vec![
             ("client_assertion_type", JWT_BEARER.to_owned()),
-            ("client_assertion", key.assertion(&client_id, issuer)),
+            ("client_assertion", key.assertion(&client_id, issuer)?),
         ];
         f.extend(extra);
-        f
+        Ok(f)
     };
-    let request = form(vec![("login_hint", args.account.clone()), ("scope", args.scope.clone())]);
+    let request = form(vec![("login_hint", args.account.clone()), ("scope", args.scope.clone())])?;
     let (status, started) = json_of(http.post(device).form(&request).send().await.map_err(|e| e.to_string())?).await?;
     if status != 200 {
         return Err(format!("device authorization refused ({status}): {started}"));
@@ -134,7 +134,7 @@ async fn run(args: Args) -> Result<(), String> {
         if Instant::now() > deadline {
             return Err("no approval in time".into());
         }
-        let poll = form(vec![("grant_type", DEVICE_CODE.to_owned()), ("device_code", device_code.clone())]);
+        let poll = form(vec![("grant_type", DEVICE_CODE.to_owned()), ("device_code", device_code.clone())])?;
         let (status, answer) = json_of(http.post(token).form(&poll).send().await.map_err(|e| e.to_string())?).await?;
         match (status, answer["error"].as_str()) {
             (200, _) => break field(&answer, "access_token")?.to_owned(),

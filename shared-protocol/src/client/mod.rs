@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ClientAuth;
 use crate::grant_type::GrantType;
+use crate::locks;
 use crate::metrics::{LinkOutcome, PeerCall};
 use crate::outbound::{read_body, read_json, PeerError};
 use crate::state::AppState;
@@ -105,7 +106,7 @@ pub struct UserLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
 impl UserLocks {
     pub fn of(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.0.lock().expect("user locks");
+        let mut locks = locks::lock(&self.0);
         if locks.len() > 10_000 {
             locks.retain(|_, l| Arc::strong_count(l) > 1);
         }
@@ -134,7 +135,7 @@ impl PeerClient {
     /// RFC 8414 3: the peer's metadata, whose `issuer` must be the configured peer URL.
     pub async fn metadata(&self, app: &AppState) -> Result<Arc<PeerMetadata>, PeerError> {
         let now = app.now();
-        if let Some((m, at)) = self.metadata.read().expect("peer metadata").as_ref() {
+        if let Some((m, at)) = locks::read(&self.metadata).as_ref() {
             if now - at < Self::METADATA_TTL {
                 return Ok(m.clone());
             }
@@ -163,7 +164,7 @@ impl PeerClient {
             }
         }
         let m = Arc::new(m);
-        *self.metadata.write().expect("peer metadata") = Some((m.clone(), now));
+        *locks::write(&self.metadata) = Some((m.clone(), now));
         Ok(m)
     }
 
@@ -409,13 +410,13 @@ impl PeerClient {
         const FRESH_FOR: i64 = 5;
         let now = app.now();
         let key = token.digest();
-        if let Some((k, at)) = self.confirmed.lock().expect("confirmations").get(user_id) {
+        if let Some((k, at)) = locks::lock(&self.confirmed).get(user_id) {
             if *k == key && now - at < FRESH_FOR {
                 return Ok(true);
             }
         }
         let active = self.is_active(app, token.secret()).await?;
-        let mut confirmed = self.confirmed.lock().expect("confirmations");
+        let mut confirmed = locks::lock(&self.confirmed);
         if confirmed.len() > 100_000 {
             confirmed.clear();
         }

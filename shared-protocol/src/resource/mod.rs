@@ -16,6 +16,7 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiRejection, Challenge};
+use crate::locks;
 use crate::server::metadata::RESOURCE_METADATA_PATH;
 use crate::state::AppState;
 use crate::store::{Store, StoreResult};
@@ -34,11 +35,11 @@ impl RevocationList {
     const CLOCK_SLACK: i64 = 120;
 
     pub fn is_revoked(&self, grant_id: &str) -> bool {
-        self.revoked.read().expect("revocation list").contains_key(grant_id)
+        locks::read(&self.revoked).contains_key(grant_id)
     }
 
     pub fn note(&self, grant_id: &str, at: i64) {
-        self.revoked.write().expect("revocation list").insert(grant_id.to_owned(), at);
+        locks::write(&self.revoked).insert(grant_id.to_owned(), at);
     }
 
     /// Pulls revocations made since the last sync (by any instance) and
@@ -47,7 +48,7 @@ impl RevocationList {
         // Overlap generously: another instance's clock may trail ours.
         let since = self.synced_to.load(Ordering::Relaxed).min(now) - Self::CLOCK_SLACK;
         let rows = store.revoked_since(since.max(forget_before)).await?;
-        let mut map = self.revoked.write().expect("revocation list");
+        let mut map = locks::write(&self.revoked);
         for (grant_id, at) in rows {
             map.insert(grant_id, at);
         }
@@ -67,11 +68,11 @@ impl VerifiedTokens {
     const CAPACITY: usize = 100_000;
 
     fn get(&self, token: &str) -> Option<Arc<AccessClaims>> {
-        self.map.read().expect("token cache").get(token).cloned()
+        locks::read(&self.map).get(token).cloned()
     }
 
     fn insert(&self, token: &str, claims: Arc<AccessClaims>, now: i64) {
-        let mut map = self.map.write().expect("token cache");
+        let mut map = locks::write(&self.map);
         if map.len() >= Self::CAPACITY {
             map.retain(|_, c| c.exp > now);
             if map.len() >= Self::CAPACITY {
@@ -164,6 +165,7 @@ impl FromRequest for Bearer {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        #[allow(clippy::expect_used, reason = "startup::app registers the AppState every route runs with")]
         let app = req.app_data::<web::Data<AppState>>().cloned().expect("AppState is registered");
         // RFC 6750 2.1 only: tokens in query strings or bodies leak into logs and history.
         let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);

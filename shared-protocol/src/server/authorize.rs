@@ -243,7 +243,10 @@ fn to_client(
     params: &[(&str, &str)],
     status: StatusCode,
 ) -> HttpResponse {
-    // Clients are registered from the validated --peer-url (config.rs), so this parses.
+    #[allow(
+        clippy::expect_used,
+        reason = "it equals a registered URI, each parsed as absolute when registered (config.rs, register.rs)"
+    )]
     let mut url = Url::parse(redirect_uri).expect("registered redirect URIs are absolute URLs");
     {
         let mut q = url.query_pairs_mut();

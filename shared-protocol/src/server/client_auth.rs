@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant_type::GrantType;
+use crate::locks;
 use crate::server::scope::Scope;
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreResult};
@@ -99,7 +100,7 @@ impl ClientDirectory {
     const TTL: i64 = 30;
 
     pub async fn get(&self, store: &Store, client_id: &str, now: i64) -> StoreResult<Option<Arc<Client>>> {
-        if let Some((c, at)) = self.cache.read().expect("client cache").get(client_id) {
+        if let Some((c, at)) = locks::read(&self.cache).get(client_id) {
             if now - at < Self::TTL {
                 return Ok(Some(c.clone()));
             }
@@ -110,7 +111,7 @@ impl ClientDirectory {
         let client = Arc::new(Client::from(record));
         // A registered client may be deleted at any instance (RFC 7592): read it every time.
         if !client.registered {
-            self.cache.write().expect("client cache").insert(client_id.to_owned(), (client.clone(), now));
+            locks::write(&self.cache).insert(client_id.to_owned(), (client.clone(), now));
         }
         Ok(Some(client))
     }
@@ -134,11 +135,11 @@ impl JwksCache {
 
     async fn fetch(&self, app: &AppState, uri: &str, now: i64) -> Result<JwkSet, OAuthError> {
         let unavailable = || OAuthError::invalid_client("the client's JWKS could not be fetched");
-        if self.failed.lock().expect("jwks failures").get(uri).is_some_and(|at| now - at < Self::RETRY_AFTER_FAILURE) {
+        if locks::lock(&self.failed).get(uri).is_some_and(|at| now - at < Self::RETRY_AFTER_FAILURE) {
             return Err(unavailable());
         }
         let fetched = fetch_jwks(app, uri).await;
-        let mut failed = self.failed.lock().expect("jwks failures");
+        let mut failed = locks::lock(&self.failed);
         match fetched {
             Some(set) => {
                 failed.remove(uri);
@@ -153,7 +154,7 @@ impl JwksCache {
 
     async fn key(&self, app: &AppState, uri: &str, kid: Option<&str>) -> Result<DecodingKey, OAuthError> {
         let now = app.now();
-        let cached = self.sets.lock().expect("jwks cache").get(uri).cloned();
+        let cached = locks::lock(&self.sets).get(uri).cloned();
         let find = |set: &JwkSet| match kid {
             Some(kid) => set.find(kid).cloned(),
             None if set.keys.len() == 1 => set.keys.first().cloned(),
@@ -165,7 +166,7 @@ impl JwksCache {
             _ => {
                 let set = self.fetch(app, uri, now).await?;
                 let found = find(&set);
-                self.sets.lock().expect("jwks cache").insert(uri.to_owned(), (set, now));
+                locks::lock(&self.sets).insert(uri.to_owned(), (set, now));
                 found
             }
         };
@@ -177,7 +178,7 @@ impl JwksCache {
 #[cfg(test)]
 impl JwksCache {
     fn seed(&self, uri: &str, set: JwkSet, at: i64) {
-        self.sets.lock().expect("jwks cache").insert(uri.to_owned(), (set, at));
+        locks::lock(&self.sets).insert(uri.to_owned(), (set, at));
     }
 }
 

@@ -26,6 +26,7 @@ use super::client_auth::Client;
 use super::register::{check, Metadata};
 use crate::clock::Clock;
 use crate::error::OAuthError;
+use crate::locks;
 use crate::state::AppState;
 use crate::store::{ClientRecord, StoreResult};
 use crate::web::limits::ClientKey;
@@ -137,11 +138,12 @@ struct Fetching<'a> {
 impl Drop for Fetching<'_> {
     fn drop(&mut self) {
         let now = self.clock.now();
-        self.shares.lock().expect("fetch budget").finish(self.requester, self.started, now);
+        locks::lock(self.shares).finish(self.requester, self.started, now);
     }
 }
 
 impl ClientDocuments {
+    #[allow(clippy::expect_used, reason = "the builder fails only if rustls cannot start, at start-up, before serving")]
     pub fn new(insecure: bool) -> Self {
         let builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -165,7 +167,7 @@ impl ClientDocuments {
     /// accepts. `requester` is who asks, whose share of the fetches a fetch uses.
     pub async fn get(&self, app: &AppState, url: &str, requester: ClientKey) -> StoreResult<Option<Arc<Client>>> {
         let now = app.now();
-        if let Some((client, until)) = self.cache.lock().expect("document cache").get(url) {
+        if let Some((client, until)) = locks::lock(&self.cache).get(url) {
             if now < *until {
                 return Ok(client.clone());
             }
@@ -174,7 +176,7 @@ impl ClientDocuments {
         // fixed number a minute, each requester a slice of both; beyond, the
         // client is unknown for now (and nothing is cached).
         let Ok(_permit) = self.in_flight.try_acquire() else { return Ok(None) };
-        if !self.shares.lock().expect("fetch budget").start(requester, now) {
+        if !locks::lock(&self.shares).start(requester, now) {
             return Ok(None);
         }
         let fetching = Fetching { shares: &self.shares, clock: app.clock.as_ref(), requester, started: now };
@@ -190,7 +192,7 @@ impl ClientDocuments {
                 (None, now + FAILURE_TTL)
             }
         };
-        let mut cache = self.cache.lock().expect("document cache");
+        let mut cache = locks::lock(&self.cache);
         if cache.len() >= CAPACITY {
             cache.retain(|_, (_, until)| *until > now);
             if cache.len() >= CAPACITY {

@@ -333,6 +333,7 @@ impl Store {
         if self.postgres_url.is_none() {
             return Ok(Some(UserLock(None)));
         }
+        #[allow(clippy::expect_used, reason = "the store never closes its lock-slot semaphores")]
         let slot = self.lock_slots[kind as usize].clone().acquire_owned().await.expect("the semaphore is never closed");
         let mut tx = self.pool.begin().await?;
         let (taken,): (bool,) = sqlx::query_as(&take.replace("$1", "hashtextextended($1, 0)"))

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::locks;
 use crate::store::{KeyRecord, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +87,8 @@ impl SigningKeys {
             store.insert_signing_key(&generate_key(now, 0)).await?;
             records = store.signing_keys().await?;
         }
-        Ok(Self { policy, ..Self::new(KeyRing::from_records(&records, now, policy.publish_ahead), now) })
+        let ring = KeyRing::from_records(&records, &[], now, policy.publish_ahead).ok_or_else(no_usable_key)?;
+        Ok(Self { policy, ..Self::new(ring, now) })
     }
 
     /// Run every second by each instance: creates the next key when the
@@ -98,32 +100,40 @@ impl SigningKeys {
     pub async fn maintain(&self, store: &Store, now: i64) -> Result<(), StoreError> {
         let policy = self.policy;
         let mut records = store.signing_keys().await?;
+        // Rotation counts every row, so a new generation never collides with an undecodable newest one.
         let Some(newest) = records.last() else { return Ok(()) };
         if now >= newest.created_at + policy.rotate_every - policy.publish_ahead {
             store.insert_signing_key(&generate_key(now, newest.generation + 1)).await?;
             records = store.signing_keys().await?;
         }
-        let mut active = active_index(&records, now, policy.publish_ahead);
+        let ring = self.current();
+        let (mut keys, skipped) = decode_all(&records, &ring.skipped);
+        if keys.is_empty() {
+            return Err(no_usable_key());
+        }
+        let mut active = active_index(&keys, now, policy.publish_ahead);
         // The active key has signed since it was published `publish_ahead`; the older ones' tokens are gone `retire_after` later.
-        if active > 0 && now >= records[active].created_at + policy.publish_ahead + policy.retire_after {
-            store.delete_signing_keys_before(records[active].generation).await?;
-            records.drain(..active);
+        if active > 0 && now >= keys[active].created_at + policy.publish_ahead + policy.retire_after {
+            store.delete_signing_keys_before(keys[active].generation).await?;
+            keys.drain(..active);
             active = 0;
         }
-        let ring = self.current();
-        let same = ring.kid == records[active].kid
-            && ring.verifying.len() == records.len()
-            && records.iter().all(|r| ring.verifying.contains_key(&r.kid));
+        let same = ring.kid == keys[active].kid
+            && ring.skipped == skipped
+            && ring.verifying.len() == keys.len()
+            && keys.iter().all(|k| ring.verifying.contains_key(&k.kid));
         if !same {
-            self.install(&records, now);
+            if let Some(ring) = KeyRing::from_decoded(keys, skipped, now, policy.publish_ahead) {
+                self.install(ring, now);
+            }
         }
         Ok(())
     }
 
-    /// Replaces the ring with one of `records` (not empty), as read at `now`.
-    fn install(&self, records: &[KeyRecord], now: i64) -> Arc<KeyRing> {
-        let ring = Arc::new(KeyRing::from_records(records, now, self.policy.publish_ahead));
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring.clone();
+    /// Makes `ring`, as read at `now`, the one this instance signs and verifies with.
+    fn install(&self, ring: KeyRing, now: i64) -> Arc<KeyRing> {
+        let ring = Arc::new(ring);
+        *locks::write(&self.ring) = ring.clone();
         self.read_at.store(now, Ordering::Relaxed);
         ring
     }
@@ -136,7 +146,7 @@ impl SigningKeys {
 
     /// The ring as this instance knows it now.
     pub fn current(&self) -> Arc<KeyRing> {
-        self.ring.read().unwrap_or_else(PoisonError::into_inner).clone()
+        locks::read(&self.ring).clone()
     }
 
     pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {
@@ -155,10 +165,9 @@ impl SigningKeys {
         match self.current().verify(token, typ) {
             Err(TokenError::UnknownKey) if self.may_read(now) => {
                 let records = store.signing_keys().await.map_err(|_| TokenError::UnknownKey)?;
-                if records.is_empty() {
-                    return Err(TokenError::UnknownKey);
-                }
-                self.install(&records, now).verify(token, typ)
+                let ring = KeyRing::from_records(&records, &self.current().skipped, now, self.policy.publish_ahead)
+                    .ok_or(TokenError::UnknownKey)?;
+                self.install(ring, now).verify(token, typ)
             }
             outcome => outcome,
         }
@@ -182,44 +191,56 @@ pub struct KeyRing {
     verifying: HashMap<String, DecodingKey>,
     jwks: Value,
     validation: Validation,
+    /// The `kid`s of stored rows that did not decode, warned about once.
+    skipped: Vec<String>,
 }
 
 impl KeyRing {
     /// A ring with one fresh key that is not stored anywhere (benchmarks, tests).
+    #[allow(clippy::expect_used, reason = "a key this process has just generated decodes")]
     pub fn ephemeral(now: i64) -> Self {
-        Self::from_records(&[generate_key(now, 0)], now, 0)
+        Self::from_records(&[generate_key(now, 0)], &[], now, 0).expect("a fresh key decodes")
     }
 
-    /// The ring of `records` (not empty, oldest generation first), signing
-    /// with the newest key published at least `publish_ahead` seconds ago.
-    fn from_records(records: &[KeyRecord], now: i64, publish_ahead: i64) -> Self {
+    /// The ring of the rows of `records` that decode (see [`decode_all`]);
+    /// `None` when none does.
+    fn from_records(records: &[KeyRecord], known_bad: &[String], now: i64, publish_ahead: i64) -> Option<Self> {
+        let (keys, skipped) = decode_all(records, known_bad);
+        Self::from_decoded(keys, skipped, now, publish_ahead)
+    }
+
+    /// The ring of `keys` (oldest generation first), signing with the newest
+    /// published at least `publish_ahead` seconds ago; `None` when `keys` is empty.
+    fn from_decoded(keys: Vec<DecodedKey>, skipped: Vec<String>, now: i64, publish_ahead: i64) -> Option<Self> {
+        let active = active_index(&keys, now, publish_ahead);
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
-        for r in records {
-            let der = STANDARD.decode(&r.pkcs8).expect("stored PKCS#8 is base64");
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).expect("stored key is P-256");
-            let (x, y) = xy(&pair);
-            let key = DecodingKey::from_ec_components(&x, &y).expect("public key components");
-            jwks.push(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": r.kid, "use": "sig", "alg": "ES256"}));
-            verifying.insert(r.kid.clone(), key);
+        let mut current = None;
+        for (i, k) in keys.into_iter().enumerate() {
+            jwks.push(
+                json!({"kty": "EC", "crv": "P-256", "x": k.x, "y": k.y, "kid": k.kid, "use": "sig", "alg": "ES256"}),
+            );
+            verifying.insert(k.kid.clone(), k.verifying);
+            if i == active {
+                current = Some((k.kid, k.pair));
+            }
         }
-        let current = &records[active_index(records, now, publish_ahead)];
-        let der = STANDARD.decode(&current.pkcs8).expect("stored PKCS#8 is base64");
-        let signing = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).expect("stored key is P-256");
+        let (kid, signing) = current?;
         let mut validation = Validation::new(Algorithm::ES256);
         // Time, audience and issuer are checked by the caller against the injected clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        Self {
-            kid: current.kid.clone(),
+        Some(Self {
+            kid,
             signing,
             rng: SystemRandom::new(),
             verifying,
             jwks: json!({ "keys": jwks }),
             validation,
-        }
+            skipped,
+        })
     }
 
     pub fn jwks(&self) -> &Value {
@@ -238,6 +259,10 @@ impl KeyRing {
 
     /// Signs `claims` as a compact JWS (RFC 7515 7.1) with header `typ`
     /// (e.g. `at+jwt`, RFC 9068 2.1), ES256 with the fixed `r || s` encoding (RFC 7518 3.4).
+    #[allow(
+        clippy::expect_used,
+        reason = "claims are this crate's plain structs, which serialize; ES256 fails only without the system RNG"
+    )]
     pub fn sign<T: Serialize>(&self, typ: &'static str, claims: &T) -> String {
         // `typ` is one of this crate's constants and `kid` a base64url thumbprint: nothing to escape.
         let header = format!(r#"{{"typ":"{typ}","alg":"ES256","kid":"{}"}}"#, self.kid);
@@ -271,8 +296,61 @@ impl KeyRing {
 
 /// The key to sign with: the newest published at least `publish_ahead` ago,
 /// or the oldest if none is (the first key signs at once: nobody cached a JWKS before it).
-fn active_index(records: &[KeyRecord], now: i64, publish_ahead: i64) -> usize {
-    records.iter().rposition(|r| r.created_at + publish_ahead <= now).unwrap_or(0)
+fn active_index(keys: &[DecodedKey], now: i64, publish_ahead: i64) -> usize {
+    keys.iter().rposition(|k| k.created_at + publish_ahead <= now).unwrap_or(0)
+}
+
+/// A stored key, parsed.
+struct DecodedKey {
+    kid: String,
+    created_at: i64,
+    generation: i64,
+    pair: EcdsaKeyPair,
+    /// The public point's coordinates, base64url (RFC 7518 6.2.1.2, 6.2.1.3).
+    x: String,
+    y: String,
+    verifying: DecodingKey,
+}
+
+/// Parses a stored row: an ES256 key as a base64 PKCS#8 document holding a P-256 key.
+fn decode(r: &KeyRecord) -> Result<DecodedKey, &'static str> {
+    if r.alg != "ES256" {
+        return Err("the algorithm is not ES256");
+    }
+    let der = STANDARD.decode(&r.pkcs8).map_err(|_| "the PKCS#8 document is not base64")?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+        .map_err(|_| "the PKCS#8 document is not a P-256 private key")?;
+    let (x, y) = xy(&pair);
+    let verifying = DecodingKey::from_ec_components(&x, &y).map_err(|_| "the public key does not decode")?;
+    Ok(DecodedKey { kid: r.kid.clone(), created_at: r.created_at, generation: r.generation, pair, x, y, verifying })
+}
+
+/// The rows of `records` that decode, in order, and the `kid`s of those that
+/// do not. A row that does not decode is skipped, not fatal: the party keeps
+/// signing with the others. It is logged once: a `kid` in `known_bad` (rows
+/// are never rewritten) is skipped without parsing or logging it again.
+fn decode_all(records: &[KeyRecord], known_bad: &[String]) -> (Vec<DecodedKey>, Vec<String>) {
+    let mut keys = Vec::with_capacity(records.len());
+    let mut skipped = Vec::new();
+    for r in records {
+        if known_bad.contains(&r.kid) {
+            skipped.push(r.kid.clone());
+            continue;
+        }
+        match decode(r) {
+            Ok(key) => keys.push(key),
+            Err(reason) => {
+                tracing::warn!(kid = %r.kid, generation = r.generation, reason, "a stored signing key does not decode; it is skipped");
+                skipped.push(r.kid.clone());
+            }
+        }
+    }
+    (keys, skipped)
+}
+
+/// The error when no stored key decodes: the party has nothing to sign with.
+fn no_usable_key() -> StoreError {
+    StoreError(sqlx::Error::Decode("no stored signing key decodes (each one skipped is logged with its kid)".into()))
 }
 
 fn xy(pair: &EcdsaKeyPair) -> (String, String) {
@@ -282,6 +360,7 @@ fn xy(pair: &EcdsaKeyPair) -> (String, String) {
 }
 
 /// A new P-256 key of `generation` whose `kid` is its JWK thumbprint (RFC 7638).
+#[allow(clippy::expect_used, reason = "generation fails only without the system RNG; a fresh key parses")]
 fn generate_key(now: i64, generation: i64) -> KeyRecord {
     let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
         .expect("P-256 key generation");
@@ -421,8 +500,9 @@ mod tests {
             // A sibling adds a key (as a rotation will) and signs with it.
             let sibling_token = |generation| {
                 let record = generate_key(100, generation);
-                let token =
-                    KeyRing::from_records(std::slice::from_ref(&record), 100, 0).sign("at+jwt", &C { sub: "s".into() });
+                let token = KeyRing::from_records(std::slice::from_ref(&record), &[], 100, 0)
+                    .unwrap()
+                    .sign("at+jwt", &C { sub: "s".into() });
                 (record, token)
             };
             let (k1, t1) = sibling_token(1);
@@ -439,6 +519,61 @@ mod tests {
             let own = keys.sign("at+jwt", &C { sub: "u".into() });
             let kid = jsonwebtoken::decode_header(&own).unwrap().kid.unwrap();
             assert_eq!(kid, store.signing_keys().await.unwrap()[0].kid);
+        }
+    }
+
+    /// A row no instance can use: its PKCS#8 document is not a key.
+    fn corrupt_key(generation: i64, created_at: i64) -> KeyRecord {
+        let pkcs8 = STANDARD.encode(b"not a PKCS#8 document");
+        KeyRecord { kid: format!("corrupt-{generation}"), alg: "ES256".into(), pkcs8, created_at, generation }
+    }
+
+    #[actix_web::test]
+    async fn a_stored_key_that_does_not_decode_is_skipped_and_the_good_one_signs() {
+        for stores in instances(1).await {
+            let store = &stores[0];
+            let keys = SigningKeys::load_or_create(store, 0, POLICY).await.unwrap();
+            let token = keys.sign("at+jwt", &C { sub: "u".into() });
+            let good = kid_of(&token);
+            // The newest row, published long enough ago that it would sign were it a key.
+            store.insert_signing_key(&corrupt_key(1, 0)).await.unwrap();
+            keys.maintain(store, 200).await.unwrap();
+            assert_eq!(published(&keys), std::slice::from_ref(&good));
+            assert_eq!(kid_of(&keys.sign("at+jwt", &C { sub: "u".into() })), good);
+            // A token naming an unknown key reads the rows again, the corrupt one among them.
+            let stranger = ring().sign("at+jwt", &C { sub: "u".into() });
+            assert_eq!(keys.verify::<C>(store, 300, &stranger, "at+jwt").await, Err(TokenError::UnknownKey));
+            assert_eq!(kid_of(&keys.sign("at+jwt", &C { sub: "u".into() })), good);
+            let restarted = SigningKeys::load_or_create(store, 300, POLICY).await.unwrap();
+            assert_eq!(published(&restarted), std::slice::from_ref(&good));
+            assert_eq!(restarted.verify::<C>(store, 300, &token, "at+jwt").await.unwrap().sub, "u");
+            // Rotation numbers past it (due at 0 + 1000 - 100), and retires it with the key it outlived.
+            keys.maintain(store, 900).await.unwrap();
+            let generations = |rows: Vec<KeyRecord>| rows.iter().map(|r| r.generation).collect::<Vec<_>>();
+            assert_eq!(generations(store.signing_keys().await.unwrap()), [0, 1, 2]);
+            keys.maintain(store, 1_000).await.unwrap();
+            let third = published(&keys)[1].clone();
+            assert_eq!(kid_of(&keys.sign("at+jwt", &C { sub: "u".into() })), third);
+            keys.maintain(store, 1_050).await.unwrap();
+            assert_eq!(generations(store.signing_keys().await.unwrap()), [2]);
+            assert_eq!(published(&keys), std::slice::from_ref(&third));
+        }
+    }
+
+    #[actix_web::test]
+    async fn when_no_stored_key_decodes_start_up_fails_and_a_running_party_keeps_its_ring() {
+        for stores in instances(1).await {
+            let store = &stores[0];
+            let keys = SigningKeys::load_or_create(store, 0, POLICY).await.unwrap();
+            let good = kid_of(&keys.sign("at+jwt", &C { sub: "u".into() }));
+            store.insert_signing_key(&corrupt_key(1, 0)).await.unwrap();
+            store.delete_signing_keys_before(1).await.unwrap();
+            let refresh = keys.maintain(store, 200).await.expect_err("nothing to sign with");
+            assert!(refresh.to_string().contains("no stored signing key decodes"), "{refresh}");
+            assert_eq!(published(&keys), std::slice::from_ref(&good), "the ring it had");
+            assert_eq!(kid_of(&keys.sign("at+jwt", &C { sub: "u".into() })), good);
+            let start = SigningKeys::load_or_create(store, 200, POLICY).await.err().expect("start-up fails");
+            assert!(start.to_string().contains("no stored signing key decodes"), "{start}");
         }
     }
 
