@@ -23,6 +23,7 @@ pub mod grant;
 pub mod hooks;
 pub mod pages;
 pub mod trace;
+pub mod trace_diagram;
 
 use crate::audit::{self, Direction, EndCause};
 use crate::client::IssuedTokens;

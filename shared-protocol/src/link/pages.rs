@@ -9,6 +9,7 @@ use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 
 use super::trace::{self, Attempt};
+use super::trace_diagram;
 use super::{LinkView, ScopeWords};
 use crate::audit::{self, EndCause, Event};
 use crate::error::PageError;
@@ -544,8 +545,8 @@ async fn interrupt_if_abandoned(app: &AppState, flow: &LinkFlow) -> Result<bool,
 struct TracePage {
     chrome: Chrome,
     peer_name: &'static str,
-    lanes: Vec<trace::Lane>,
-    attempts: Vec<trace::AttemptDiagram>,
+    lanes: Vec<trace_diagram::Lane>,
+    attempts: Vec<trace_diagram::AttemptDiagram>,
     width: i64,
     font_size: i64,
 }
@@ -560,15 +561,15 @@ pub async fn trace_page(
 ) -> Result<HttpResponse, PageError> {
     let party = app.config.party;
     let events = app.store.trace_of(&user_id, 200).await?;
-    let attempts = trace::diagram(&events, party.name, party.peer.name);
+    let attempts = trace_diagram::diagram(&events, party.name, party.peer.name);
     let chrome = chrome(&app, &session, "trace", Some(user_id)).await?;
     let page = TracePage {
         chrome,
         peer_name: party.peer.name,
-        lanes: trace::lanes(party.name, party.peer.name),
+        lanes: trace_diagram::lanes(party.name, party.peer.name),
         attempts,
-        width: trace::WIDTH,
-        font_size: trace::FONT_SIZE,
+        width: trace_diagram::WIDTH,
+        font_size: trace_diagram::FONT_SIZE,
     };
     render(StatusCode::OK, &page)
 }
